@@ -1,0 +1,97 @@
+"""The loaded customers, and turning a TARGET and CHECKs into the list of things to run."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from app.config import CHECK_KINDS, Account, Customer
+from app.errors import NotFound, UsageError
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a run will do: one customer, and (account, check) pairs in a stable order."""
+
+    customer: Customer
+    targets: tuple[tuple[str, str], ...]
+
+    @property
+    def checks(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(check for _, check in self.targets))
+
+    @property
+    def accounts(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(account for account, _ in self.targets))
+
+
+class Catalog:
+    def __init__(self, customers: Iterable[Customer]) -> None:
+        self.customers: dict[str, Customer] = {c.id: c for c in customers}
+        self._accounts: dict[str, tuple[Customer, Account]] = {
+            a.id: (c, a) for c in self.customers.values() for a in c.accounts
+        }
+
+    def __len__(self) -> int:
+        return len(self.customers)
+
+    def customer(self, customer_id: str) -> Customer:
+        found = self.customers.get(customer_id)
+        if found is None:
+            raise NotFound(self._unknown(customer_id, list(self.customers)))
+        return found
+
+    def resolve(self, target: str) -> tuple[Customer, tuple[Account, ...]]:
+        """A customer id (all its accounts) or an account alias (that account)."""
+        name = target.strip().lower()
+        if name in self.customers:
+            customer = self.customers[name]
+            return customer, customer.accounts
+        if name in self._accounts:
+            customer, account = self._accounts[name]
+            return customer, (account,)
+        raise NotFound(self._unknown(target, [*self.customers, *self._accounts]))
+
+    def plan(self, target: str, checks: Sequence[str] = ()) -> Plan:
+        customer, accounts = self.resolve(target)
+        for check in checks:
+            if check not in CHECK_KINDS:
+                hint = difflib.get_close_matches(check, CHECK_KINDS, n=1)
+                also = f" Did you mean `{hint[0]}`?" if hint else ""
+                raise UsageError(
+                    f'There is no check "{check}".{also} The checks are {", ".join(CHECK_KINDS)}.'
+                )
+        pairs = tuple(
+            (account.id, check)
+            for account in accounts
+            for check in (
+                account.checks
+                if not checks
+                else [c for c in dict.fromkeys(checks) if c in account.checks]
+            )
+        )
+        if not pairs:
+            names = ", ".join(a.id for a in accounts)
+            configured = sorted({c for a in accounts for c in a.checks})
+            raise UsageError(
+                f"{names} {'does' if len(accounts) == 1 else 'do'} not run "
+                f"{', '.join(checks) or 'any checks'}; configured: "
+                f"{', '.join(configured) or 'none'}. See `/monitor customers`."
+            )
+        return Plan(customer, pairs)
+
+    def _unknown(self, name: str, known: list[str]) -> str:
+        hint = difflib.get_close_matches(name.lower(), known, n=1, cutoff=0.6)
+        if hint:
+            label = self._label(hint[0])
+            return (
+                f'I don\'t know "{name}". Did you mean `{hint[0]}`{label}? '
+                "Try `/monitor customers`."
+            )
+        return f'I don\'t know "{name}". Try `/monitor customers` for the list.'
+
+    def _label(self, name: str) -> str:
+        if name in self._accounts:
+            return f" ({self._accounts[name][0].name})"
+        return f" ({self.customers[name].name})" if name in self.customers else ""

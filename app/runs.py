@@ -1,0 +1,251 @@
+"""The run service: submit, read, list, cancel and retry runs.
+
+Every entry point (Slack, CLI, schedule, web) goes through here; the executor picks the runs up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import insert, select
+from sqlalchemy.exc import IntegrityError
+
+from app import transitions as tx
+from app.catalog import Plan
+from app.db import Database
+from app.errors import NotFound, UsageError
+from app.models import TERMINAL_STATUSES, Result, Run, RunEvent, RunStatus, Source
+
+
+@dataclass(frozen=True)
+class Submit:
+    """A request to run a plan."""
+
+    plan: Plan
+    requested_by: str
+    source: Source
+    window: timedelta | None = None
+    channel_id: str | None = None
+    idempotency_key: str | None = None
+    retry_of: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RunView:
+    """A run with its results and timeline, detached from the session."""
+
+    run: Run
+    results: Sequence[Result]
+    events: Sequence[RunEvent] = ()
+
+    @property
+    def done(self) -> int:
+        return len(self.results)
+
+    @property
+    def total(self) -> int:
+        return len(self.run.targets)
+
+    @property
+    def terminal(self) -> bool:
+        return self.run.status in TERMINAL_STATUSES
+
+
+@dataclass(frozen=True)
+class CancelOutcome:
+    run: Run
+    changed: bool
+    message: str
+
+
+def parse_run_id(text: str) -> int:
+    """``1842`` or ``#1842`` → 1842."""
+    cleaned = text.strip().removeprefix("#")
+    if not cleaned.isdigit() or not 0 < int(cleaned) < 2**53:
+        raise UsageError(f'"{text}" is not a run id. Use the number shown on the card, like #1842.')
+    return int(cleaned)
+
+
+class RunService:
+    def __init__(self, db: Database, max_attempts: int = 3) -> None:
+        self.db = db
+        self.max_attempts = max_attempts
+        self._listeners: list[Callable[[int], None]] = []
+
+    def on_change(self, listener: Callable[[int], None]) -> None:
+        """Called with a run id whenever this process submits or cancels a run."""
+        self._listeners.append(listener)
+
+    def _notify(self, run_id: int) -> None:
+        for listener in self._listeners:
+            listener(run_id)
+
+    async def submit(self, request: Submit) -> tuple[Run, bool]:
+        """Queue a run. Returns (run, created); an idempotency key seen before returns the
+        existing run with created=False."""
+        plan = request.plan
+        params: dict[str, Any] = dict(request.extra)
+        if request.window is not None:
+            params["window_s"] = int(request.window.total_seconds())
+        try:
+            async with self.db.write() as session:
+                run = (
+                    await session.execute(
+                        insert(Run)
+                        .values(
+                            customer_id=plan.customer.id,
+                            requested_by=request.requested_by,
+                            channel_id=request.channel_id,
+                            source=request.source,
+                            targets=[{"account": a, "check": c} for a, c in plan.targets],
+                            params=params,
+                            status=RunStatus.QUEUED,
+                            attempt=0,
+                            max_attempts=self.max_attempts,
+                            idempotency_key=request.idempotency_key,
+                            retry_of=request.retry_of,
+                            created_at=self.db.now(),
+                        )
+                        .returning(Run)
+                    )
+                ).scalar_one()
+                await tx.add_event(
+                    session,
+                    self.db,
+                    run.id,
+                    tx.Event.CREATED,
+                    request.requested_by,
+                    source=request.source,
+                    retry_of=request.retry_of,
+                )
+        except IntegrityError:
+            if request.idempotency_key is None:
+                raise
+            async with self.db.read() as session:
+                existing = (
+                    await session.execute(
+                        select(Run).where(Run.idempotency_key == request.idempotency_key)
+                    )
+                ).scalar_one()
+            return existing, False
+        self._notify(run.id)
+        return run, True
+
+    async def get(self, run_id: int, *, events: bool = False) -> RunView:
+        async with self.db.read() as session:
+            run = await session.get(Run, run_id)
+            if run is None:
+                raise NotFound(f"There is no run #{run_id}. `/monitor list` shows recent runs.")
+            results = (
+                (
+                    await session.execute(
+                        select(Result).where(Result.run_id == run_id).order_by(Result.id)
+                    )
+                )
+                .scalars()
+                .all()
+            )
+            timeline: Sequence[RunEvent] = ()
+            if events:
+                timeline = (
+                    (
+                        await session.execute(
+                            select(RunEvent).where(RunEvent.run_id == run_id).order_by(RunEvent.id)
+                        )
+                    )
+                    .scalars()
+                    .all()
+                )
+        return RunView(run, results, timeline)
+
+    async def recent(self, customer_id: str | None = None, limit: int = 20) -> Sequence[Run]:
+        query = select(Run).order_by(Run.id.desc()).limit(limit)
+        if customer_id is not None:
+            query = query.where(Run.customer_id == customer_id)
+        async with self.db.read() as session:
+            return (await session.execute(query)).scalars().all()
+
+    async def cancel(self, run_id: int, actor: str) -> CancelOutcome:
+        """Cancel at once when queued; flag the owner when running; a no-op when finished."""
+        view = await self.get(run_id)
+        run = view.run
+        if run.status in TERMINAL_STATUSES:
+            return CancelOutcome(
+                run,
+                False,
+                f"Run #{run_id} has already {_finished(run)} — "
+                f"nothing to cancel. Retry it with `/monitor retry {run_id}`.",
+            )
+        try:
+            async with self.db.write() as session:
+                if run.status == RunStatus.QUEUED:
+                    run = await tx.cancel_queued(session, self.db, run_id, actor)
+                    message = f"Cancelled run #{run_id} before it started."
+                else:
+                    run = await tx.request_cancel(session, self.db, run_id, actor)
+                    message = f"Cancelling run #{run_id}; finished checks stay on the card."
+        except tx.Conflict:
+            return await self.cancel(run_id, actor)  # it moved on meanwhile; answer for now
+        self._notify(run_id)
+        return CancelOutcome(run, True, message)
+
+    async def retry(
+        self,
+        run_id: int,
+        plan: Plan,
+        actor: str,
+        source: Source,
+        channel_id: str | None = None,
+        key: str | None = None,
+    ) -> tuple[Run, bool]:
+        """A new run with the same targets and window, linked by ``retry_of``."""
+        original = (await self.get(run_id)).run
+        if original.status not in TERMINAL_STATUSES:
+            raise UsageError(f"Run #{run_id} is still {original.status}; retry it once it ends.")
+        window_s = original.params.get("window_s")
+        return await self.submit(
+            Submit(
+                plan=plan,
+                requested_by=actor,
+                source=source,
+                window=timedelta(seconds=window_s) if window_s else None,
+                channel_id=channel_id or original.channel_id,
+                retry_of=run_id,
+                idempotency_key=key or f"retry:{run_id}:{actor}",
+            )
+        )
+
+
+def _finished(run: Run) -> str:
+    return {"completed": "finished", "failed": "failed", "cancelled": "been cancelled"}.get(
+        run.status, run.status
+    )
+
+
+def run_json(view: RunView, customer_name: str | None = None) -> dict[str, Any]:
+    """The contract's JSON shape, shared by ``mhub run --json``, ``status`` and ``/api``."""
+    run = view.run
+    return {
+        "id": run.id,
+        "status": run.status,
+        "outcome": run.outcome,
+        "customer": run.customer_id,
+        "requested_by": run.requested_by,
+        "attempts": run.attempt,
+        "created_at": run.created_at.isoformat() if run.created_at else None,
+        "finished_at": run.finished_at.isoformat() if run.finished_at else None,
+        "results": [
+            {
+                "account": r.account,
+                "check": r.check,
+                "severity": r.severity,
+                "summary": r.summary,
+                "details": r.details,
+            }
+            for r in view.results
+        ],
+    }

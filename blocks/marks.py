@@ -1,0 +1,70 @@
+"""The one vocabulary of marks shared by Slack, the web view and the terminal."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+SEVERITY_MARK = {
+    "ok": "✅",
+    "warn": "🟠",
+    "crit": "🔴",
+    "error": "⚠️",
+    "skipped": "⏭️",
+}
+STATUS_MARK = {
+    "queued": "⏸️",
+    "running": "⏳",
+    "cancelled": "✖️",
+}
+SEVERITY_WORD = {
+    "ok": "OK",
+    "warn": "Warning",
+    "crit": "Critical",
+    "error": "Error",
+    "skipped": "Skipped",
+}
+CHECK_TITLE = {
+    "backup": "Backup",
+    "rds": "RDS",
+    "alarms": "Alarms",
+    "budget": "Budget",
+    "http": "HTTP",
+}
+SPARKS = "▁▂▃▄▅▆▇█"
+
+
+def mark(status: str, outcome: str | None) -> str:
+    """The mark for a run: its status while not finished, then its outcome."""
+    if status in STATUS_MARK:
+        return STATUS_MARK[status]
+    if status == "failed":
+        return SEVERITY_MARK["error"]
+    return SEVERITY_MARK.get(outcome or "ok", "❔")
+
+
+def sparkline(values: Sequence[float], width: int = 12) -> str:
+    """``▁▂▃▄▅▆▇█`` for a series, resampled to at most ``width`` characters (by max)."""
+    points = [v for v in values if v is not None]
+    if not points:
+        return ""
+    if len(points) > width:
+        size = len(points) / width
+        points = [
+            max(points[int(i * size) : max(int((i + 1) * size), int(i * size) + 1)])
+            for i in range(width)
+        ]
+    low, high = min(points), max(points)
+    if high == low:
+        return SPARKS[3] * len(points)
+    scale = (len(SPARKS) - 1) / (high - low)
+    return "".join(SPARKS[round((v - low) * scale)] for v in points)
+
+
+def bar(fraction: float, width: int = 10) -> str:
+    """``▕██████░░░░▏`` for a fraction (clamped to 0..1)."""
+    filled = round(max(0.0, min(1.0, fraction)) * width)
+    return "▕" + "█" * filled + "░" * (width - filled) + "▏"
+
+
+def run_ref(run_id: int) -> str:
+    return f"#{run_id}"

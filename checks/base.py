@@ -1,0 +1,138 @@
+"""What every check shares: severities, results, the context a check runs in, and errors.
+
+Errors form one small tree::
+
+    CheckError                 a check could not look; becomes an ``error`` result
+    ├── PermanentError         retrying will not help (access denied, role not assumable)
+    └── TransientError         retrying may help (throttling, timeouts, 5xx)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+from app.config import Account, Customer
+
+if TYPE_CHECKING:
+    from checks.aws import AwsClients
+
+
+class Severity(StrEnum):
+    OK = "ok"
+    WARN = "warn"
+    CRIT = "crit"
+    ERROR = "error"
+    SKIPPED = "skipped"
+
+    @property
+    def rank(self) -> int:
+        return _RANK[self]
+
+    @classmethod
+    def worst(cls, severities: Sequence[Severity | str]) -> Severity:
+        """The most urgent severity; ``ok`` for an empty list."""
+        values = [cls(s) for s in severities]
+        return max(values, key=lambda s: s.rank, default=cls.OK)
+
+
+# crit outranks error: a finding we are sure of matters more than one we could not look for.
+_RANK = {Severity.SKIPPED: 0, Severity.OK: 1, Severity.WARN: 2, Severity.ERROR: 3, Severity.CRIT: 4}
+
+
+class CheckError(Exception):
+    """A check could not look. The message says what to do; it becomes an ``error`` result."""
+
+    permanent: bool = False
+
+
+class PermanentError(CheckError):
+    permanent = True
+
+
+class TransientError(CheckError):
+    permanent = False
+
+
+def resource(
+    kind: str,
+    account_id: str,
+    region: str,
+    rid: str,
+    aspect: str,
+    severity: Severity,
+    summary: str,
+    **extra: Any,
+) -> dict[str, Any]:
+    """One finding about one resource, in the shape every renderer understands.
+
+    ``fingerprint`` is stable across runs (kind, account, region, resource, aspect), so a digest
+    can tell new problems from old ones. Optional extras the renderers use: ``series`` (a key
+    into the result's series, drawn as a sparkline), ``fraction`` (drawn as a bar).
+    """
+    return {
+        "id": rid,
+        "region": region,
+        "fingerprint": f"{kind}:{account_id}:{region}:{rid}:{aspect}",
+        "severity": severity.value,
+        "summary": summary,
+        **extra,
+    }
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """One result per account × check.
+
+    ``details["resources"]`` lists findings built with :func:`resource`, problems first;
+    other keys are check-specific (counts, thresholds). ``series`` maps a name to a list of
+    floats, oldest first.
+    """
+
+    severity: Severity
+    summary: str
+    details: Mapping[str, Any] = field(default_factory=dict)
+    series: Mapping[str, Sequence[float]] = field(default_factory=dict)
+
+
+class CheckSettings(BaseModel):
+    """Base of every check's settings model: frozen, unknown keys are errors."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+@dataclass(frozen=True)
+class CheckContext:
+    customer: Customer
+    account: Account
+    window: timedelta
+    settings: CheckSettings
+    aws: AwsClients
+    now: datetime
+
+    @property
+    def since(self) -> datetime:
+        return self.now - self.window
+
+    async def call(self, region: str, service: str, method: str, **kwargs: Any) -> Any:
+        return await self.aws.call(self.account, region, service, method, **kwargs)
+
+    async def paginate(
+        self, region: str, service: str, method: str, key: str, **kwargs: Any
+    ) -> list[Any]:
+        return await self.aws.paginate(self.account, region, service, method, key, **kwargs)
+
+
+class Check:
+    """A check kind: subclass, set ``kind`` and ``Settings``, implement ``run``."""
+
+    kind: ClassVar[str]
+    Settings: ClassVar[type[CheckSettings]] = CheckSettings
+
+    async def run(self, ctx: CheckContext) -> CheckResult:
+        raise NotImplementedError

@@ -1,0 +1,82 @@
+"""Shared fixtures: databases (SQLite always, PostgreSQL when TEST_DATABASE_URL is set) and
+a moto server over HTTP."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from app.db import Database
+from app.sandbox import moto
+
+PG_URL = os.environ.get("TEST_DATABASE_URL")
+PG_SKIP = "PostgreSQL half skipped: set TEST_DATABASE_URL=postgresql+asyncpg://... to run it"
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def pytest_report_header() -> str:
+    return f"PostgreSQL: {PG_URL or 'not configured (' + PG_SKIP + ')'}"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty database URL on each back end."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path}/hub.db"
+        return
+    if not PG_URL:
+        pytest.skip(PG_SKIP)
+    yield from pg_database(PG_URL)
+
+
+def pg_database(base: str) -> Iterator[str]:
+    """A new, empty PostgreSQL database beside ``base``; dropped afterwards."""
+    import asyncio
+
+    url = make_url(base)
+    name = f"mhub_{uuid.uuid4().hex[:12]}"
+
+    async def admin(sql: str) -> None:
+        engine = create_async_engine(url, isolation_level="AUTOCOMMIT")
+        async with engine.connect() as conn:
+            await conn.execute(text(sql))
+        await engine.dispose()
+
+    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    try:
+        yield url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[Database]:
+    """A migrated database on each back end."""
+    database = Database(database_url)
+    await database.upgrade()
+    yield database
+    await database.close()
+
+
+@pytest.fixture(scope="session")
+def moto_url() -> Iterator[str]:
+    with moto.moto_server() as url:
+        yield url
+
+
+@pytest.fixture
+def aws(moto_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A clean moto server, and this process's AWS environment pointed at it."""
+    moto.reset(moto_url)
+    for key, value in moto.FAKE_ENV.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_url)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    yield moto_url
