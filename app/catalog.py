@@ -37,7 +37,7 @@ class Catalog:
         return len(self.customers)
 
     def customer(self, customer_id: str) -> Customer:
-        found = self.customers.get(customer_id)
+        found = self.customers.get(customer_id.strip().lower())
         if found is None:
             raise NotFound(self._unknown(customer_id, list(self.customers)))
         return found
@@ -54,31 +54,34 @@ class Catalog:
         raise NotFound(self._unknown(target, [*self.customers, *self._accounts]))
 
     def plan(self, target: str, checks: Sequence[str] = ()) -> Plan:
+        """The (account, check) pairs for TARGET: the accounts' configured checks, or only
+        ``checks``. Naming a check that none of the target's accounts runs is a UsageError;
+        with a customer, accounts that do not run a named check are left out."""
         customer, accounts = self.resolve(target)
-        for check in checks:
+        wanted = tuple(dict.fromkeys(check.strip().lower() for check in checks))
+        for check in wanted:
             if check not in CHECK_KINDS:
                 hint = difflib.get_close_matches(check, CHECK_KINDS, n=1)
                 also = f" Did you mean `{hint[0]}`?" if hint else ""
                 raise UsageError(
                     f'There is no check "{check}".{also} The checks are {", ".join(CHECK_KINDS)}.'
                 )
+        configured = tuple(dict.fromkeys(c for a in accounts for c in a.checks))
+        missing = [check for check in wanted if check not in configured]
+        if missing or not configured:
+            who = accounts[0].id if len(accounts) == 1 else f"No account of {customer.name}"
+            verb = "does not run" if len(accounts) == 1 else "runs"
+            raise UsageError(
+                f"{who} {verb} {', '.join(missing) or 'any checks'}; configured: "
+                f"{', '.join(configured) or 'none'}. See `/monitor customers`."
+            )
         pairs = tuple(
             (account.id, check)
             for account in accounts
             for check in (
-                account.checks
-                if not checks
-                else [c for c in dict.fromkeys(checks) if c in account.checks]
+                account.checks if not wanted else [c for c in wanted if c in account.checks]
             )
         )
-        if not pairs:
-            names = ", ".join(a.id for a in accounts)
-            configured = sorted({c for a in accounts for c in a.checks})
-            raise UsageError(
-                f"{names} {'does' if len(accounts) == 1 else 'do'} not run "
-                f"{', '.join(checks) or 'any checks'}; configured: "
-                f"{', '.join(configured) or 'none'}. See `/monitor customers`."
-            )
         return Plan(customer, pairs)
 
     def _unknown(self, name: str, known: list[str]) -> str:

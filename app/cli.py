@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import sys
 from collections.abc import Coroutine
 from typing import Any
 
 import click
 
+from app import logs
 from app.config import WindowError, parse_window
 from app.db import Database
 from app.errors import HubError
@@ -47,13 +47,7 @@ def _run(coro: Coroutine[Any, Any, int]) -> None:
 @click.option("-v", "--verbose", is_flag=True, help="Log debug detail to stderr.")
 def main(verbose: bool) -> None:
     """Monitoring Hub: run checks on customers' AWS accounts and see the results."""
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    for noisy in ("botocore", "boto3", "urllib3", "aiosqlite", "asyncio"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    logs.setup(verbose)
 
 
 @main.command("serve")
@@ -213,3 +207,7 @@ def exit_code(view: RunView) -> int:
     if any(r.severity in ("warn", "crit") for r in view.results):
         return EXIT_FINDINGS
     return EXIT_OK
+
+
+if __name__ == "__main__":
+    main()

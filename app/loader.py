@@ -7,28 +7,35 @@ the first) so ``mhub config check`` can print the whole list at once.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from app.catalog import Catalog
-from app.config import Customer
+from app.config import Customer, LocatedError
 from app.errors import ConfigError
+
+Loc = tuple[str | int, ...]
+DOCS = "docs/configuration.md"
 
 
 @dataclass(frozen=True, order=True)
 class Problem:
+    """One thing wrong with the configuration; ``line`` is 1-based, 0 when it has none."""
+
     path: Path
     line: int
     message: str
 
     def __str__(self) -> str:
-        return f"{self.path}:{self.line}: {self.message}"
+        where = f"{self.path}:{self.line}" if self.line else str(self.path)
+        return f"{where}: {self.message}"
 
 
 class ConfigInvalid(ConfigError):
@@ -38,23 +45,26 @@ class ConfigInvalid(ConfigError):
         super().__init__(f"{len(problems)} problem(s) in the configuration:\n{lines}")
 
 
-class _DuplicateKey(yaml.MarkedYAMLError):
-    pass
-
-
 class _Loader(yaml.SafeLoader):
-    """SafeLoader that refuses duplicate keys instead of silently keeping the last."""
+    """SafeLoader that records duplicate keys instead of silently keeping the last."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.duplicates: list[tuple[int, str]] = []
 
     def construct_mapping(self, node: MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: set[Any] = set()
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
-            if key in seen:
-                raise _DuplicateKey(
-                    problem=f'duplicate key "{key}"; keep one of them',
-                    problem_mark=key_node.start_mark,
+            try:
+                duplicate = key in seen
+                seen.add(key)
+            except TypeError:  # an unhashable key; SafeLoader reports it below
+                continue
+            if duplicate:
+                self.duplicates.append(
+                    (key_node.start_mark.line + 1, f'duplicate key "{key}"; keep only one of them')
                 )
-            seen.add(key)
         return super().construct_mapping(node, deep=deep)
 
 
@@ -67,7 +77,7 @@ def load_catalog(config_dir: Path) -> Catalog:
 
 
 def check_config(config_dir: Path) -> tuple[Catalog, list[Problem]]:
-    """Validate every customer file; return what loaded and every problem found."""
+    """Validate every customer file; return the customers that loaded and every problem."""
     directory = config_dir / "customers"
     if not directory.is_dir():
         return Catalog(()), [
@@ -78,141 +88,311 @@ def check_config(config_dir: Path) -> tuple[Catalog, list[Problem]]:
                 "set HUB_CONFIG_DIR to the folder that holds customers/",
             )
         ]
-    files = sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")])
+    files = sorted(
+        path
+        for pattern in ("*.yaml", "*.yml")
+        for path in directory.glob(pattern)
+        if not path.name.startswith(".")
+    )
     if not files:
-        return Catalog(()), [Problem(directory, 0, "no customer files (*.yaml) found")]
+        return Catalog(()), [
+            Problem(directory, 0, f"no customer files (*.yaml) found; add one, see {DOCS}")
+        ]
     problems: list[Problem] = []
-    loaded: list[tuple[Path, Node, Customer]] = []
-    for path in files:
-        result = load_customer_file(path, problems)
-        if result is not None:
-            loaded.append((path, *result))
-    problems.extend(_cross_file_problems(loaded))
-    good = [customer for path, _, customer in loaded if not any(p.path == path for p in problems)]
-    return Catalog(good), sorted(problems)
+    files_read = [found for path in files if (found := _load(path, problems)) is not None]
+    problems.extend(_cross_file_problems(files_read))
+    broken = {p.path for p in problems}
+    good = [f.customer for f in files_read if f.customer is not None and f.path not in broken]
+    return Catalog(good), sorted(set(problems))
+
+
+@dataclass(frozen=True)
+class _File:
+    """A customer file that is valid YAML; ``customer`` is None when it did not validate."""
+
+    path: Path
+    node: Node
+    data: dict[Any, Any]
+    customer: Customer | None
 
 
 def load_customer_file(path: Path, problems: list[Problem]) -> tuple[Node, Customer] | None:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        problems.append(Problem(path, 0, f"cannot read the file: {exc}"))
-        return None
-    try:
-        loader = _Loader(text)
-        try:
-            node = loader.get_single_node()  # type: ignore[no-untyped-call]
-            data = loader.construct_document(node) if node is not None else None  # type: ignore[no-untyped-call]
-        finally:
-            loader.dispose()  # type: ignore[no-untyped-call]
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark else 0
-        problems.append(Problem(path, line, f"not valid YAML: {exc.problem}"))
-        return None
-    if not isinstance(data, dict) or node is None:
-        kind = type(data).__name__ if data is not None else "empty"
-        problems.append(
-            Problem(
-                path,
-                1,
-                f"the file must be a mapping with id, name and accounts "
-                f"(found {kind}); see docs/configuration.md",
-            )
-        )
-        return None
+    """The file's YAML tree and customer; on any problem, append it and return None."""
     before = len(problems)
+    found = _load(path, problems)
+    if found is None or found.customer is None or len(problems) > before:
+        return None
+    return found.node, found.customer
+
+
+def _load(path: Path, problems: list[Problem]) -> _File | None:
+    parsed = _parse(path, problems)
+    if parsed is None:
+        return None
+    node, data = parsed
+    customer: Customer | None = None
     try:
         customer = Customer.model_validate(data)
     except ValidationError as exc:
         problems.extend(_problems(path, node, exc, Customer))
-        return None
-    problems.extend(_check_settings_problems(path, node, customer))
-    if customer.id != path.stem:
+    problems.extend(_check_settings_problems(path, node, data))
+    if isinstance(data.get("id"), str) and data["id"] != path.stem:
         problems.append(
             Problem(
                 path,
                 _line(node, ("id",)),
-                f'id "{customer.id}" must match the file name; '
-                f"rename the file to {customer.id}.yaml or change the id",
+                f'id "{data["id"]}" must match the file name; '
+                f"rename the file to {data['id']}{path.suffix} or change the id to {path.stem}",
             )
         )
-    return (node, customer) if len(problems) == before else None
+    return _File(path, node, data, customer)
 
 
-def _check_settings_problems(path: Path, node: Node, customer: Customer) -> list[Problem]:
+def _parse(path: Path, problems: list[Problem]) -> tuple[Node, dict[Any, Any]] | None:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        problems.append(Problem(path, 0, f"cannot read the file ({exc}); save it as UTF-8 text"))
+        return None
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()  # type: ignore[no-untyped-call]
+        data = loader.construct_document(node) if node is not None else None  # type: ignore[no-untyped-call]
+    except yaml.YAMLError as exc:
+        problems.append(_yaml_problem(path, exc))
+        return None
+    finally:
+        loader.dispose()  # type: ignore[no-untyped-call]
+    problems.extend(Problem(path, line, message) for line, message in loader.duplicates)
+    if node is None or data is None:
+        problems.append(
+            Problem(
+                path, 1, f"the file is empty; write a customer with id, name and accounts ({DOCS})"
+            )
+        )
+        return None
+    if not isinstance(data, dict):
+        found = "a list" if isinstance(data, list) else f"a single value ({data!r:.40})"
+        problems.append(
+            Problem(
+                path,
+                node.start_mark.line + 1,
+                f"the file is {found}; a customer file is a mapping with id, name and accounts "
+                f"({DOCS})",
+            )
+        )
+        return None
+    return node, data
+
+
+def _yaml_problem(path: Path, exc: yaml.YAMLError) -> Problem:
+    problem = getattr(exc, "problem", None) or str(exc)
+    context = getattr(exc, "context", None)
+    mark = getattr(exc, "problem_mark", None)
+    if "end of stream" in problem or "simple key" in str(context) or mark is None:
+        # point at what was left open, or at the key that lacks its colon
+        mark = getattr(exc, "context_mark", None) or mark
+    text = f"{context}, {problem}" if context else problem
+    if "'\\t'" in problem:
+        fix = "indent with spaces, not tabs"
+    elif "alias" in text:
+        fix = 'a value that starts with * must be in quotes, for example cron: "*/5 * * * *"'
+    elif "single document" in text:
+        fix = "keep one customer per file and remove the extra ---"
+    elif "simple key" in str(context):
+        fix = 'write "key: value", with a space after the colon'
+    elif "end of stream" in problem:
+        fix = "close the quote or bracket opened here"
+    else:
+        fix = "check the indentation and quoting on this line and the one before"
+    line = mark.line + 1 if mark is not None else 0
+    return Problem(path, line, f"not valid YAML: {text}; {fix}")
+
+
+def _check_settings_problems(path: Path, node: Node, data: dict[Any, Any]) -> list[Problem]:
+    """Validate ``checks.<kind>`` against each check's settings model, and make sure a check
+    an account runs without a ``checks`` entry is complete with its defaults."""
     from checks.registry import REGISTRY  # the registry imports checks, which import app.config
 
+    blocks = data.get("checks")
+    blocks = blocks if isinstance(blocks, dict) else {}
     problems: list[Problem] = []
-    for kind, raw in customer.checks.items():
-        check = REGISTRY.get(kind)
-        if check is None:
-            continue
+    for kind, raw in blocks.items():
+        check = REGISTRY.get(kind) if isinstance(kind, str) else None
+        if check is None or not isinstance(raw, dict | None):
+            continue  # unknown kinds and non-mappings are reported by the Customer model
         try:
             check.Settings.model_validate(raw or {})
         except ValidationError as exc:
             problems.extend(_problems(path, node, exc, check.Settings, prefix=("checks", kind)))
+    for kind, loc in _first_uses(data).items():
+        check = REGISTRY.get(kind)
+        if kind in blocks or check is None:
+            continue
+        try:
+            check.Settings.model_validate({})
+        except ValidationError as exc:
+            needed = ", ".join(dict.fromkeys(_dotted(tuple(e["loc"])) for e in exc.errors()))
+            problems.append(
+                Problem(
+                    path,
+                    _line(node, loc),
+                    f'"{kind}" needs settings; add checks.{kind} with {needed} '
+                    f"(see docs/checks.md#{kind})",
+                )
+            )
     return problems
 
 
-def _cross_file_problems(loaded: list[tuple[Path, Node, Customer]]) -> Iterable[Problem]:
-    owners: dict[str, str] = {}
-    for _, _, customer in loaded:
-        owners[customer.id] = f'customer "{customer.id}"'
-    for path, node, customer in loaded:
-        for index, account in enumerate(customer.accounts):
-            owner = owners.get(account.id)
-            if owner is not None:
+def _first_uses(data: dict[Any, Any]) -> dict[str, Loc]:
+    """Each check kind the accounts run, with where it is first named."""
+    uses: dict[str, Loc] = {}
+    accounts = data.get("accounts")
+    for index, account in enumerate(accounts if isinstance(accounts, list) else []):
+        kinds = account.get("checks") if isinstance(account, dict) else None
+        for position, kind in enumerate(kinds if isinstance(kinds, list) else []):
+            if isinstance(kind, str):
+                uses.setdefault(kind, ("accounts", index, "checks", position))
+    return uses
+
+
+def _names(data: dict[Any, Any]) -> tuple[str | None, list[tuple[int, str]]]:
+    """The customer id and (index, alias) of each account, as written, valid or not."""
+    customer_id = data.get("id") if isinstance(data.get("id"), str) else None
+    accounts = data.get("accounts")
+    aliases = [
+        (index, account["id"])
+        for index, account in enumerate(accounts if isinstance(accounts, list) else [])
+        if isinstance(account, dict) and isinstance(account.get("id"), str)
+    ]
+    return customer_id, aliases
+
+
+def _cross_file_problems(files: list[_File]) -> Iterator[Problem]:
+    """Customer ids and account aliases share one namespace, since TARGET may be either.
+
+    Read from every file that is valid YAML, so a collision shows up even while one of the two
+    files has other problems."""
+    owners: dict[str, tuple[str, Path, int]] = {}
+    for file in files:
+        customer_id, _ = _names(file.data)
+        if customer_id is None:
+            continue
+        line = _line(file.node, ("id",))
+        if customer_id in owners:
+            _, other, other_line = owners[customer_id]
+            yield Problem(
+                file.path,
+                line,
+                f'customer id "{customer_id}" is also used in {other.name}:{other_line}; '
+                "keep one file per customer",
+            )
+            continue
+        owners[customer_id] = (f'customer "{customer_id}"', file.path, line)
+    for file in files:
+        customer_id, aliases = _names(file.data)
+        for index, alias in aliases:
+            line = _line(file.node, ("accounts", index, "id"))
+            owner = owners.get(alias)
+            if owner is None:
+                owners[alias] = (f'account "{alias}" of {customer_id}', file.path, line)
+            elif alias == customer_id and owner[1] == file.path:
                 yield Problem(
-                    path,
-                    _line(node, ("accounts", index, "id")),
-                    f'account alias "{account.id}" is already used by {owner}; '
-                    "aliases must be unique across all customers — rename one",
+                    file.path,
+                    line,
+                    f'account alias "{alias}" is this customer\'s id, so it cannot name '
+                    "the account alone; rename the account",
                 )
-            else:
-                owners[account.id] = f'account "{account.id}" of {customer.id}'
+            elif owner[1] != file.path:  # twice in one file is reported by the Customer model
+                what, other, other_line = owner
+                yield Problem(
+                    file.path,
+                    line,
+                    f'account alias "{alias}" is already used by {what} '
+                    f"({other.name}:{other_line}); aliases must be unique across all "
+                    "customers — rename one",
+                )
 
 
 def _problems(
-    path: Path,
-    node: Node,
-    exc: ValidationError,
-    model: type[BaseModel],
-    prefix: tuple[str | int, ...] = (),
+    path: Path, node: Node, exc: ValidationError, model: type[BaseModel], prefix: Loc = ()
 ) -> list[Problem]:
+    errors = exc.errors()
+    # pydantic adds "too short" for a list whose only item failed; the item's error is enough
+    locs = [tuple(e["loc"]) for e in errors]
+    errors = [
+        e
+        for e in errors
+        if e["type"] != "too_short"
+        or not any(len(o) > len(e["loc"]) and o[: len(e["loc"])] == tuple(e["loc"]) for o in locs)
+    ]
     problems = []
-    for error in exc.errors():
-        loc = prefix + tuple(error["loc"])
-        where = _dotted(loc)
-        if error["type"] == "extra_forbidden":
-            allowed = _allowed_keys(model, tuple(error["loc"]))
-            hint = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
-            fix = (
-                f'did you mean "{hint[0]}"?' if hint else f"the keys here are {', '.join(allowed)}"
-            )
-            message = f"{where}: unknown key; {fix}"
-        elif error["type"] == "missing":
-            message = f"{where}: required key is missing; add it"
-        else:
-            message = f"{where}: {_clean(error['msg'])}"
-        problems.append(Problem(path, _line(node, loc), message))
+    for error in errors:
+        for loc, message in _explain(error, model):
+            full = prefix + loc
+            problems.append(Problem(path, _line(node, full), f"{_dotted(full)}: {message}"))
     return problems
+
+
+def _explain(error: ErrorDetails, model: type[BaseModel]) -> Iterable[tuple[Loc, str]]:
+    """(where, what to do) for one pydantic error, relative to ``model``."""
+    loc: Loc = tuple(part for part in error["loc"] if part != "[key]")
+    kind = error["type"]
+    cause = error.get("ctx", {}).get("error")
+    if isinstance(cause, LocatedError):
+        return [(loc + where, message) for where, message in cause.all]
+    if kind == "extra_forbidden":
+        allowed = _allowed_keys(model, loc)
+        hint = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
+        if hint:
+            fix = f'did you mean "{hint[0]}"?'
+        else:
+            fix = (
+                f"the keys here are {', '.join(allowed)}"
+                if allowed
+                else "remove it, nothing is set here"
+            )
+        return [(loc, f"unknown key; {fix}")]
+    if kind == "too_short":
+        return [(loc, f"list at least {error.get('ctx', {}).get('min_length', 1)}")]
+    if kind in ("tuple_type", "list_type") and isinstance(error["input"], str | int | float):
+        return [(loc, f"must be a list; write [{error['input']}]")]
+    return [(loc, _MESSAGES.get(kind) or _clean(error["msg"]))]
+
+
+_MESSAGES = {
+    "missing": "required key is missing; add it",
+    "string_type": "must be text; put it in quotes",
+    "string_too_short": "must not be empty",
+    "tuple_type": "must be a list, for example [a, b]",
+    "list_type": "must be a list, for example [a, b]",
+    "set_type": "must be a list, for example [a, b]",
+    "dict_type": "must be a mapping of key: value",
+    "model_type": "must be a mapping of key: value",
+    "model_attributes_type": "must be a mapping of key: value",
+    "int_type": "must be a whole number",
+    "int_parsing": "must be a whole number",
+    "float_type": "must be a number",
+    "float_parsing": "must be a number",
+    "bool_type": "must be true or false",
+    "bool_parsing": "must be true or false",
+}
 
 
 def _clean(message: str) -> str:
     for prefix in ("Value error, ", "Assertion failed, "):
         message = message.removeprefix(prefix)
-    return message
+    return message.replace("Input should be", "must be", 1)
 
 
-def _dotted(loc: tuple[str | int, ...]) -> str:
+def _dotted(loc: Loc) -> str:
     out = ""
     for part in loc:
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
     return out or "(top level)"
 
 
-def _line(node: Node, loc: tuple[str | int, ...]) -> int:
+def _line(node: Node, loc: Loc) -> int:
     """The 1-based line of the deepest node on ``loc`` that exists in the YAML."""
     line = node.start_mark.line + 1
     for part in loc:
@@ -232,7 +412,7 @@ def _line(node: Node, loc: tuple[str | int, ...]) -> int:
     return line
 
 
-def _allowed_keys(model: type[BaseModel], loc: tuple[str | int, ...]) -> list[str]:
+def _allowed_keys(model: type[BaseModel], loc: Loc) -> list[str]:
     """The field names of the model that owns ``loc``'s last key."""
     current: Any = model
     for part in loc[:-1]:

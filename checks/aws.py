@@ -1,23 +1,29 @@
 """AWS access shared by every check.
 
-One botocore session per process (so the service-model loader is shared), clients cached per
-(account, region, service) for the life of their credentials, AssumeRole credentials cached and
-refreshed five minutes before expiry, standard retry mode with explicit timeouts, and every
-call run in one bounded thread pool. ``AWS_ENDPOINT_URL`` is honoured by botocore itself.
+One botocore session per process (so the service-model loader is shared) and one per account
+sharing that loader; clients cached per (account, region, service) for the life of the process,
+their AssumeRole credentials refreshing themselves 15 minutes before expiry; standard retry mode
+with explicit timeouts; every call in one bounded thread pool with a per-account limit.
+``AWS_ENDPOINT_URL`` is honoured by botocore itself.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 
 import botocore.session
 from botocore.config import Config
+from botocore.credentials import (
+    CredentialProvider,
+    CredentialResolver,
+    DeferredRefreshableCredentials,
+)
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
@@ -31,7 +37,6 @@ from botocore.exceptions import (
 from app.config import Account
 from checks.base import CheckError, PermanentError, TransientError
 
-REFRESH_BEFORE = timedelta(minutes=5)
 SESSION_NAME = "monitoring-hub"
 
 _PERMANENT_CODES = {
@@ -69,17 +74,6 @@ class AwsOptions:
     max_attempts: int = 4
 
 
-@dataclass
-class _Credentials:
-    access_key: str
-    secret_key: str
-    token: str | None
-    expires: datetime | None
-
-    def fresh(self, now: datetime) -> bool:
-        return self.expires is None or self.expires - REFRESH_BEFORE > now
-
-
 def describe_error(exc: BaseException, account: Account, action: str) -> CheckError:
     """Turn a botocore failure into a CheckError whose message names the account and the fix."""
     where = f"{account.id} ({account.account_id})"
@@ -90,14 +84,15 @@ def describe_error(exc: BaseException, account: Account, action: str) -> CheckEr
         code = str(error.get("Code", "Unknown"))
         status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
         message = str(error.get("Message", "")).strip()
-        if code in _PERMANENT_CODES:
+        if code in _PERMANENT_CODES or status == 403:
             return PermanentError(
                 f"{where}: access denied for {action} ({code}). "
-                "Grant it to the monitoring role; see docs/checks.md for the IAM policy."
+                f"Grant it to {account.role_arn or 'the monitoring role'}; "
+                "see docs/checks.md for the IAM policy."
             )
         if code in _TRANSIENT_CODES or status >= 500:
-            return TransientError(f"{where}: AWS said {code} for {action}; will retry.")
-        return PermanentError(f"{where}: {action} failed: {code} {message}".strip())
+            return TransientError(f"{where}: AWS said {code} for {action}.")
+        return PermanentError(f"{where}: {action} failed: {code} {_one_line(message)}".strip())
     if isinstance(exc, ConnectTimeoutError | ReadTimeoutError | EndpointConnectionError):
         return TransientError(f"{where}: could not reach AWS for {action} ({exc}).")
     if isinstance(exc, NoCredentialsError):
@@ -112,6 +107,12 @@ def describe_error(exc: BaseException, account: Account, action: str) -> CheckEr
     return CheckError(f"{where}: {action} failed: {type(exc).__name__}: {exc}")
 
 
+def _one_line(message: str, limit: int = 200) -> str:
+    """An AWS error message fit for a card: tags dropped, one line, at most ``limit`` chars."""
+    text = " ".join(re.sub(r"<[^>]+>", " ", message).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 class AwsClients:
     """Cached clients and credentials for every account, behind one bounded thread pool."""
 
@@ -120,13 +121,13 @@ class AwsClients:
         self._session = botocore.session.get_session()
         self._pool = ThreadPoolExecutor(self.options.threads, thread_name_prefix="aws")
         self._lock = threading.Lock()
-        self._creds: dict[str, _Credentials] = {}
-        self._assume_locks: dict[str, threading.Lock] = {}
-        self._clients: dict[tuple[str, str, str], tuple[Any, _Credentials | None]] = {}
-        self._profiles: dict[str, botocore.session.Session] = {}
+        self._clients: dict[tuple[str, str, str], Any] = {}
+        self._sessions: dict[str, botocore.session.Session] = {}
         self._account_limits: dict[str, asyncio.Semaphore] = {}
         self._config = Config(
-            retries={"mode": "standard", "max_attempts": self.options.max_attempts},
+            # botocore's "max_attempts" counts retries (one more request than it says);
+            # "total_max_attempts" counts every request, which is what AwsOptions means.
+            retries={"mode": "standard", "total_max_attempts": self.options.max_attempts},
             connect_timeout=self.options.connect_timeout_s,
             read_timeout=self.options.read_timeout_s,
             max_pool_connections=max(10, self.options.calls_per_account),
@@ -188,55 +189,50 @@ class AwsClients:
         return items
 
     def client(self, account: Account, region: str, service: str) -> Any:
-        """A cached client; rebuilt when its account's credentials were refreshed."""
-        creds = self._credentials(account) if account.role_arn else None
-        cache_key = (account.account_id, region, service)
-        with self._lock:
-            cached = self._clients.get(cache_key)
-            if cached is not None and cached[1] is creds:
-                return cached[0]
-            session = self._base_session(account)
-            extra: dict[str, Any] = {}
-            if creds is not None:
-                extra = {
-                    "aws_access_key_id": creds.access_key,
-                    "aws_secret_access_key": creds.secret_key,
-                    "aws_session_token": creds.token,
-                }
-            client = session.create_client(
-                service, region_name=region, config=self._config, **extra
-            )
-            self._clients[cache_key] = (client, creds)
-            return client
+        """The account's client for (region, service), built once and kept: its credentials
+        refresh themselves, so the client outlives them."""
+        key = (account.id, region, service)
+        cached = self._clients.get(key)
+        if cached is not None:
+            return cached
+        with self._lock:  # botocore sessions are not thread-safe; building is CPU-bound anyway
+            cached = self._clients.get(key)
+            if cached is None:
+                cached = self._session_for(account).create_client(
+                    service, region_name=region, config=self._config
+                )
+                self._clients[key] = cached
+            return cached
 
-    def _base_session(self, account: Account) -> botocore.session.Session:
-        if account.profile is None:
-            return self._session
-        session = self._profiles.get(account.profile)
+    def _session_for(self, account: Account) -> botocore.session.Session:
+        """One botocore session per account (called under the lock), sharing the process's
+        service-model loader. A role account's session assumes its role on first use and
+        refreshes the credentials 15 minutes before they expire."""
+        session = self._sessions.get(account.id)
         if session is None:
-            session = botocore.session.Session(profile=account.profile)
-            session.register_component("data_loader", self._session.get_component("data_loader"))
-            self._profiles[account.profile] = session
+            if account.role_arn is None and account.profile is None:
+                session = self._session
+            else:
+                session = botocore.session.Session(profile=account.profile)
+                session.register_component(
+                    "data_loader", self._session.get_component("data_loader")
+                )
+                if account.role_arn is not None:
+                    session.register_component(
+                        "credential_provider",
+                        CredentialResolver([_AssumeRole(partial(self._assume, account))]),
+                    )
+            self._sessions[account.id] = session
         return session
 
-    def _credentials(self, account: Account) -> _Credentials:
-        with self._lock:
-            account_lock = self._assume_locks.setdefault(account.account_id, threading.Lock())
-        with account_lock:  # one AssumeRole per account at a time, however many callers
-            creds = self._creds.get(account.account_id)
-            if creds is not None and creds.fresh(datetime.now(UTC)):
-                return creds
-            return self._assume(account)
-
-    def _assume(self, account: Account) -> _Credentials:
-        with self._lock:
-            self.calls += 1
-            sts = self._sts_client(account)
+    def _assume(self, account: Account) -> dict[str, Any]:
+        """AssumeRole for ``account``; botocore calls this under the credentials' own lock."""
+        self.calls += 1
         kwargs: dict[str, Any] = {"RoleArn": account.role_arn, "RoleSessionName": SESSION_NAME}
         if account.external_id:
             kwargs["ExternalId"] = account.external_id
         try:
-            answer = sts.assume_role(**kwargs)["Credentials"]
+            answer = self._sts_client(account.regions[0]).assume_role(**kwargs)["Credentials"]
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "Unknown")
             raise PermanentError(
@@ -244,24 +240,32 @@ class AwsClients:
                 f"({code}). Check the role's trust policy allows this principal"
                 + (" and the external_id matches." if account.external_id else ".")
             ) from exc
-        creds = _Credentials(
-            answer["AccessKeyId"],
-            answer["SecretAccessKey"],
-            answer.get("SessionToken"),
-            answer.get("Expiration"),
-        )
-        with self._lock:
-            self._creds[account.account_id] = creds
-        return creds
+        return {
+            "access_key": answer["AccessKeyId"],
+            "secret_key": answer["SecretAccessKey"],
+            "token": answer.get("SessionToken"),
+            "expiry_time": answer["Expiration"].isoformat(),
+        }
 
-    def _sts_client(self, account: Account) -> Any:
-        key = ("sts", account.regions[0], account.profile or "")
-        cached = self._clients.get(key)
-        if cached is None:
-            session = self._base_session(account)
-            cached = (
-                session.create_client("sts", region_name=account.regions[0], config=self._config),
-                None,
-            )
-            self._clients[key] = cached
-        return cached[0]
+    def _sts_client(self, region: str) -> Any:
+        key = ("", region, "sts")
+        with self._lock:
+            client = self._clients.get(key)
+            if client is None:
+                client = self._session.create_client("sts", region_name=region, config=self._config)
+                self._clients[key] = client
+            return client
+
+
+class _AssumeRole(CredentialProvider):
+    """A credential provider that assumes the account's role, lazily and refreshably."""
+
+    METHOD = "assume-role"
+    CANONICAL_NAME = "monitoring-hub-assume-role"
+
+    def __init__(self, assume: Any) -> None:
+        super().__init__()
+        self._assume = assume
+
+    def load(self) -> DeferredRefreshableCredentials:
+        return DeferredRefreshableCredentials(refresh_using=self._assume, method=self.METHOD)

@@ -3,7 +3,20 @@
 
 from __future__ import annotations
 
+from checks.alarms import AlarmsCheck
+from checks.backup import BackupCheck
 from checks.base import Check
+from checks.budget import BudgetCheck
+from checks.http import HttpCheck
 from checks.rds import RdsCheck
 
-REGISTRY: dict[str, Check] = {check.kind: check for check in (RdsCheck(),)}
+REGISTRY: dict[str, Check] = {
+    check.kind: check
+    for check in (
+        RdsCheck(),
+        AlarmsCheck(),
+        BudgetCheck(),
+        BackupCheck(),
+        HttpCheck(),
+    )
+}

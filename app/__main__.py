@@ -1,0 +1,5 @@
+"""``python -m app`` is ``mhub``."""
+
+from app.cli import main
+
+main()

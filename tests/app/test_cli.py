@@ -1,0 +1,95 @@
+"""``mhub`` end to end as a subprocess, against a moto server holding the demo estate."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from app.sandbox import moto
+from app.sandbox.seed import seed
+from tests.conftest import ROOT
+
+
+@pytest.fixture(scope="module")
+def estate(moto_url: str) -> Iterator[str]:
+    moto.reset(moto_url)
+    seed(moto_url)
+    yield moto_url
+    moto.reset(moto_url)
+
+
+@pytest.fixture
+def env(estate: str, tmp_path: Path) -> dict[str, str]:
+    return {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "SLACK_", "HUB_"))},
+        **moto.FAKE_ENV,
+        "AWS_ENDPOINT_URL": estate,
+        "HUB_CONFIG_DIR": str(ROOT / "configs" / "demo"),
+        "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/hub.db",
+    }
+
+
+def mhub(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "app.cli", *args], env=env, cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_it_runs_rds_on_an_account_and_prints_json(env: dict[str, str]) -> None:
+    done = mhub(env, "run", "shop-prod", "rds", "--window", "12h", "--json")
+    assert done.returncode == 1, done.stderr  # findings: the hot database
+    body = json.loads(done.stdout)
+    assert body["status"] == "completed" and body["outcome"] == "crit"
+    assert body["customer"] == "demo" and body["requested_by"] == "cli"
+    assert body["attempts"] == 1 and body["finished_at"]
+    [result] = body["results"]
+    assert (result["account"], result["check"], result["severity"]) == ("shop-prod", "rds", "crit")
+    hot = [r for r in result["details"]["resources"] if r["id"] == "shop-prod-db"]
+    assert hot and hot[0]["severity"] == "crit"
+
+
+def test_it_prints_a_readable_card_with_sparklines(env: dict[str, str]) -> None:
+    done = mhub(env, "run", "shop-staging", "rds")
+    assert done.returncode == 1, done.stderr
+    assert "🟠" in done.stdout and "shop-staging-db" in done.stdout
+    assert any(ch in done.stdout for ch in "▁▂▃▄▅▆▇█")
+    assert "#1" in done.stdout
+
+
+def test_it_exits_zero_when_everything_is_ok(env: dict[str, str]) -> None:
+    done = mhub(env, "run", "analytics", "rds", "--json")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert json.loads(done.stdout)["outcome"] == "ok"
+
+
+def test_it_queues_without_waiting_and_shows_status_later(env: dict[str, str]) -> None:
+    queued = mhub(env, "run", "demo", "--no-wait", "--json")
+    assert queued.returncode == 0, queued.stderr
+    run_id = json.loads(queued.stdout)["id"]
+    status = mhub(env, "status", f"#{run_id}", "--json")
+    assert status.returncode == 0
+    assert json.loads(status.stdout)["status"] == "queued"
+
+
+def test_it_names_the_account_it_does_not_know(env: dict[str, str]) -> None:
+    done = mhub(env, "run", "shop-prd", "rds")
+    assert done.returncode == 2
+    assert "Did you mean `shop-prod`" in done.stderr
+
+
+def test_it_explains_a_bad_window_and_queues_nothing(env: dict[str, str]) -> None:
+    done = mhub(env, "run", "shop-prod", "rds", "--window", "12 hours")
+    assert done.returncode == 2
+    assert "30m, 12h or 7d" in done.stderr
+    listed = mhub(env, "status", "1")
+    assert "no run #1" in listed.stderr
+
+
+def test_it_says_which_run_is_missing(env: dict[str, str]) -> None:
+    done = mhub(env, "status", "99")
+    assert done.returncode == 2 and "There is no run #99" in done.stderr
