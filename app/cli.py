@@ -13,28 +13,26 @@ import click
 from app import logs
 from app.config import WindowError, parse_window
 from app.db import Database
+from app.digests import send_now
 from app.errors import HubError
 from app.loader import ConfigInvalid, check_config, load_catalog
 from app.main import Hub, build, serve
 from app.models import Source
 from app.render import render_run
 from app.runs import RunView, Submit, parse_run_id, run_json
-from app.settings import Settings
+from app.settings import EnvironmentInvalid, Settings
 
 EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 
 
 def _settings() -> Settings:
-    try:
-        return Settings.from_env()
-    except Exception as exc:  # pydantic's ValidationError names the variable
-        raise click.ClickException(f"invalid environment: {exc}") from exc
+    return Settings.from_env()  # EnvironmentInvalid is a HubError: _run prints it
 
 
 def _run(coro: Coroutine[Any, Any, int]) -> None:
     try:
         code = asyncio.run(coro)
-    except ConfigInvalid as exc:
+    except (ConfigInvalid, EnvironmentInvalid) as exc:
         click.echo(str(exc), err=True)
         code = EXIT_ERROR
     except HubError as exc:
@@ -130,8 +128,10 @@ def config_check() -> None:
     """Validate every customer file and the environment; print every problem."""
     try:
         settings = Settings.from_env()
-    except Exception as exc:
-        click.echo(f"environment: {exc}", err=True)
+    except EnvironmentInvalid as exc:
+        for problem in exc.problems:
+            click.echo(f"environment: {problem}", err=True)
+        click.echo(f"{len(exc.problems)} problem(s) found; fix the environment first.", err=True)
         sys.exit(EXIT_FINDINGS)
     catalog, problems = check_config(settings.config_dir)
     for problem in problems:
@@ -166,6 +166,31 @@ def db_upgrade() -> None:
             await db.close()
         click.echo(f"database is at revision {current}")
         return EXIT_OK
+
+    _run(go())
+
+
+@main.group("digest")
+def digest_group() -> None:
+    """Digests of scheduled runs (docs/schedules.md)."""
+
+
+@digest_group.command("send")
+@click.argument("customer")
+@click.argument("schedule", required=False)
+def digest_send(customer: str, schedule: str | None) -> None:
+    """Run SCHEDULE's checks for CUSTOMER now (default: its first schedule), wait, and post the
+    digest to the schedule's channel; with Slack off, print it."""
+
+    async def go() -> int:
+        settings = _settings()
+        async with build(settings, load_catalog(settings.config_dir)) as hub:
+            sent = await send_now(
+                hub, customer, schedule, lambda run_id: click.echo(f"⏳ #{run_id}…", err=True)
+            )
+        click.echo(sent.text)
+        click.echo(sent.note, err=True)
+        return EXIT_OK if sent.status in ("posted", "off") else EXIT_ERROR
 
     _run(go())
 

@@ -1,36 +1,65 @@
-"""The in-process executor: claim queued runs, fan out account × check, record results.
+"""The executor: claim queued runs, fan out account × check, record results, end the run.
 
-A claimed run holds a lease that its heartbeat extends; every write is a compare-and-set on
-(status, attempt), so a worker that lost its lease cannot overwrite the run's new owner. A
-check may run more than once (after a crash the next attempt repeats the checks that had not
-recorded a result); checks are read-only, so that is safe.
+How it keeps its promises (docs/architecture.md, "Run engine and its guarantees"):
+
+- **Claims** are one atomic statement (:func:`app.transitions.claim_batch`); a run is never
+  claimed twice.
+- **Leases.** A claimed run is leased for ``lease_s`` by the database clock. One lease keeper
+  per executor extends the leases of all its runs every ``heartbeat_s`` in one statement, and in
+  between polls (one read) every ``cancel_poll_s`` for cancel requests made on other replicas.
+  A request made in this process pokes the keeper, so it acts at once.
+- **Writes** of every run go through one writer task that commits them in batches (group
+  commit). Each is guarded by the run's lease, so a worker that lost its lease writes nothing.
+  Because the writer, not the run's task, performs them, final writes are shielded: cancelling
+  a run's task (shutdown) does not lose its last write.
+- **Recovery.** :meth:`Executor.sweep` (on every replica) requeues runs whose lease expired,
+  counting the attempt, and fails them after ``max_attempts``. A check may therefore run again
+  after a crash; the next attempt skips the checks whose results were already recorded.
+- **Shutdown.** :meth:`Executor.serve` stops claiming as soon as ``stop`` is set, lets running
+  runs finish for up to ``grace_s``, then stops their checks and puts them back in the queue
+  without consuming an attempt. :meth:`Executor.stop_now` cuts the grace short.
+- **Bounds.** ``max_runs`` runs at once, ``max_targets`` checks at once per run, and
+  ``check_timeout_s`` per check, retries included; calls per AWS account are bounded by
+  :class:`checks.aws.AwsClients`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
+import functools
 import logging
 import os
 import socket
-from collections.abc import Callable, Mapping
+import uuid
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Any
 
-from sqlalchemy import insert, select, update
+from pydantic import ValidationError
+from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import transitions as tx
 from app.catalog import Catalog
 from app.config import Customer
 from app.db import Database
-from app.models import Result, Run, RunStatus
+from app.models import TERMINAL_STATUSES, Result, Run
 from app.retry import RetryPolicy
+from app.settings import Settings
 from checks.aws import AwsClients
-from checks.base import Check, CheckContext, CheckError, CheckResult, Severity
+from checks.base import Check, CheckContext, CheckError, CheckResult, CheckSettings, Severity
 
 log = logging.getLogger(__name__)
 
 DEFAULT_WINDOW = timedelta(hours=24)
+DB_TROUBLE: tuple[type[BaseException], ...] = (SQLAlchemyError, OSError)
+"""Errors that mean "the database is unreachable or refused": logged, retried, never fatal."""
 
 
 @dataclass(frozen=True)
@@ -40,23 +69,306 @@ class ExecutorOptions:
     check_timeout_s: float = 120.0
     lease_s: float = 30.0
     heartbeat_s: float = 5.0
+    cancel_poll_s: float = 1.0
     poll_s: float = 0.5
-    sweep_s: float = 10.0
+    sweep_s: float = 5.0
     grace_s: float = 20.0
+    claim_batch: int = 64
+    write_batch: int = 512
+    final_write_timeout_s: float = 10.0
+
+    def __post_init__(self) -> None:
+        if self.lease_s < 2 * self.heartbeat_s:
+            raise ValueError(
+                f"the lease ({self.lease_s:g} s) must be at least twice the heartbeat "
+                f"({self.heartbeat_s:g} s), or one slow heartbeat loses every run; "
+                "raise HUB_LEASE_SECONDS or lower HUB_HEARTBEAT_SECONDS"
+            )
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ExecutorOptions:
+        return cls(
+            max_runs=settings.max_concurrent_runs,
+            max_targets=settings.max_concurrent_targets,
+            check_timeout_s=settings.check_timeout_s,
+            lease_s=settings.lease_s,
+            heartbeat_s=settings.heartbeat_s,
+            cancel_poll_s=settings.cancel_poll_s,
+            poll_s=settings.poll_s,
+            sweep_s=settings.sweep_s,
+            grace_s=settings.grace_s,
+        )
+
+    @property
+    def recovery_s(self) -> float:
+        """The longest a dead worker's run waits before another replica claims it again."""
+        return self.lease_s + self.sweep_s + self.poll_s
 
 
-@dataclass
-class _Active:
-    run: Run
-    cancel: asyncio.Event = field(default_factory=asyncio.Event)
-    lost: asyncio.Event = field(default_factory=asyncio.Event)
-    poke: asyncio.Event = field(default_factory=asyncio.Event)
-    cancelled_by: str | None = None
-    task: asyncio.Task[None] | None = None
+@dataclass(frozen=True)
+class Target:
+    """The run and target a check is running for; see :func:`current_target`."""
+
+    run_id: int
+    attempt: int
+    account: str
+    check: str
+
+
+_TARGET: contextvars.ContextVar[Target] = contextvars.ContextVar("mhub_target")
+
+
+def current_target() -> Target | None:
+    """The run and target the calling check runs for (for log lines); None outside a check."""
+    return _TARGET.get(None)
 
 
 def worker_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
+    """Unique per executor: host, process, and a random part (a restarted process differs)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+# -- the writer (group commit) -----------------------------------------------------------------
+
+
+def _future() -> asyncio.Future[Any]:
+    return asyncio.get_running_loop().create_future()
+
+
+class _Kind(StrEnum):
+    RECORD = "record"
+    COMPLETE = "complete"
+    CANCELLED = "cancelled"
+    FAIL = "fail"
+    RELEASE = "release"
+
+
+@dataclass(eq=False)
+class _Write:
+    """A lease-guarded write of one run: results, and maybe its last transition."""
+
+    kind: _Kind
+    lease: tx.Lease
+    rows: Sequence[tx.ResultRow] = ()
+    outcome: str | None = None
+    reason: str = ""
+    done: asyncio.Future[Any] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+
+
+@dataclass(eq=False)
+class _Beat:
+    leases: Sequence[tx.Lease]
+    done: asyncio.Future[Any] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+
+
+@dataclass(eq=False)
+class _Note:
+    """An event that needs no guard (a check is being retried)."""
+
+    run_id: int
+    event: tx.Event
+    actor: str
+    data: Mapping[str, Any]
+    done: asyncio.Future[Any] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+
+
+_Item = _Write | _Beat | _Note
+
+
+def _settle(
+    future: asyncio.Future[Any], answer: Any = None, error: BaseException | None = None
+) -> None:
+    if future.done():  # the waiter was cancelled; the write happened anyway
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(answer)
+
+
+class _Writer:
+    """Commits the writes of every run this executor owns, many to a transaction."""
+
+    def __init__(
+        self, db: Database, lease_s: float, batch: int, on_written: Callable[[set[int]], None]
+    ) -> None:
+        self.db = db
+        self.lease_s = lease_s
+        self.batch = batch
+        self.on_written = on_written
+        self._queue: list[_Item] = []
+        self._more = asyncio.Event()
+        self._closing = False
+        self._dead: BaseException | None = None
+
+    def put(self, item: _Item) -> asyncio.Future[Any]:
+        if self._dead is not None:
+            _settle(item.done, error=RuntimeError(f"the executor's writer died: {self._dead!r}"))
+        else:
+            self._queue.append(item)
+            self._more.set()
+        return item.done
+
+    def close(self) -> None:
+        """Finish what is queued, then stop."""
+        self._closing = True
+        self._more.set()
+
+    async def run(self) -> None:
+        try:
+            while self._queue or not self._closing:
+                if not self._queue:
+                    self._more.clear()
+                    await self._more.wait()
+                    continue
+                batch, self._queue = self._queue[: self.batch], self._queue[self.batch :]
+                await self._flush(batch)
+        except BaseException as exc:
+            self._dead = exc
+            for item in self._queue:
+                _settle(item.done, error=RuntimeError(f"the executor's writer died: {exc!r}"))
+            self._queue.clear()
+            raise
+
+    async def _flush(self, batch: list[_Item]) -> None:
+        try:
+            await self._apply(batch)
+            return
+        except DB_TROUBLE as exc:
+            if len(batch) == 1:
+                log.error("could not write to the database: %s", exc)
+                _settle(batch[0].done, error=exc)
+                return
+            log.warning(
+                "a batch of %d writes failed (%s); writing them one by one", len(batch), exc
+            )
+        for item in batch:
+            try:
+                await self._apply([item])
+            except DB_TROUBLE as exc:
+                log.error("could not write to the database: %s", exc)
+                _settle(item.done, error=exc)
+
+    async def _apply(self, batch: list[_Item]) -> None:
+        answers: list[tuple[asyncio.Future[Any], Any]] = []
+        changed: set[int] = set()
+        async with self.db.write() as session:
+            for beat in (i for i in batch if isinstance(i, _Beat)):
+                answers.append(
+                    (beat.done, await tx.heartbeat(session, self.db, beat.leases, self.lease_s))
+                )
+            writes = [i for i in batch if isinstance(i, _Write)]
+            for write, moved in (await self._guarded(session, writes)).items():
+                answers.append((write.done, moved))
+                if moved:
+                    changed.add(write.lease.run_id)
+            notes = [i for i in batch if isinstance(i, _Note)]
+            await tx.add_events(
+                session, self.db, [(n.run_id, n.event, n.actor, n.data) for n in notes]
+            )
+            answers.extend((note.done, True) for note in notes)
+        for future, answer in answers:
+            _settle(future, answer)
+        if changed:
+            self.on_written(changed)
+
+    async def _guarded(self, session: AsyncSession, writes: list[_Write]) -> dict[_Write, bool]:
+        """Intermediate results first, then the transitions (each carrying its run's last
+        results), grouped so that runs ending the same way share one statement."""
+        records = [w for w in writes if w.kind is _Kind.RECORD]
+        held = await tx.record(
+            session, self.db, [w.lease for w in records], [r for w in records for r in w.rows]
+        )
+        moved = {w: w.lease.run_id in held for w in records}
+        groups: dict[tuple[_Kind, str | None, str], list[_Write]] = {}
+        for write in writes:
+            if write.kind is not _Kind.RECORD:
+                groups.setdefault((write.kind, write.outcome, write.reason), []).append(write)
+        for (kind, outcome, reason), group in groups.items():
+            leases = [w.lease for w in group]
+            rows = [r for w in group for r in w.rows]
+            ids = await self._transition(session, kind, leases, rows, outcome, reason)
+            moved.update({w: w.lease.run_id in ids for w in group})
+        return moved
+
+    async def _transition(
+        self,
+        session: AsyncSession,
+        kind: _Kind,
+        leases: list[tx.Lease],
+        rows: list[tx.ResultRow],
+        outcome: str | None,
+        reason: str,
+    ) -> set[int]:
+        if kind is _Kind.COMPLETE:
+            return await tx.complete(session, self.db, leases, outcome or Severity.OK.value, rows)
+        if kind is _Kind.CANCELLED:
+            return await tx.cancelled(session, self.db, leases, outcome, rows)
+        if kind is _Kind.FAIL:
+            return await tx.fail(session, self.db, leases, reason)
+        return await tx.release(session, self.db, leases, reason, rows)
+
+
+# -- one run -----------------------------------------------------------------------------------
+
+
+RunRecord = Run | tx.Claimed
+"""A run as the executor gets it: claimed (:class:`~app.transitions.Claimed`), or a
+:class:`~app.models.Run` when a caller runs one check directly."""
+
+
+@dataclass(eq=False)
+class _Active:
+    run: tx.Claimed
+    lease: tx.Lease
+    prior: dict[tuple[str, str], str]
+    """Severity of each target recorded by an earlier attempt (skipped this time)."""
+    targets: set[asyncio.Task[tx.ResultRow]] = field(default_factory=set)
+    cancelled_by: str | None = None
+    lost: bool = False
+    finishing: bool = False
+    task: asyncio.Task[None] | None = None
+
+    def cancel(self, by: str) -> bool:
+        """Stop the checks because ``by`` asked; False when the run is already ending."""
+        if self.finishing or self.cancelled_by is not None or self.lost:
+            return False
+        self.cancelled_by = by
+        self._stop_targets()
+        return True
+
+    def lose(self) -> bool:
+        """Stop the checks, write nothing more; False when the run is already ending (its own
+        last write is what took the lease away)."""
+        if self.finishing or self.lost:
+            return False
+        self.lost = True
+        self._stop_targets()
+        return True
+
+    def _stop_targets(self) -> None:
+        for task in self.targets:
+            task.cancel()
+
+
+@dataclass
+class _Progress:
+    severities: list[str]
+    unwritten: list[tx.ResultRow] = field(default_factory=list)
+    records: list[tuple[list[tx.ResultRow], asyncio.Future[Any]]] = field(default_factory=list)
+
+    def add(self, row: tx.ResultRow) -> None:
+        self.severities.append(row.severity)
+        self.unwritten.append(row)
+
+    def outcome(self) -> str | None:
+        return Severity.worst(self.severities).value if self.severities else None
 
 
 class Executor:
@@ -78,215 +390,427 @@ class Executor:
         self.retry = retry or RetryPolicy()
         self.owner = owner or worker_id()
         self.active: dict[int, _Active] = {}
-        self._wake = asyncio.Event()
-        self._listeners: list[Callable[[int], None]] = []
         self.last_loop_at: datetime | None = None
+        self._listeners: list[Callable[[int], None]] = []
+        self._wake = asyncio.Event()
+        self._check_leases = asyncio.Event()
+        self._hurry = asyncio.Event()
+        self._writer: _Writer | None = None
+        self._helpers: dict[str, asyncio.Task[None]] = {}
+        self._users = 0
+        self._settings: dict[tuple[int, str], tuple[Customer, CheckSettings]] = {}
+        # While busy, claim when this many slots are free, not one slot at a time: a claim is a
+        # transaction, and one per run would cap throughput (idle, any free slot claims at once).
+        self._useful_batch = max(1, min(self.options.claim_batch, self.options.max_runs // 4))
+
+    # -- wiring ---------------------------------------------------------------------------------
 
     def on_change(self, listener: Callable[[int], None]) -> None:
         """Called with a run id whenever a run this executor owns changes."""
         self._listeners.append(listener)
 
-    def _changed(self, run_id: int) -> None:
-        for listener in self._listeners:
-            listener(run_id)
+    def _changed(self, run_ids: Sequence[int] | set[int]) -> None:
+        for run_id in run_ids:
+            for listener in self._listeners:
+                try:
+                    listener(run_id)
+                except Exception:
+                    log.exception("a run-change listener failed for run #%s", run_id)
 
     def poke(self, run_id: int) -> None:
-        """A run was submitted or flagged in this process: claim or look at it now."""
+        """A run was submitted or flagged in this process: claim it or look at it now."""
         self._wake.set()
-        active = self.active.get(run_id)
-        if active is not None:
-            active.poke.set()
+        if run_id in self.active:
+            self._check_leases.set()
 
-    # -- main loop ----------------------------------------------------------------------
+    def stop_now(self) -> None:
+        """Cut the shutdown grace short (a second SIGTERM): stop running checks at once and put
+        their runs back in the queue."""
+        self._hurry.set()
+
+    # -- main loop ------------------------------------------------------------------------------
 
     async def serve(self, stop: asyncio.Event) -> None:
         """Claim and run until ``stop`` is set, then drain within the grace period."""
+        waker = asyncio.create_task(self._wake_on(stop), name="executor-stop-watch")
         try:
-            while not stop.is_set():
-                self.last_loop_at = datetime.now(UTC)
-                claimed = await self._fill()
-                if not claimed:
-                    self._wake.clear()
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._wake.wait(), self.options.poll_s)
+            async with self._engine():
+                await self._claim_until(stop)
+                await self.drain()
         finally:
-            await self.drain()
+            waker.cancel()
 
-    async def _fill(self) -> bool:
-        claimed = False
-        while len(self.active) < self.options.max_runs:
-            run = await self.claim()
-            if run is None:
-                break
-            self.start(run)
-            claimed = True
-        return claimed
+    async def _wake_on(self, stop: asyncio.Event) -> None:
+        await stop.wait()
+        self._wake.set()
 
-    async def claim(self, run_id: int | None = None) -> Run | None:
+    async def _claim_until(self, stop: asyncio.Event) -> None:
+        backoff = self.options.poll_s
+        while not stop.is_set():
+            self.last_loop_at = datetime.now(UTC)
+            self._raise_if_helper_died()
+            self._wake.clear()
+            want = min(self.options.max_runs - len(self.active), self.options.claim_batch)
+            if want >= (self._useful_batch if self.active else 1):
+                try:
+                    got = len(await self._claim_and_start(want))
+                except DB_TROUBLE as exc:
+                    log.warning("claiming failed (%s); trying again in %.1f s", exc, backoff)
+                    await self._pause(backoff)
+                    backoff = min(backoff * 2, 30.0)
+                    continue
+                backoff = self.options.poll_s
+                if got == want and not stop.is_set():
+                    continue  # there may be more waiting
+            await self._pause(self.options.poll_s)
+
+    async def _pause(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await self._wake.wait()
+
+    async def _claim_and_start(self, limit: int, run_id: int | None = None) -> list[tx.Claimed]:
         async with self.db.write() as session:
-            return await tx.claim(session, self.db, self.owner, self.options.lease_s, run_id)
+            runs = await tx.claim_batch(
+                session, self.db, self.owner, self.options.lease_s, limit, run_id
+            )
+        if runs:
+            again = [run.id for run in runs if tx.claimed_before(run)]
+            prior = await self._prior_results(again) if again else {}
+            for run in runs:
+                self._start(run, prior.get(run.id, {}))
+        return runs
 
-    def start(self, run: Run) -> asyncio.Task[None]:
-        active = _Active(run)
+    async def _prior_results(self, run_ids: list[int]) -> dict[int, dict[tuple[str, str], str]]:
+        async with self.db.read() as session:
+            rows = await session.execute(
+                select(Result.run_id, Result.account, Result.check, Result.severity).where(
+                    Result.run_id.in_(run_ids)
+                )
+            )
+        found: dict[int, dict[tuple[str, str], str]] = {}
+        for run_id, account, check, severity in rows.all():
+            found.setdefault(run_id, {})[(account, check)] = severity
+        return found
+
+    def _start(self, run: tx.Claimed, prior: dict[tuple[str, str], str]) -> asyncio.Task[None]:
+        active = _Active(run, tx.Lease.of(run), prior)
         self.active[run.id] = active
         active.task = asyncio.create_task(self._process(active), name=f"run-{run.id}")
-        active.task.add_done_callback(lambda _: self.active.pop(run.id, None))
-        self._changed(run.id)
+        active.task.add_done_callback(functools.partial(self._ended, active))
+        self._changed([run.id])
         return active.task
+
+    def _ended(self, active: _Active, task: asyncio.Task[None]) -> None:
+        if self.active.get(active.run.id) is active:
+            del self.active[active.run.id]
+        self._wake.set()
+        if not task.cancelled() and task.exception() is not None:
+            log.error(
+                "run #%s: the executor failed while running it; its lease will expire and "
+                "the sweeper will retry it",
+                active.run.id,
+                exc_info=task.exception(),
+            )
 
     async def run_until_done(self, run_id: int) -> None:
         """Run one run in this process (``mhub run``), or wait while another process does."""
-        run = await self.claim(run_id)
-        if run is not None:
-            await self.start(run)
-            return
-        while True:
-            async with self.db.read() as session:
-                status = (
-                    await session.execute(select(Run.status).where(Run.id == run_id))
-                ).scalar_one()
-            if status not in (RunStatus.QUEUED, RunStatus.RUNNING):
+        async with self._engine():
+            runs = await self._claim_and_start(1, run_id)
+            if runs:
+                task = self.active[run_id].task
+                if task is not None:
+                    await task
                 return
-            await asyncio.sleep(self.options.poll_s)
+            while True:
+                async with self.db.read() as session:
+                    status = (
+                        await session.execute(select(Run.status).where(Run.id == run_id))
+                    ).scalar_one()
+                if status in TERMINAL_STATUSES:
+                    return
+                await asyncio.sleep(self.options.poll_s)
 
     async def drain(self) -> None:
-        """Graceful shutdown: let running runs finish within the grace, then requeue them
-        without consuming an attempt."""
+        """Graceful shutdown: let running runs finish within the grace period (or until
+        :meth:`stop_now`), then stop their checks and requeue them without using an attempt."""
         tasks = [a.task for a in self.active.values() if a.task is not None]
         if not tasks:
             return
         log.info("waiting up to %.0f s for %d running run(s)", self.options.grace_s, len(tasks))
-        _, pending = await asyncio.wait(tasks, timeout=self.options.grace_s)
-        for active in list(self.active.values()):
-            if active.task in pending:
-                active.task.cancel()
-        if pending:
-            await asyncio.wait(pending)
+        everything = asyncio.ensure_future(asyncio.wait(tasks))
+        hurry = asyncio.ensure_future(self._hurry.wait())
+        await asyncio.wait(
+            [everything, hurry], timeout=self.options.grace_s, return_when=asyncio.FIRST_COMPLETED
+        )
+        everything.cancel()
+        hurry.cancel()
+        await self._stop_runs()
 
-    # -- one run ------------------------------------------------------------------------
+    async def _stop_runs(self) -> None:
+        left = [a.task for a in self.active.values() if a.task is not None and not a.task.done()]
+        for task in left:
+            task.cancel()
+        if left:
+            await asyncio.wait(left)
+            log.info("put %d unfinished run(s) back in the queue", len(left))
+
+    # -- helpers: the writer and the lease keeper -----------------------------------------------
+
+    @asynccontextmanager
+    async def _engine(self) -> AsyncIterator[None]:
+        if self._users == 0:
+            self._writer = _Writer(
+                self.db, self.options.lease_s, self.options.write_batch, self._changed
+            )
+            self._helpers = {
+                "writer": asyncio.create_task(self._writer.run(), name="executor-writer"),
+                "leases": asyncio.create_task(self._keep_leases(), name="executor-leases"),
+            }
+            for helper in self._helpers.values():
+                helper.add_done_callback(lambda _: self._wake.set())
+        self._users += 1
+        try:
+            yield
+        finally:
+            self._users -= 1
+            if self._users == 0:
+                await self._stop_helpers()
+
+    async def _stop_helpers(self) -> None:
+        await self._stop_runs()
+        writer, keeper = self._helpers["writer"], self._helpers["leases"]
+        keeper.cancel()
+        assert self._writer is not None
+        self._writer.close()
+        done, _ = await asyncio.wait([writer], timeout=self.options.final_write_timeout_s)
+        if not done:
+            log.error(
+                "gave up on the database after %.0f s; runs not written back will be retried "
+                "when their lease expires",
+                self.options.final_write_timeout_s,
+            )
+            writer.cancel()
+        await asyncio.gather(writer, keeper, return_exceptions=True)
+
+    def _raise_if_helper_died(self) -> None:
+        for name, helper in self._helpers.items():
+            if helper.done():
+                error = None if helper.cancelled() else helper.exception()
+                raise RuntimeError(f"the executor's {name} task stopped") from error
+
+    def _write(self, item: _Item) -> asyncio.Future[Any]:
+        if self._writer is None:
+            raise RuntimeError("the executor is not running; use serve() or run_until_done()")
+        return self._writer.put(item)
+
+    async def _keep_leases(self) -> None:
+        loop = asyncio.get_running_loop()
+        last_beat = loop.time()
+        tick = min(self.options.cancel_poll_s, self.options.heartbeat_s)
+        while True:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(tick):
+                    await self._check_leases.wait()
+            self._check_leases.clear()
+            watched = [a for a in self.active.values() if not a.finishing]
+            if not watched:
+                continue
+            beat = loop.time() - last_beat >= self.options.heartbeat_s
+            try:
+                answer = await self._look(watched, beat)
+            except DB_TROUBLE as exc:
+                log.warning("could not %s (%s)", "heartbeat" if beat else "poll leases", exc)
+                continue
+            if beat:
+                last_beat = loop.time()
+            for active in watched:
+                if active.run.id not in answer:
+                    if active.lose():
+                        log.warning(
+                            "run #%s: lease lost; another worker owns it now", active.run.id
+                        )
+                elif answer[active.run.id] is not None and active.cancel(
+                    answer[active.run.id] or ""
+                ):
+                    log.info("run #%s: cancel requested by %s", active.run.id, active.cancelled_by)
+
+    async def _look(self, watched: list[_Active], beat: bool) -> dict[int, str | None]:
+        leases = [a.lease for a in watched]
+        if beat:
+            answer: dict[int, str | None] = await asyncio.shield(self._write(_Beat(leases)))
+            return answer
+        async with self.db.read() as session:
+            return await tx.held(session, self.db, leases)
+
+    # -- one run --------------------------------------------------------------------------------
 
     async def _process(self, active: _Active) -> None:
         run = active.run
+        if run.cancel_requested_by:  # asked before a crash or a shutdown put it back
+            active.cancel(run.cancel_requested_by)
         customer = self.catalog().customers.get(run.customer_id)
         if customer is None:
-            await self._final(
-                tx.fail,
-                run,
-                f'customer "{run.customer_id}" is no longer '
-                "configured; its config file was removed or renamed",
-                self.owner,
+            reason = (
+                f'customer "{run.customer_id}" is no longer configured; '
+                "its config file was removed or renamed"
             )
+            await self._final(active, _Kind.FAIL, _Progress([]), reason)
             return
-        async with self.db.read() as session:
-            done = {
-                (r.account, r.check)
-                for r in (
-                    await session.execute(select(Result).where(Result.run_id == run.id))
-                ).scalars()
-            }
-        todo = [
-            (t["account"], t["check"])
-            for t in run.targets
-            if (t["account"], t["check"]) not in done
-        ]
+        progress = _Progress(list(active.prior.values()))
         limit = asyncio.Semaphore(self.options.max_targets)
-        work = [
-            asyncio.create_task(
-                self._target(active, customer, account, check, limit),
-                name=f"run-{run.id}:{account}:{check}",
-            )
-            for account, check in todo
-        ]
-        beat = asyncio.create_task(self._heartbeat(active), name=f"heartbeat-{run.id}")
-        stopping = asyncio.create_task(_first(active.cancel, active.lost))
+        if active.cancelled_by is None:
+            for target in run.targets:
+                account, kind = target["account"], target["check"]
+                if (account, kind) not in active.prior:
+                    active.targets.add(
+                        asyncio.create_task(
+                            self._target(active, customer, account, kind, limit),
+                            name=f"run-{run.id}:{account}:{kind}",
+                        )
+                    )
         try:
-            everything = asyncio.gather(*work)
-            await asyncio.wait([everything, stopping], return_when=asyncio.FIRST_COMPLETED)
-            if stopping.done():
-                for task in work:
-                    task.cancel()
-                await asyncio.gather(*work, return_exceptions=True)
-            else:
-                everything.result()  # surface a bug in _target instead of hiding it
-        except asyncio.CancelledError:  # graceful shutdown ran out of grace
-            for task in work:
-                task.cancel()
-            await asyncio.gather(*work, return_exceptions=True)
-            await self._final(tx.requeue, run, "shutdown", self.owner, refund=True)
+            await self._collect(active, progress)
+        except asyncio.CancelledError:  # shutdown ran out of grace
+            await self._stop_targets(active, progress)
+            await self._final(active, _Kind.RELEASE, progress, "shutdown: back in the queue")
             raise
-        finally:
-            beat.cancel()
-            stopping.cancel()
-        if active.lost.is_set():
-            log.warning("run #%s: lease lost; another worker owns it now", run.id)
-            return
-        outcome = await self._outcome(run.id)
-        if active.cancel.is_set():
-            await self._final(tx.cancelled, run, outcome, active.cancelled_by or self.owner)
+        if active.cancelled_by is not None:
+            await self._final(active, _Kind.CANCELLED, progress)
         else:
-            await self._final(tx.complete, run, outcome or Severity.OK, self.owner)
+            await self._final(active, _Kind.COMPLETE, progress)
+
+    async def _collect(self, active: _Active, progress: _Progress) -> None:
+        """Gather results as checks finish; write all but the last batch as they come (the last
+        is written with the run's final transition, in one transaction)."""
+        while active.targets:
+            done, _ = await asyncio.wait(active.targets, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                active.targets.discard(task)
+                if not task.cancelled():
+                    progress.add(task.result())
+            if active.targets and progress.unwritten and not (active.lost or active.cancelled_by):
+                rows, progress.unwritten = progress.unwritten, []
+                future = self._write(_Write(_Kind.RECORD, active.lease, rows))
+                future.add_done_callback(functools.partial(_refused_means_lost, active))
+                progress.records.append((rows, future))
+
+    async def _stop_targets(self, active: _Active, progress: _Progress) -> None:
+        """Cancel the checks still running; keep the results of those that finished."""
+        left, active.targets = active.targets, set()
+        for task in left:
+            task.cancel()
+        for task in left:
+            with contextlib.suppress(asyncio.CancelledError):
+                progress.add(await task)
 
     async def _final(
-        self, transition: Callable[..., object], run: Run, *args: object, **kwargs: object
+        self, active: _Active, kind: _Kind, progress: _Progress, reason: str = ""
     ) -> None:
-        """A shielded last write: it lands even if the surrounding task is cancelled."""
-
-        async def write() -> None:
-            async with self.db.write() as session:
-                await transition(session, self.db, run.id, run.attempt, *args, **kwargs)  # type: ignore[operator]
-
-        try:
-            await asyncio.shield(write())
-        except tx.Conflict as exc:
-            log.warning("run #%s: %s", run.id, exc)
-        self._changed(run.id)
-
-    async def _outcome(self, run_id: int) -> str | None:
-        async with self.db.read() as session:
-            severities = (
-                (await session.execute(select(Result.severity).where(Result.run_id == run_id)))
-                .scalars()
-                .all()
-            )
-        return Severity.worst(severities).value if severities else None
-
-    async def _heartbeat(self, active: _Active) -> None:
-        run = active.run
-        while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(active.poke.wait(), self.options.heartbeat_s)
-            active.poke.clear()
+        """The run's last write: the results not yet written and its last transition, in one
+        transaction, performed by the writer even if this task is cancelled meanwhile."""
+        active.finishing = True
+        for rows, future in progress.records:
             try:
-                async with self.db.write() as session:
-                    by = await tx.heartbeat(
-                        session, self.db, run.id, run.attempt, self.options.lease_s
-                    )
-            except tx.Conflict:
-                active.lost.set()
-                return
-            if by is not None and not active.cancel.is_set():
-                active.cancelled_by = by
-                active.cancel.set()
+                if not await asyncio.shield(future):
+                    active.lost = True
+            except DB_TROUBLE:
+                progress.unwritten.extend(rows)  # try them again with the final write
+        run = active.run
+        if active.lost:
+            log.warning("run #%s: lost its lease; another worker owns it now", run.id)
+            return
+        outcome = progress.outcome()
+        if kind is _Kind.COMPLETE:
+            outcome = outcome or Severity.OK.value
+        write = _Write(kind, active.lease, tuple(progress.unwritten), outcome, reason)
+        try:
+            moved = await asyncio.shield(self._write(write))
+        except DB_TROUBLE as exc:
+            log.error(
+                "run #%s: could not record its end (%s); its lease will expire and the sweeper "
+                "will queue it again",
+                run.id,
+                exc,
+            )
+            return
+        if not moved:
+            log.warning("run #%s: lost its lease before it could %s", run.id, kind.value)
 
     async def _target(
         self,
         active: _Active,
         customer: Customer,
-        account_id: str,
+        account: str,
         kind: str,
         limit: asyncio.Semaphore,
-    ) -> None:
+    ) -> tx.ResultRow:
+        run = active.run
         async with limit:
+            _TARGET.set(Target(run.id, run.attempt, account, kind))
             started = datetime.now(UTC)
-            result = await self.run_check(active.run, customer, account_id, kind)
-            try:
-                await self._record(active.run, account_id, kind, result, started)
-            except tx.Conflict:
-                active.lost.set()
+            result = await self.run_check(run, customer, account, kind)
+            return tx.ResultRow(
+                run_id=run.id,
+                attempt=run.attempt,
+                account=account,
+                check=kind,
+                severity=result.severity.value,
+                summary=result.summary,
+                details=result.details,
+                series=result.series,
+                started_at=started,
+                finished_at=datetime.now(UTC),
+                actor=self.owner,
+            )
+
+    # -- one check ------------------------------------------------------------------------------
 
     async def run_check(
-        self, run: Run, customer: Customer, account_id: str, kind: str
+        self, run: RunRecord, customer: Customer, account_id: str, kind: str
     ) -> CheckResult:
+        """Run one check within the per-check timeout, retrying what the policy says; never
+        raises (except when cancelled): every failure becomes an ``error`` result."""
+        prepared = self._prepare(run, customer, account_id, kind)
+        if isinstance(prepared, CheckResult):
+            return prepared
+        check, ctx = prepared
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.options.check_timeout_s
+        tries = 0
+        while True:
+            tries += 1
+            answer = await _try(check, ctx, deadline)
+            if isinstance(answer, CheckResult):
+                return answer
+            if answer is None:
+                return _timed_out(self.options.check_timeout_s, tries)
+            decision = self.retry.decide(tries, answer)
+            if not decision.retry or loop.time() + decision.delay_s >= deadline:
+                return _error_result(run, kind, answer, tries)
+            log.info(
+                "run #%s %s/%s: try %d failed (%s); again in %.1f s",
+                run.id,
+                account_id,
+                kind,
+                tries,
+                answer,
+                decision.delay_s,
+            )
+            if self._writer is not None:
+                self._writer.put(
+                    _Note(
+                        run.id,
+                        tx.Event.CHECK_RETRIED,
+                        self.owner,
+                        {"account": account_id, "check": kind, "try": tries, "error": str(answer)},
+                    )
+                )
+            await asyncio.sleep(decision.delay_s)
+
+    def _prepare(
+        self, run: RunRecord, customer: Customer, account_id: str, kind: str
+    ) -> CheckResult | tuple[Check, CheckContext]:
         check = self.registry.get(kind)
         account = customer.account(account_id)
         if check is None or account is None:
@@ -296,7 +820,14 @@ class Executor:
                 f"{missing} is not available any more; "
                 "it was removed from the configuration or this build",
             )
-        settings = check.Settings.model_validate(customer.checks.get(kind) or {})
+        try:
+            settings = self._settings_for(customer, check, kind)
+        except ValidationError as exc:
+            return CheckResult(
+                Severity.ERROR,
+                f"the {kind} settings of customer {customer.id} are invalid "
+                f"({exc.error_count()} problem(s)); run `mhub config check`",
+            )
         window_s = run.params.get("window_s")
         window = (
             timedelta(seconds=window_s)
@@ -311,132 +842,88 @@ class Executor:
             aws=self.aws,
             now=datetime.now(UTC),
         )
-        tries = 0
-        while True:
-            tries += 1
-            try:
-                return await asyncio.wait_for(check.run(ctx), self.options.check_timeout_s)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                delay = self.retry.delay(tries, exc)
-                if delay is None:
-                    return _error_result(run, kind, exc, self.options.check_timeout_s, tries)
-                log.info(
-                    "run #%s %s/%s: try %d failed (%s); again in %.1f s",
-                    run.id,
-                    account_id,
-                    kind,
-                    tries,
-                    exc,
-                    delay,
-                )
-                await asyncio.sleep(delay)
+        return check, ctx
 
-    async def _record(
-        self, run: Run, account: str, kind: str, result: CheckResult, started: datetime
-    ) -> None:
-        """Write one result, guarded by the lease: refused if this worker lost the run."""
-        async with self.db.write() as session:
-            owned = (
-                await session.execute(
-                    update(Run)
-                    .where(
-                        Run.id == run.id,
-                        Run.status == RunStatus.RUNNING,
-                        Run.attempt == run.attempt,
-                    )
-                    .values(heartbeat_at=self.db.now())
-                    .execution_options(synchronize_session=False)
-                )
-            ).rowcount
-            if not owned:
-                raise tx.Conflict(f"run #{run.id} lost its lease")
-            await session.execute(
-                insert(Result).values(
-                    run_id=run.id,
-                    account=account,
-                    check=kind,
-                    severity=result.severity.value,
-                    summary=result.summary,
-                    details=dict(result.details),
-                    series={k: list(v) for k, v in result.series.items()},
-                    attempt=run.attempt,
-                    started_at=started,
-                    finished_at=self.db.now(),
-                )
-            )
-            await tx.add_event(
-                session,
-                self.db,
-                run.id,
-                tx.Event.CHECK_FINISHED,
-                self.owner,
-                account=account,
-                check=kind,
-                severity=result.severity.value,
-            )
-        self._changed(run.id)
+    def _settings_for(self, customer: Customer, check: Check, kind: str) -> CheckSettings:
+        """A customer's validated settings for a check kind, validated once per loaded config
+        (customers are frozen; a reloaded catalog brings new objects and so new entries)."""
+        key = (id(customer), kind)
+        cached = self._settings.get(key)
+        if cached is None or cached[0] is not customer:
+            if len(self._settings) > 4096:
+                self._settings.clear()
+            cached = (customer, check.Settings.model_validate(customer.checks.get(kind) or {}))
+            self._settings[key] = cached
+        return cached[1]
 
-    # -- recovery -----------------------------------------------------------------------
+    # -- recovery -------------------------------------------------------------------------------
 
     async def sweep(self) -> int:
         """Requeue runs whose lease expired (counting the attempt), or fail them after
-        ``max_attempts``. Safe to run on every replica: each rescue is a guarded update."""
-        async with self.db.read() as session:
-            stale = await tx.stale_runs(session, self.db)
-        rescued = 0
-        for run in stale:
-            try:
-                async with self.db.write() as session:
-                    if run.attempt < run.max_attempts:
-                        await tx.requeue(
-                            session,
-                            self.db,
-                            run.id,
-                            run.attempt,
-                            "lease expired: the worker stopped responding",
-                            f"sweeper:{self.owner}",
-                            refund=False,
-                        )
-                    else:
-                        await tx.fail(
-                            session,
-                            self.db,
-                            run.id,
-                            run.attempt,
-                            f"gave up after {run.attempt} attempts: the worker "
-                            "running it stopped responding each time",
-                            f"sweeper:{self.owner}",
-                        )
-                rescued += 1
-                self._changed(run.id)
-            except tx.Conflict:
-                continue  # another sweeper or the owner got there first
-        if rescued:
+        ``max_attempts``. Safe on every replica at once: each rescue is one guarded statement,
+        so each stale lease is rescued exactly once. Returns how many runs it moved."""
+        actor = f"sweeper:{self.owner}"
+        async with self.db.write() as session:
+            requeued = await tx.requeue_stale(session, self.db, actor)
+            failed = await tx.fail_stale(session, self.db, actor)
+        for run_id, attempt in requeued:
+            log.warning(
+                "run #%s: its worker stopped responding during attempt %d; queued again",
+                run_id,
+                attempt,
+            )
+        for run_id, attempt in failed:
+            log.error(
+                "run #%s: its worker stopped responding on attempt %d, the last; failed",
+                run_id,
+                attempt,
+            )
+        if requeued:
             self._wake.set()
-        return rescued
+        self._changed([run_id for run_id, _ in [*requeued, *failed]])
+        return len(requeued) + len(failed)
 
     async def sweep_forever(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
-            await self.sweep()
+            try:
+                await self.sweep()
+            except DB_TROUBLE as exc:
+                log.warning(
+                    "sweeping failed (%s); trying again in %.0f s", exc, self.options.sweep_s
+                )
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), self.options.sweep_s)
+                async with asyncio.timeout(self.options.sweep_s):
+                    await stop.wait()
 
 
-async def _first(*events: asyncio.Event) -> None:
-    waits = [asyncio.create_task(e.wait()) for e in events]
+def _refused_means_lost(active: _Active, future: asyncio.Future[Any]) -> None:
+    if not future.cancelled() and future.exception() is None and future.result() is False:
+        active.lose()
+
+
+async def _try(check: Check, ctx: CheckContext, deadline: float) -> CheckResult | Exception | None:
+    """One try: the result, the error it raised, or None when the check's time ran out."""
+    scope = asyncio.timeout_at(deadline)
     try:
-        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in waits:
-            task.cancel()
+        async with scope:
+            return await check.run(ctx)
+    except TimeoutError as exc:
+        return None if scope.expired() else exc
+    except Exception as exc:  # the policy decides; _error_result logs bugs with traceback
+        return exc
 
 
-def _error_result(
-    run: Run, kind: str, exc: BaseException, timeout_s: float, tries: int
-) -> CheckResult:
-    after = f" after {tries} tries" if tries > 1 else ""
+def _timed_out(timeout_s: float, tries: int) -> CheckResult:
+    after = f" ({tries} tries)" if tries > 1 else ""
+    return CheckResult(
+        Severity.ERROR,
+        f"timed out after {timeout_s:g} s{after}; AWS was slow or unreachable",
+        {"error": "timeout"},
+    )
+
+
+def _error_result(run: RunRecord, kind: str, exc: BaseException, tries: int) -> CheckResult:
+    after = f" (after {tries} tries)" if tries > 1 else ""
     if isinstance(exc, CheckError):
         return CheckResult(
             Severity.ERROR,
@@ -444,11 +931,7 @@ def _error_result(
             {"error": type(exc).__name__, "permanent": exc.permanent},
         )
     if isinstance(exc, TimeoutError):
-        return CheckResult(
-            Severity.ERROR,
-            f"timed out after {timeout_s:.0f} s{after}; AWS was slow or unreachable",
-            {"error": "timeout"},
-        )
+        return CheckResult(Severity.ERROR, f"timed out talking to AWS{after}", {"error": "timeout"})
     log.error("run #%s: check %s crashed", run.id, kind, exc_info=exc)
     return CheckResult(
         Severity.ERROR,

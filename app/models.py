@@ -102,6 +102,7 @@ class Run(Base):
         Index("ix_runs_status_id", "status", "id"),
         Index("ix_runs_customer_id", "customer_id", "id"),
         Index("ix_runs_created_at", "created_at"),
+        Index("ix_runs_outcome_id", "outcome", "id"),  # web: /runs?outcome=… keyset pages
     )
 
 
@@ -120,7 +121,10 @@ class Result(Base):
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime]
 
-    __table_args__ = (Index("uq_results_target", "run_id", "account", "check", unique=True),)
+    __table_args__ = (
+        Index("uq_results_target", "run_id", "account", "check", unique=True),
+        Index("ix_results_check_run", "check", "run_id"),  # web: /runs?check=… pages
+    )
 
 
 class RunEvent(Base):

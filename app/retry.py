@@ -1,30 +1,53 @@
-"""When to try a failed check again: a decision, not a loop."""
+"""When to try a failed check again: a decision, not a loop.
+
+The executor asks :meth:`RetryPolicy.decide` after every failed try and does what it says.
+Transient errors (throttling, timeouts, 5xx: :class:`~checks.base.TransientError`, or a
+``TimeoutError`` raised inside the check) are retried with exponential backoff and full jitter;
+permanent ones (access denied, a role that cannot be assumed) and bugs in a check are not.
+"""
 
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from checks.base import CheckError
 
 
 @dataclass(frozen=True)
+class Decision:
+    """Try again after ``delay_s`` seconds, or give up; ``reason`` says which and why."""
+
+    retry: bool
+    delay_s: float
+    reason: str
+
+    @classmethod
+    def again(cls, delay_s: float, reason: str) -> Decision:
+        return cls(True, delay_s, reason)
+
+    @classmethod
+    def give_up(cls, reason: str) -> Decision:
+        return cls(False, 0.0, reason)
+
+
+@dataclass(frozen=True)
 class RetryPolicy:
-    """Exponential backoff with full jitter for transient errors; never for permanent ones."""
+    """Exponential backoff with full jitter: try ``n + 1`` waits a random time in
+    ``[0, min(cap_s, base_s * 2 ** (n - 1))]``; at most ``max_tries`` tries in all."""
 
     max_tries: int = 3
     base_s: float = 0.5
     cap_s: float = 10.0
+    rng: random.Random = field(default_factory=random.Random, compare=False, repr=False)
 
-    def delay(self, tries: int, error: BaseException) -> float | None:
-        """Seconds to wait before try ``tries + 1``, or None to give up.
-
-        ``tries`` counts the tries made so far (1 after the first failure).
-        """
+    def decide(self, tries: int, error: BaseException) -> Decision:
+        """What to do after ``tries`` failed tries, the last of which raised ``error``."""
         if isinstance(error, CheckError) and error.permanent:
-            return None
+            return Decision.give_up("permanent error; trying again would fail the same way")
         if not isinstance(error, CheckError | TimeoutError):
-            return None  # a bug in a check is not cured by trying again
+            return Decision.give_up("unexpected error in the check; trying again will not cure it")
         if tries >= self.max_tries:
-            return None
-        return random.uniform(0, min(self.cap_s, self.base_s * 2 ** (tries - 1)))
+            return Decision.give_up(f"still failing after {tries} tries")
+        ceiling = min(self.cap_s, self.base_s * 2 ** (tries - 1))
+        return Decision.again(self.rng.uniform(0, ceiling), "transient error")

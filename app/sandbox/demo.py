@@ -66,7 +66,9 @@ async def run_demo(keep: bool = False) -> int:
                        f"HUB_CONFIG_DIR={settings.config_dir} mhub status {run.id}`.")
             if keep:
                 web = f"http://{settings.web_host}:{settings.web_port}/"
-                click.echo(f"Serving the sandbox; web view on {web} (run #{run.id}: "
-                           f"{web}runs/{run.id}). Ctrl-C stops it.")
+                click.echo(
+                    f"Serving the sandbox; web view on {web} (run #{run.id}: "
+                    f"{web}runs/{run.id}). Ctrl-C stops it."
+                )
                 await serve(hub, slack=False)
             return 0 if view.run.status == "completed" else 2

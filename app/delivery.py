@@ -1,0 +1,750 @@
+"""The outbox: every message to Slack is a database row first, then delivered by a loop that
+retries, backs off, honours ``Retry-After``, coalesces card updates and never posts a card twice.
+
+Rows (``outbox`` table) and their states::
+
+    pending ──claim──► posting ──ok──────────────► posted ◄──ok── updating ◄──claim── changed
+       ▲                 │ ├─rejected (429, refused connection, 4xx) ─► pending      │  ▲
+       │                 │ ├─outcome unknown (timeout, reset, 5xx) ──► unknown      │  │
+       │                 │ └─permanent (not_in_channel, …) ─────────► failed        └──┘
+       └─────────────────┘            unknown ──claim──► posting (history first)   error:
+                                      posted ──a new rendering──► changed          backoff
+
+``posted`` means Slack shows the newest rendering; a send that leaves a newer one waiting ends
+in ``changed`` instead (one guarded statement decides, comparing ``version``).
+
+- A **card** (``kind = card``, key ``card:<run id>``) is posted once with ``chat.postMessage``
+  and then updated with ``chat.update``. Its payload is the newest rendering; ``version`` counts
+  renderings and ``sent_version`` is the one Slack shows. Updates go out at most once per
+  ``min_update_interval_s`` per card: after every send the row is not due again before then,
+  so renderings made meanwhile coalesce into one update.
+- A **response** (``kind = response``) is one POST to a ``response_url`` (an ephemeral reply).
+
+**Claims.** A row is claimed by one guarded ``UPDATE … WHERE id = :id AND status = :seen AND
+attempts = :seen_attempts`` that sets a lease (``next_attempt_at`` = now + lease) and bumps
+``attempts``, the claim's fencing token: a sender whose lease was taken over cannot write its
+outcome. ``message_ts`` is written in the same statement that marks the row posted.
+
+**Never twice.** Before a post the row is ``posting`` under a lease. If the post's outcome is
+unknown (timeout, dropped connection, 5xx: Slack may have posted it) the row becomes ``unknown``;
+so does a ``posting`` row whose lease ran out (the sender died). An ``unknown`` row is not
+posted again before the sender has looked for it in ``conversations.history`` by its message
+metadata (``event_type`` ``mhub_run_card`` with the row's key) and found nothing. The remaining
+window, documented in docs/slack-setup.md: a post that Slack accepts but does not show in the
+channel history until after that look (it arrived at Slack later than the timeout plus the
+``unknown_min_s`` wait), and channels whose history the app may not read (``missing_scope``: it
+then posts again rather than lose the card, and logs it).
+
+**Backoff.** A failing row waits ``backoff_base_s`` after its first failure and then half as long
+as it has been failing (``updated_at`` marks the start of the streak; success resets it), up to
+``backoff_cap_s``, with ±20 % jitter. A 429 waits exactly ``Retry-After`` and holds back every
+row for that channel in this process meanwhile. Rows that cannot be delivered within
+``max_age_s`` fail.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from functools import partial
+from typing import Any, cast
+
+import aiohttp
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.webhook.async_client import AsyncWebhookClient
+from sqlalchemy import Table, and_, bindparam, case, func, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+
+from app import transitions as tx
+from app.db import Database
+from app.models import Outbox
+from blocks import messages
+from blocks.ids import CARD_EVENT
+
+log = logging.getLogger(__name__)
+
+STAMP = "mhub:"
+
+
+class Status(StrEnum):
+    PENDING = "pending"
+    POSTING = "posting"
+    UNKNOWN = "unknown"
+    POSTED = "posted"
+    CHANGED = "changed"
+    UPDATING = "updating"
+    FAILED = "failed"
+
+
+class Kind(StrEnum):
+    CARD = "card"
+    RESPONSE = "response"
+
+
+_CLAIMABLE = (Status.PENDING, Status.UNKNOWN, Status.POSTING, Status.UPDATING, Status.CHANGED)
+PERMANENT_ERRORS = frozenset(
+    {
+        "channel_not_found",
+        "not_in_channel",
+        "is_archived",
+        "msg_too_long",
+        "no_text",
+        "invalid_blocks",
+        "invalid_blocks_format",
+        "invalid_metadata_format",
+        "invalid_metadata_schema",
+        "metadata_too_large",
+        "too_many_attachments",
+        "restricted_action",
+        "restricted_action_read_only_channel",
+        "restricted_action_thread_only_channel",
+        "message_not_found",
+        "cant_update_message",
+        "edit_window_closed",
+        "invalid_arguments",
+        "invalid_arg_name",
+        "channel_is_archived",
+    }
+)
+"""Errors that retrying will not cure: the row fails."""
+AMBIGUOUS_ERRORS = frozenset(
+    {"internal_error", "fatal_error", "service_unavailable", "request_timeout"}
+)
+"""Errors after which Slack may or may not have posted the message."""
+NOT_A_MEMBER = frozenset({"not_in_channel", "channel_not_found"})
+
+
+@dataclass(frozen=True)
+class DeliveryOptions:
+    lease_s: float = 30.0
+    min_update_interval_s: float = 1.0
+    http_timeout_s: float = 10.0
+    backoff_base_s: float = 1.0
+    backoff_cap_s: float = 30.0
+    unknown_min_s: float = 5.0
+    max_age_s: float = 24 * 3600.0
+    concurrency: int = 8
+    poll_s: float = 1.0
+    history_pages: int = 5
+
+
+@dataclass(frozen=True)
+class Card:
+    """A rendering of a run's card, to be stored in the outbox."""
+
+    run_id: int
+    channel: str
+    message: dict[str, Any]
+    reply_url: str | None = field(default=None, repr=False)
+
+
+def card_key(run_id: int) -> str:
+    return f"card:{run_id}"
+
+
+def _same(a: Any, b: Any) -> bool:
+    return json.dumps(a, sort_keys=True, default=str) == json.dumps(b, sort_keys=True, default=str)
+
+
+class Outgoing:
+    """Writing rows: what should be delivered (the deliverer decides when and how)."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def put_card(
+        self, run_id: int, channel: str, message: dict[str, Any], reply_url: str | None = None
+    ) -> bool:
+        """Create or refresh a run's card. Returns True when the row changed (a new version)."""
+        return bool(await self.put_cards([Card(run_id, channel, message, reply_url)]))
+
+    async def put_cards(self, cards: Sequence[Card]) -> list[int]:
+        """Create or refresh several cards in one transaction; returns the run ids whose card
+        changed (created, or a new version because the rendering differs)."""
+        for _ in range(3):
+            try:
+                return await self._put_cards(cards)
+            except IntegrityError:
+                continue  # another replica created one of them meanwhile: look again
+        return []
+
+    async def _put_cards(self, cards: Sequence[Card]) -> list[int]:
+        keys = {card_key(c.run_id): c for c in cards}
+        async with self.db.read() as session:
+            found = await session.execute(
+                select(Outbox.dedupe_key, Outbox.id, Outbox.payload).where(
+                    Outbox.dedupe_key.in_(list(keys))
+                )
+            )
+            existing = {row.dedupe_key: (row.id, dict(row.payload or {})) for row in found}
+        inserts: list[dict[str, Any]] = []
+        updates: list[dict[str, Any]] = []
+        changed: list[int] = []
+        for key, card in keys.items():
+            if key not in existing:
+                inserts.append(
+                    {
+                        "dedupe_key": key,
+                        "run_id": card.run_id,
+                        "kind": Kind.CARD,
+                        "channel": card.channel,
+                        "payload": {"message": card.message, "reply_url": card.reply_url},
+                        "status": Status.PENDING,
+                        "attempts": 0,
+                        "version": 1,
+                        "sent_version": 0,
+                    }
+                )
+                changed.append(card.run_id)
+                continue
+            row_id, payload = existing[key]
+            if _same(payload.get("message"), card.message):
+                continue
+            payload["message"] = card.message
+            if card.reply_url and not payload.get("reply_url"):
+                payload["reply_url"] = card.reply_url
+            updates.append({"row_id": row_id, "new_payload": payload})
+            changed.append(card.run_id)
+        if not changed:
+            return []
+        async with self.db.write() as session:
+            if inserts:
+                await session.execute(
+                    insert(Outbox).values(
+                        next_attempt_at=self.db.now(),
+                        created_at=self.db.now(),
+                        updated_at=self.db.now(),
+                    ),
+                    inserts,
+                )
+            if updates:
+                table = cast(Table, Outbox.__table__)  # Core: one statement, many rows
+                await session.execute(
+                    update(table)
+                    .where(table.c.id == bindparam("row_id"))
+                    .values(
+                        payload=bindparam("new_payload"),
+                        version=table.c.version + 1,
+                        status=case(
+                            (table.c.status == Status.POSTED, Status.CHANGED.value),
+                            else_=table.c.status,
+                        ),
+                    ),
+                    updates,
+                )
+        return changed
+
+    async def put_response(self, key: str, url: str, message: dict[str, Any]) -> None:
+        """An ephemeral reply through a response_url; once per key."""
+        try:
+            async with self.db.write() as session:
+                await session.execute(
+                    insert(Outbox).values(
+                        dedupe_key=key[:255],
+                        run_id=None,
+                        kind=Kind.RESPONSE,
+                        channel=None,
+                        payload={"url": url, "message": message},
+                        status=Status.PENDING,
+                        attempts=0,
+                        version=1,
+                        sent_version=0,
+                        next_attempt_at=self.db.now(),
+                        created_at=self.db.now(),
+                        updated_at=self.db.now(),
+                    )
+                )
+        except IntegrityError:
+            pass  # already queued
+
+    async def row(self, key: str) -> Outbox | None:
+        async with self.db.read() as session:
+            return (
+                await session.execute(select(Outbox).where(Outbox.dedupe_key == key))
+            ).scalar_one_or_none()
+
+
+@dataclass(frozen=True)
+class _Claim:
+    row: Outbox
+    seen: str
+    """The status the row had when claimed (``unknown``/``posting`` mean: look first)."""
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    """How one Slack call went."""
+
+    kind: str  # ok | rejected | unknown | permanent
+    data: dict[str, Any]
+    error: str = ""
+    retry_after: float | None = None
+
+
+class Deliverer:
+    """Claims due rows and sends them; safe to run on any number of replicas."""
+
+    def __init__(
+        self,
+        db: Database,
+        client: AsyncWebClient,
+        options: DeliveryOptions | None = None,
+        *,
+        outgoing: Outgoing | None = None,
+        on_failure: Callable[[str, bool], None] | None = None,
+    ) -> None:
+        self.db = db
+        self.client = client
+        self.options = options or DeliveryOptions()
+        self.outbox = outgoing or Outgoing(db)
+        self.on_failure = on_failure
+        """Told (kind, permanent) about every failed delivery attempt (metrics)."""
+        self._wake = asyncio.Event()
+        self._held: dict[str, float] = {}  # channel → monotonic time its Retry-After ends
+        self._busy: set[int] = set()
+
+    def poke(self) -> None:
+        """Something was written to the outbox in this process: look now."""
+        self._wake.set()
+
+    # -- the loop -----------------------------------------------------------------------
+
+    async def serve(self, stop: asyncio.Event) -> None:
+        tasks: set[asyncio.Task[None]] = set()
+        stopping = asyncio.create_task(stop.wait())
+        try:
+            while not stop.is_set():
+                self._wake.clear()
+                await self._fill(tasks)
+                wait = await self._idle_for()
+                waits: set[asyncio.Future[Any]] = {stopping, *tasks}
+                waker = asyncio.create_task(self._wake.wait())
+                waits.add(waker)
+                await asyncio.wait(waits, timeout=wait, return_when=asyncio.FIRST_COMPLETED)
+                waker.cancel()
+        finally:
+            stopping.cancel()
+            if tasks:
+                await asyncio.wait(tasks, timeout=self.options.http_timeout_s + 1)
+
+    async def deliver_due(self) -> int:
+        """Send everything due now and wait for it (tests, ``mhub`` one-shots)."""
+        tasks: set[asyncio.Task[None]] = set()
+        sent = 0
+        while True:
+            before = len(tasks)
+            await self._fill(tasks)
+            if not tasks:
+                return sent
+            sent += max(0, len(tasks) - before)
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            tasks -= done
+            for task in done:
+                task.result()
+
+    async def _fill(self, tasks: set[asyncio.Task[None]]) -> None:
+        free = self.options.concurrency - len(tasks)
+        if free <= 0:
+            return
+        try:
+            claims = await self._claim(free)
+        except (SQLAlchemyError, OSError) as exc:
+            log.warning("outbox: cannot claim (%s); trying again shortly", exc)
+            return
+        for claim in claims:
+            self._busy.add(claim.row.id)
+            task = asyncio.create_task(self._send(claim), name=f"deliver-{claim.row.id}")
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+            task.add_done_callback(partial(_forget, self._busy, claim.row.id))
+
+    async def anything_due(self, within_s: float = 2.0) -> bool:
+        """Is a row due to be sent within ``within_s``?"""
+        soon = and_(_due_rows(), Outbox.next_attempt_at <= self.db.now_plus(within_s))
+        async with self.db.read() as session:
+            found = (await session.execute(select(Outbox.id).where(soon).limit(1))).first()
+        return found is not None
+
+    async def _idle_for(self) -> float:
+        """Seconds until the next row is due (at most ``poll_s``, for other replicas' rows)."""
+        try:
+            async with self.db.read() as session:
+                soonest = (
+                    await session.execute(
+                        select(func.min(Outbox.next_attempt_at)).where(_due_rows())
+                    )
+                ).scalar_one_or_none()
+        except (SQLAlchemyError, OSError):
+            return self.options.poll_s
+        if soonest is None:
+            return self.options.poll_s
+        if soonest.tzinfo is None:
+            soonest = soonest.replace(tzinfo=UTC)
+        gap = (soonest - datetime.now(UTC)).total_seconds()
+        return min(self.options.poll_s, max(0.02, gap))
+
+    # -- claiming -----------------------------------------------------------------------
+
+    async def _claim(self, limit: int) -> list[_Claim]:
+        """Claim up to ``limit`` due rows in one transaction, each by a guarded update."""
+        held = [c for c, until in self._held.items() if until > time.monotonic()]
+        claims: list[_Claim] = []
+        async with self.db.write() as session:
+            due = select(Outbox.id, Outbox.status, Outbox.attempts).where(
+                _due_rows(), Outbox.next_attempt_at <= self.db.now()
+            )
+            if held:
+                due = due.where(or_(Outbox.channel.is_(None), Outbox.channel.not_in(held)))
+            if self._busy:
+                due = due.where(Outbox.id.not_in(self._busy))
+            due = due.order_by(Outbox.next_attempt_at).limit(limit)
+            for seen in (await session.execute(due.with_for_update(skip_locked=True))).all():
+                claimed = (
+                    Status.UPDATING
+                    if seen.status in (Status.CHANGED, Status.UPDATING)
+                    else (Status.POSTING)
+                )
+                row = (
+                    await session.execute(
+                        update(Outbox)
+                        .where(
+                            Outbox.id == seen.id,
+                            Outbox.status == seen.status,
+                            Outbox.attempts == seen.attempts,
+                        )
+                        .values(
+                            status=claimed,
+                            attempts=Outbox.attempts + 1,
+                            next_attempt_at=self.db.now_plus(self.options.lease_s),
+                        )
+                        .returning(Outbox)
+                        .execution_options(synchronize_session=False)
+                    )
+                ).scalar_one_or_none()
+                if row is not None:
+                    claims.append(_Claim(row, seen.status))
+        return claims
+
+    # -- sending ------------------------------------------------------------------------
+
+    async def _send(self, claim: _Claim) -> None:
+        row = claim.row
+        try:
+            if row.kind == Kind.RESPONSE:
+                await self._respond(row)
+            elif claim.row.status == Status.UPDATING:
+                await self._update(row)
+            else:
+                await self._post(row, look_first=claim.seen in (Status.UNKNOWN, Status.POSTING))
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # A bug, not Slack: leave the claim to expire; the row is retried after its lease
+            # (as "unknown" if it was a post, so it is looked for before being posted again).
+            log.exception("outbox row %s (%s): delivery crashed", row.id, row.dedupe_key)
+
+    async def _post(self, row: Outbox, *, look_first: bool) -> None:
+        if look_first:
+            try:
+                found = await self._look(row)
+            except _LookFailed:
+                return
+            if found is not None:
+                log.info("outbox %s: found the card already posted (ts %s)", row.dedupe_key, found)
+                await self._posted(row, found, sent_version=0)
+                return
+        message = dict(row.payload.get("message") or {})
+        outcome = await self._call(
+            "chat_postMessage",
+            channel=row.channel,
+            text=message.get("text") or " ",
+            blocks=_stamped(message.get("blocks"), row.dedupe_key),
+            metadata=_metadata(row),
+            unfurl_links=False,
+            unfurl_media=False,
+        )
+        if outcome.kind == "ok":
+            await self._posted(row, str(outcome.data.get("ts")), sent_version=row.version)
+        elif outcome.kind == "permanent":
+            await self._fail(row, outcome.error)
+            if outcome.error in NOT_A_MEMBER:
+                await self._tell_not_member(row)
+        else:
+            status = Status.UNKNOWN if outcome.kind == "unknown" else Status.PENDING
+            await self._later(row, status, outcome)
+
+    async def _update(self, row: Outbox) -> None:
+        message = dict(row.payload.get("message") or {})
+        outcome = await self._call(
+            "chat_update",
+            channel=row.channel,
+            ts=row.message_ts,
+            text=message.get("text") or " ",
+            blocks=_stamped(message.get("blocks"), row.dedupe_key),
+            metadata=_metadata(row),
+        )
+        if outcome.kind == "ok":
+            await self._sent(
+                row, Status.UPDATING, {"sent_version": row.version, "status": _settled(row.version)}
+            )
+        elif outcome.kind == "permanent":
+            await self._fail(row, outcome.error)
+        else:
+            await self._later(row, Status.CHANGED, outcome)  # an update may safely be re-sent
+
+    async def _respond(self, row: Outbox) -> None:
+        url = str(row.payload.get("url") or "")
+        client = AsyncWebhookClient(url, timeout=int(self.options.http_timeout_s))
+        try:
+            answer = await client.send_dict(dict(row.payload.get("message") or {}))
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            await self._later(row, Status.PENDING, _Outcome("rejected", {}, type(exc).__name__))
+            return
+        if answer.status_code == 200:
+            await self._sent(row, Status.POSTING, {"status": Status.POSTED, "sent_version": 1})
+        elif answer.status_code == 429:
+            after = _retry_after(answer.headers)
+            await self._later(row, Status.PENDING, _Outcome("rejected", {}, "ratelimited", after))
+        elif answer.status_code in (400, 403, 404, 410):
+            await self._fail(row, f"response_url refused: {answer.status_code} {answer.body[:80]}")
+        else:
+            await self._later(
+                row, Status.PENDING, _Outcome("rejected", {}, str(answer.status_code))
+            )
+
+    async def _call(self, method: str, **kwargs: Any) -> _Outcome:
+        try:
+            response = await getattr(self.client, method)(**kwargs)
+            return _Outcome("ok", dict(response.data))  # type: ignore[arg-type]
+        except SlackApiError as exc:
+            return _classify(exc)
+        except aiohttp.ClientConnectorError as exc:
+            return _Outcome("rejected", {}, f"cannot connect ({type(exc).__name__})")
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            return _Outcome("unknown", {}, f"no answer ({type(exc).__name__})")
+
+    async def _look(self, row: Outbox) -> str | None:
+        """The ts of this row's message in the channel history, or None when it is not there.
+        Raises _LookFailed when the history cannot be read now (the row then waits)."""
+        oldest = f"{row.created_at.timestamp() - 60:.6f}"
+        cursor: str | None = None
+        for _ in range(self.options.history_pages):
+            outcome = await self._call(
+                "conversations_history",
+                channel=row.channel,
+                oldest=oldest,
+                limit=200,
+                include_all_metadata=True,
+                cursor=cursor,
+            )
+            if outcome.kind != "ok":
+                if outcome.error in ("missing_scope", "not_allowed_token_type"):
+                    log.warning(
+                        "outbox %s: cannot read the channel history (%s) to check for an "
+                        "earlier post; posting again — grant channels:history/groups:history",
+                        row.dedupe_key,
+                        outcome.error,
+                    )
+                    return None
+                if outcome.error in NOT_A_MEMBER:
+                    return None  # the post will fail the same way and say so
+                await self._later(row, Status.UNKNOWN, outcome)
+                raise _LookFailed(outcome.error)
+            for message in outcome.data.get("messages") or []:
+                if _is_ours(message, row.dedupe_key):
+                    return str(message.get("ts"))
+            cursor = (outcome.data.get("response_metadata") or {}).get("next_cursor") or None
+            if not cursor:
+                return None
+        return None
+
+    # -- recording outcomes (each guarded by the claim) ---------------------------------
+
+    async def _posted(self, row: Outbox, ts: str, *, sent_version: int) -> None:
+        async with self.db.write() as session:
+            done = await self._guarded(
+                session,
+                row,
+                Status.POSTING,
+                {
+                    "status": _settled(sent_version),
+                    "message_ts": ts,
+                    "sent_version": sent_version,
+                    "last_error": None,
+                    "updated_at": self.db.now(),
+                    "next_attempt_at": self.db.now_plus(self.options.min_update_interval_s),
+                },
+            )
+            if done and row.run_id is not None:
+                await tx.add_event(
+                    session, self.db, row.run_id, tx.Event.DELIVERED, "slack",
+                    channel=row.channel, ts=ts,
+                )  # fmt: skip
+        self.poke()
+
+    async def _sent(self, row: Outbox, claimed: Status, values: dict[str, Any]) -> None:
+        async with self.db.write() as session:
+            await self._guarded(
+                session,
+                row,
+                claimed,
+                {
+                    "status": Status.POSTED,
+                    "last_error": None,
+                    "updated_at": self.db.now(),
+                    "next_attempt_at": self.db.now_plus(self.options.min_update_interval_s),
+                    **values,
+                },
+            )
+        self.poke()
+
+    async def _later(self, row: Outbox, status: Status, outcome: _Outcome) -> None:
+        """Back to ``status`` with a delay: Retry-After, or the backoff."""
+        now = datetime.now(UTC)
+        if (now - row.created_at).total_seconds() > self.options.max_age_s:
+            await self._fail(row, f"gave up after {self.options.max_age_s / 3600:.0f} h: "
+                                  f"{outcome.error}")  # fmt: skip
+            return
+        self._count(row, permanent=False)
+        if outcome.retry_after is not None:
+            delay = outcome.retry_after + random.uniform(0, 0.1)
+            if row.channel:
+                self._held[row.channel] = time.monotonic() + outcome.retry_after
+        else:
+            failing = (now - row.updated_at).total_seconds() if row.last_error else 0.0
+            delay = min(self.options.backoff_cap_s, max(self.options.backoff_base_s, failing / 2))
+            delay *= random.uniform(0.8, 1.2)
+        if status == Status.UNKNOWN:
+            delay = max(delay, self.options.unknown_min_s)
+        values: dict[str, Any] = {
+            "status": status,
+            "last_error": outcome.error[:500] or outcome.kind,
+            "next_attempt_at": self.db.now_plus(delay),
+        }
+        if not row.last_error:
+            values["updated_at"] = self.db.now()  # a failure streak starts now
+        claimed = Status.UPDATING if row.status == Status.UPDATING else Status.POSTING
+        async with self.db.write() as session:
+            await self._guarded(session, row, claimed, values)
+        log.info(
+            "outbox %s: %s; next try in %.1f s",
+            row.dedupe_key,
+            outcome.error or outcome.kind,
+            delay,
+        )
+
+    async def _fail(self, row: Outbox, error: str) -> None:
+        self._count(row, permanent=True)
+        claimed = Status.UPDATING if row.status == Status.UPDATING else Status.POSTING
+        async with self.db.write() as session:
+            await self._guarded(
+                session, row, claimed, {"status": Status.FAILED, "last_error": error[:500]}
+            )
+        log.warning("outbox %s: gave up: %s", row.dedupe_key, error)
+
+    def _count(self, row: Outbox, *, permanent: bool) -> None:
+        if self.on_failure is not None:
+            self.on_failure(row.kind, permanent)
+
+    async def _guarded(
+        self, session: Any, row: Outbox, claimed: Status, values: dict[str, Any]
+    ) -> bool:
+        changed = (
+            await session.execute(
+                update(Outbox)
+                .where(
+                    Outbox.id == row.id,
+                    Outbox.status == claimed,
+                    Outbox.attempts == row.attempts,
+                )
+                .values(**values)
+                .execution_options(synchronize_session=False)
+            )
+        ).rowcount
+        if not changed:
+            log.warning(
+                "outbox %s: lost the claim before recording the outcome; the next claim "
+                "looks in the channel history first",
+                row.dedupe_key,
+            )
+        return bool(changed)
+
+    async def _tell_not_member(self, row: Outbox) -> None:
+        url = (row.payload or {}).get("reply_url")
+        if url and row.channel:
+            await self.outbox.put_response(
+                f"reply:{row.dedupe_key}", str(url), messages.not_in_channel(row.channel)
+            )
+            self.poke()
+
+
+class _LookFailed(Exception):
+    """The channel history could not be read; the row was put back to wait."""
+
+
+def _forget(busy: set[int], row_id: int, _: object) -> None:
+    busy.discard(row_id)
+
+
+def _due_rows() -> Any:
+    return Outbox.status.in_([s.value for s in _CLAIMABLE])
+
+
+def _settled(sent_version: int) -> Any:
+    """``posted`` if Slack now shows the newest rendering, else ``changed`` (decided in the
+    same statement, so a rendering stored meanwhile is never forgotten)."""
+    return case((Outbox.version == sent_version, Status.POSTED.value), else_=Status.CHANGED.value)
+
+
+def _stamped(blocks: Any, key: str) -> Any:
+    """The blocks with the outbox key as the first block's id: a second way (besides the
+    metadata) to recognise the message in the channel history."""
+    if not blocks:
+        return blocks
+    first = {**blocks[0], "block_id": f"{STAMP}{key}"}
+    return [first, *blocks[1:]]
+
+
+def _is_ours(message: dict[str, Any], key: str) -> bool:
+    meta = message.get("metadata") or {}
+    if meta.get("event_type") == CARD_EVENT and (meta.get("event_payload") or {}).get("key") == key:
+        return True
+    blocks = message.get("blocks") or [{}]
+    return bool(blocks) and blocks[0].get("block_id") == f"{STAMP}{key}"
+
+
+def _metadata(row: Outbox) -> dict[str, Any]:
+    return {"event_type": CARD_EVENT, "event_payload": {"key": row.dedupe_key, "run": row.run_id}}
+
+
+def _retry_after(headers: Any) -> float:
+    with contextlib.suppress(TypeError, ValueError, AttributeError):
+        return max(0.0, float(headers.get("Retry-After") or headers.get("retry-after") or 1))
+    return 1.0
+
+
+def _classify(exc: SlackApiError) -> _Outcome:
+    response = exc.response
+    status = getattr(response, "status_code", 0)
+    data = response.data if isinstance(getattr(response, "data", None), dict) else {}
+    error = str(data.get("error") or f"HTTP {status}")
+    if status == 429 or error == "ratelimited":
+        return _Outcome("rejected", data, "ratelimited", _retry_after(response.headers))
+    if status >= 500:
+        return _Outcome("unknown", data, error)
+    if status != 200:
+        return _Outcome("rejected", data, error)
+    if error in PERMANENT_ERRORS:
+        return _Outcome("permanent", data, error)
+    if error in AMBIGUOUS_ERRORS:
+        return _Outcome("unknown", data, error)
+    return _Outcome("rejected", data, error)  # e.g. invalid_auth: fixable by an operator

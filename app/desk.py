@@ -1,0 +1,220 @@
+"""The front desk: what each ``/monitor`` command and each card button does.
+
+One method per command, each access-checked and audited (see :mod:`app.access`), each returning
+a typed outcome that ``handlers/`` renders with ``blocks/``. Expected failures are
+:class:`~app.errors.HubError` with a message that says what to do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from app.access import Access, Action, Decision, Who
+from app.batch import GroupCommit
+from app.cards import Cards
+from app.catalog import Catalog, Plan
+from app.commands import (
+    CancelCommand,
+    Command,
+    CustomersCommand,
+    HelpCommand,
+    ListCommand,
+    OpenModal,
+    RetryCommand,
+    RunCommand,
+    SchedulesCommand,
+    StatusCommand,
+)
+from app.config import Customer, Schedule
+from app.errors import AccessDenied
+from app.models import Run, Source
+from app.runs import RunService, RunView, Submit
+from app.scheduler import next_fire
+
+LIST_LIMIT = 15
+LIST_SCAN = 200
+
+
+@dataclass(frozen=True)
+class Asker:
+    """Who asked, from where, and how to answer them later."""
+
+    user: str
+    channel: str | None = None
+    trigger_id: str | None = None
+    response_url: str | None = field(default=None, repr=False)  # never logged
+
+    @property
+    def who(self) -> Who:
+        return Who(self.user, self.channel)
+
+
+# -- outcomes -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Queued:
+    run: Run
+    plan: Plan
+    created: bool
+    window: str | None
+
+
+@dataclass(frozen=True)
+class Shown:
+    view: RunView
+    customer: Customer
+
+
+@dataclass(frozen=True)
+class Listed:
+    runs: Sequence[Run]
+    customers: dict[str, Customer]
+    scope: str | None
+
+
+@dataclass(frozen=True)
+class Cancelled:
+    message: str
+    changed: bool
+
+
+@dataclass(frozen=True)
+class Retried:
+    original: int
+    run: Run
+    created: bool
+
+
+@dataclass(frozen=True)
+class CustomerList:
+    customers: Sequence[Customer]
+
+
+@dataclass(frozen=True)
+class ScheduleList:
+    items: Sequence[tuple[Customer, Schedule, datetime]]
+
+
+@dataclass(frozen=True)
+class Help:
+    pass
+
+
+Outcome = Queued | Shown | Listed | Cancelled | Retried | CustomerList | ScheduleList | Help
+
+
+class Desk:
+    def __init__(
+        self,
+        runs: RunService,
+        access: Access,
+        cards: Cards,
+        catalog: Callable[[], Catalog],
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.runs = runs
+        self._submits: GroupCommit[Submit, tuple[Run, bool]] = GroupCommit(runs.submit_many)
+        self.access = access
+        self.cards = cards
+        self.catalog = catalog
+        self.clock = clock
+
+    async def handle(self, command: Command, asker: Asker) -> Outcome:
+        """Do what ``command`` asks, for ``asker``."""
+        handlers: dict[type, Callable[[Any, Asker], Any]] = {
+            RunCommand: self.run,
+            StatusCommand: self.status,
+            ListCommand: self.list,
+            CancelCommand: lambda c, a: self.cancel(c.run_id, a),
+            RetryCommand: lambda c, a: self.retry(c.run_id, a, Source.SLASH),
+            CustomersCommand: self.customers,
+            SchedulesCommand: self.schedules,
+        }
+        handler = handlers.get(type(command))
+        if handler is None:  # help, and the modal until it exists
+            assert isinstance(command, HelpCommand | OpenModal), command
+            return Help()
+        result: Outcome = await handler(command, asker)
+        return result
+
+    async def run(self, command: RunCommand, asker: Asker) -> Queued:
+        plan = self.catalog().plan(command.target, command.checks)
+        await self.access.require(plan.customer, asker.who, Action.RUN)
+        run, created = await self._submits.add(
+            Submit(
+                plan=plan,
+                requested_by=asker.user,
+                source=Source.SLASH,
+                window=command.window,
+                channel_id=asker.channel,
+                idempotency_key=f"slash:{asker.trigger_id}" if asker.trigger_id else None,
+            )
+        )
+        if created:
+            self.cards.expect_reply(run.id, asker.response_url)
+        return Queued(run, plan, created, command.window_text)
+
+    async def status(self, command: StatusCommand, asker: Asker) -> Shown:
+        view = await self.runs.get(command.run_id)
+        customer = await self._customer_of(view.run, asker, Action.STATUS)
+        await self.access.require(customer, asker.who, Action.STATUS, view.run)
+        return Shown(view, customer)
+
+    async def list(self, command: ListCommand, asker: Asker) -> Listed:
+        catalog = self.catalog()
+        if command.customer is not None:
+            customer = catalog.customer(command.customer)
+            await self.access.require(customer, asker.who, Action.LIST)
+            runs = await self.runs.recent(customer.id, limit=LIST_LIMIT)
+            return Listed(runs, {customer.id: customer}, customer.name)
+        visible = await self.access.visible(catalog.customers.values(), asker.who, Action.LIST)
+        allowed = {c.id: c for c in visible}
+        recent = await self.runs.recent(limit=LIST_SCAN) if allowed else []
+        return Listed([r for r in recent if r.customer_id in allowed][:LIST_LIMIT], allowed, None)
+
+    async def cancel(self, run_id: int, asker: Asker) -> Cancelled:
+        view = await self.runs.get(run_id)
+        customer = await self._customer_of(view.run, asker, Action.CANCEL)
+        await self.access.require(customer, asker.who, Action.CANCEL, view.run)
+        outcome = await self.runs.cancel(run_id, asker.user)
+        return Cancelled(outcome.message, outcome.changed)
+
+    async def retry(self, run_id: int, asker: Asker, source: Source) -> Retried:
+        original = (await self.runs.get(run_id)).run
+        customer = await self._customer_of(original, asker, Action.RETRY)
+        await self.access.require(customer, asker.who, Action.RETRY, original)
+        plan = Plan(customer, tuple((t["account"], t["check"]) for t in original.targets))
+        run, created = await self.runs.retry(
+            run_id, plan, asker.user, source, channel_id=asker.channel or original.channel_id
+        )
+        return Retried(run_id, run, created)
+
+    async def customers(self, _: CustomersCommand, asker: Asker) -> CustomerList:
+        customers = self.catalog().customers.values()
+        return CustomerList(await self.access.visible(customers, asker.who, Action.CUSTOMERS))
+
+    async def schedules(self, _: SchedulesCommand, asker: Asker) -> ScheduleList:
+        customers = self.catalog().customers.values()
+        visible = await self.access.visible(customers, asker.who, Action.SCHEDULES)
+        now = self.clock()
+        items = [
+            (customer, schedule, next_fire(schedule, customer, now))
+            for customer in visible
+            for schedule in customer.schedules
+        ]
+        return ScheduleList(sorted(items, key=lambda item: item[2]))
+
+    async def _customer_of(self, run: Run, asker: Asker, action: Action) -> Customer:
+        customer = self.catalog().customers.get(run.customer_id)
+        if customer is None:
+            # Deny by default: nobody grants access to a customer that is no longer configured.
+            gone = Decision(False, "unknown customer")
+            await self.access.record(asker.who, action, gone, run.customer_id, run.id)
+            raise AccessDenied(
+                f'Run #{run.id} belongs to "{run.customer_id}", which is no longer configured.'
+            )
+        return customer

@@ -1,0 +1,145 @@
+"""The read-only web view: an aiohttp app built by :func:`create_app` from the services it needs.
+
+Pages (``/``, ``/runs``, ``/runs/{id}``, ``/customers/{id}``), JSON (``/api/runs``,
+``/api/runs/{id}``), and operations (``/healthz``, ``/readyz``, ``/metrics``). See
+docs/web.md. Nothing here reads the environment or holds global state.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import AsyncIterator, Callable, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+
+import aiohttp_jinja2
+import jinja2
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from app.catalog import Catalog
+from app.db import Database
+from app.runs import RunService
+from app.web import security, views
+from app.web.cache import PageCache
+from app.web.keys import BOARD_CACHE, CATALOG, CLOCK, DB, METRICS, PROBES, RUNS, Probe
+from app.web.metrics import HubMetrics, RunObserver
+
+__all__ = ["HubMetrics", "Probe", "create_app"]
+
+log = logging.getLogger(__name__)
+HERE = Path(__file__).parent
+Subscribe = Callable[[Callable[[int], None]], None]
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def create_app(
+    *,
+    db: Database,
+    runs: RunService,
+    catalog: Callable[[], Catalog],
+    metrics: HubMetrics,
+    auth: str | None = None,
+    public_url: str | None = None,
+    probes: Mapping[str, Probe] | None = None,
+    subscribe: Subscribe | None = None,
+    clock: Callable[[], datetime] = _utcnow,
+    board_cache_s: float = 5.0,
+) -> web.Application:
+    """The web view.
+
+    ``auth`` is ``user:password`` for HTTP Basic (None: no auth; the caller decides whether
+    that is safe, see :func:`security.check_exposure`); without it the view answers only to
+    loopback names and ``public_url``'s host. ``probes`` are the readiness checks
+    behind ``/readyz``. ``subscribe`` registers a listener for run changes in this process
+    (the executor's), used to record run and check durations. ``board_cache_s`` is how long
+    an unchanged runboard may be served from its render cache (0 turns it off).
+    """
+    hosts = security.known_hosts(public_url) if auth is None else None
+    app = web.Application(
+        middlewares=[
+            errors,
+            security.only_reads,
+            security.host_guard(hosts),
+            security.basic_auth(auth),
+        ],
+    )
+    app[DB] = db
+    app[RUNS] = runs
+    app[CATALOG] = catalog
+    app[METRICS] = metrics
+    app[PROBES] = dict(probes or {})
+    app[CLOCK] = clock
+    app[BOARD_CACHE] = PageCache(board_cache_s)
+    aiohttp_jinja2.setup(
+        app,
+        loader=jinja2.FileSystemLoader(HERE / "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    app.router.add_routes(views.ROUTES)
+    app.router.add_static("/static/", HERE / "static", name="static")
+    app.on_response_prepare.append(security.add_headers)
+    if subscribe is not None:
+        app.cleanup_ctx.append(_observer(db, metrics, subscribe))
+    return app
+
+
+def _observer(
+    db: Database, metrics: HubMetrics, subscribe: Subscribe
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def observe(_app: web.Application) -> AsyncIterator[None]:
+        observer = RunObserver(db, metrics)
+        subscribe(observer.changed)
+        yield
+        await observer.close()
+
+    return observe
+
+
+@web.middleware
+async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """HTTP errors as a short page (JSON under /api/); anything unexpected as a 500 with an
+    id that is also in the log."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        message = exc.text if exc.text and exc.text != f"{exc.status}: {exc.reason}" else ""
+        return _error(request, exc.status, exc.reason, message, exc.headers)
+    except Exception:
+        ref = uuid.uuid4().hex[:8]
+        log.exception("web: %s %s failed [%s]", request.method, request.path, ref)
+        return _error(
+            request,
+            500,
+            "Internal Server Error",
+            f"Something went wrong on our side (error {ref}; it is in the hub's log).",
+            {},
+        )
+
+
+def _error(
+    request: web.Request, status: int, reason: str, message: str, headers: Mapping[str, str]
+) -> web.StreamResponse:
+    keep = {k: v for k, v in headers.items() if k in ("Allow", "WWW-Authenticate")}
+    if request.path.startswith("/api/") or request.path in ("/readyz", "/metrics", "/healthz"):
+        response: web.StreamResponse = web.json_response(
+            {"error": reason, "message": message or reason}, status=status
+        )
+    else:
+        response = aiohttp_jinja2.render_template(
+            "error.html",
+            request,
+            {"title": reason, "status": status, "message": message, "nav": "", "live": False},
+            status=status,
+        )
+    response.headers.update(keep)
+    return response

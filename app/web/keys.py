@@ -1,0 +1,25 @@
+"""Typed application keys: how views reach the services ``create_app`` was given."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import datetime
+
+from aiohttp import web
+
+from app.catalog import Catalog
+from app.db import Database
+from app.runs import RunService
+from app.web.cache import PageCache
+from app.web.metrics import HubMetrics
+
+Probe = Callable[[], Awaitable[str | None]]
+"""A readiness probe: None when fine, else a short reason."""
+
+DB = web.AppKey("db", Database)
+RUNS = web.AppKey("runs", RunService)
+METRICS = web.AppKey("metrics", HubMetrics)
+CATALOG: web.AppKey[Callable[[], Catalog]] = web.AppKey("catalog")
+PROBES: web.AppKey[Mapping[str, Probe]] = web.AppKey("probes")
+CLOCK: web.AppKey[Callable[[], datetime]] = web.AppKey("clock")
+BOARD_CACHE = web.AppKey("board_cache", PageCache)

@@ -1,0 +1,206 @@
+"""Prometheus metrics on a private registry, served at ``/metrics``.
+
+:class:`HubMetrics` is built once by the composition root and passed to whoever records
+something: the web view (run and check durations, through :class:`RunObserver`), and the Slack
+side (delivery failures, ack latency, connection state). Nothing here is global, so tests and
+several hubs in one process never share a registry.
+
+Two kinds of figures:
+
+- **from the database**, read at scrape time: runs by status, by outcome, queue depth, the age
+  of the oldest queued run. They are the same on every replica (aggregate with ``max``).
+- **from this process**, recorded as things happen: run and check durations of the runs this
+  process executed, Slack delivery failures, ack latency. Sum them across replicas.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from app.db import Database
+from app.models import RunStatus
+from app.web import queries
+
+log = logging.getLogger(__name__)
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+RUN_BUCKETS = (1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800)
+CHECK_BUCKETS = (0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120)
+ACK_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 3, 5)
+
+
+class HubMetrics:
+    """Every metric the hub exports; one instance per process, passed by injection.
+
+    For the Slack side::
+
+        metrics.slack_delivery_failed("update", permanent=False)   # a failed chat.update
+        metrics.slack_acked(0.12)                                   # seconds to ack()
+
+    ``slack_connected`` (set by whoever runs Slack) is asked at scrape time for the
+    ``mhub_slack_connected`` gauge.
+    """
+
+    def __init__(
+        self, registry: CollectorRegistry | None = None, database_ttl_s: float = 5.0
+    ) -> None:
+        self.registry = registry or CollectorRegistry(auto_describe=True)
+        self.database_ttl_s = database_ttl_s
+        self._read_at: float | None = None
+        self.slack_connected: Callable[[], Awaitable[bool]] | None = None
+        r = self.registry
+        self.runs = Gauge("mhub_runs", "Runs in the database by status.", ["status"], registry=r)
+        self.outcomes = Gauge(
+            "mhub_run_outcomes",
+            "Runs in the database by outcome (the worst result severity), once known.",
+            ["outcome"],
+            registry=r,
+        )
+        self.queue_depth = Gauge("mhub_queue_depth", "Runs waiting to be claimed.", registry=r)
+        self.oldest_queued = Gauge(
+            "mhub_oldest_queued_seconds",
+            "Age of the oldest queued run; 0 when the queue is empty.",
+            registry=r,
+        )
+        self.run_duration = Histogram(
+            "mhub_run_duration_seconds",
+            "Time from claim to finish of the runs this process executed, by source.",
+            ["source", "status"],
+            buckets=RUN_BUCKETS,
+            registry=r,
+        )
+        self.check_duration = Histogram(
+            "mhub_check_duration_seconds",
+            "Time one account × check took in the runs this process executed, by check kind.",
+            ["check", "severity"],
+            buckets=CHECK_BUCKETS,
+            registry=r,
+        )
+        self.slack_failures = Counter(
+            "mhub_slack_delivery_failures",
+            "Slack deliveries (post, update, publish…) that failed, by kind.",
+            ["kind", "permanent"],
+            registry=r,
+        )
+        self.ack_latency = Histogram(
+            "mhub_slack_ack_seconds",
+            "Time from receiving a Slack envelope to acknowledging it (Slack allows 3 s).",
+            buckets=ACK_BUCKETS,
+            registry=r,
+        )
+        self.slack_up = Gauge(
+            "mhub_slack_connected",
+            "1 while the Socket Mode connection is up (absent when Slack is off).",
+            registry=r,
+        )
+        self.scrape_errors = Counter(
+            "mhub_metrics_database_errors",
+            "Scrapes whose database figures could not be read (the figures are then stale).",
+            registry=r,
+        )
+
+    # -- for the Slack side ---------------------------------------------------------------
+
+    def slack_delivery_failed(self, kind: str, *, permanent: bool) -> None:
+        self.slack_failures.labels(kind=kind, permanent=str(permanent).lower()).inc()
+
+    def slack_acked(self, seconds: float) -> None:
+        self.ack_latency.observe(max(0.0, seconds))
+
+    # -- recorded from runs ---------------------------------------------------------------
+
+    def run_finished(self, source: str, status: str, seconds: float) -> None:
+        self.run_duration.labels(source=source, status=status).observe(max(0.0, seconds))
+
+    def check_finished(self, check: str, severity: str, seconds: float) -> None:
+        self.check_duration.labels(check=check, severity=severity).observe(max(0.0, seconds))
+
+    # -- exposition -----------------------------------------------------------------------
+
+    def set_database_figures(self, figures: queries.Figures, now: datetime) -> None:
+        for status in RunStatus:
+            self.runs.labels(status=status.value).set(figures.by_status.get(status, 0))
+        self.outcomes.clear()
+        for outcome, count in figures.by_outcome.items():
+            self.outcomes.labels(outcome=outcome).set(count)
+        self.queue_depth.set(figures.queued)
+        oldest = figures.oldest_queued_at
+        self.oldest_queued.set(max(0.0, (now - oldest).total_seconds()) if oldest else 0.0)
+
+    async def render(self, db: Database, now: datetime) -> bytes:
+        """The text exposition. The database figures are read again when older than
+        ``database_ttl_s`` (counting runs is a scan of an index; several scrapers share it)."""
+        fresh = self._read_at is not None and time.monotonic() - self._read_at < self.database_ttl_s
+        if not fresh:
+            try:
+                self.set_database_figures(await queries.figures(db), now)
+                self._read_at = time.monotonic()
+            except Exception:
+                log.exception("metrics: could not read the database figures")
+                self.scrape_errors.inc()
+        if self.slack_connected is not None:
+            self.slack_up.set(1 if await self.slack_connected() else 0)
+        return generate_latest(self.registry)
+
+
+class RunObserver:
+    """Records run and check durations when a run this process owns reaches its end.
+
+    Subscribed to the executor's change notifications (a run id, synchronously); it looks the
+    run up in a task of its own, once per finished run.
+    """
+
+    def __init__(self, db: Database, metrics: HubMetrics, remember: int = 2048) -> None:
+        self.db = db
+        self.metrics = metrics
+        self._seen: deque[int] = deque(maxlen=remember)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._closed = False
+
+    def changed(self, run_id: int) -> None:
+        if self._closed or run_id in self._seen:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # told from outside the loop: nothing to record with
+            return
+        task = loop.create_task(self._look(run_id), name=f"observe-{run_id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _look(self, run_id: int) -> None:
+        try:
+            found = await queries.finished_run(self.db, run_id)
+        except Exception:
+            log.exception("metrics: could not read run #%s", run_id)
+            return
+        if found is None or run_id in self._seen:
+            return
+        self._seen.append(run_id)
+        run, results = found
+        if run.started_at and run.finished_at:
+            self.metrics.run_finished(
+                run.source, run.status, (run.finished_at - run.started_at).total_seconds()
+            )
+        for check, severity, seconds in results:
+            self.metrics.check_finished(check, severity, seconds)
+
+    async def settle(self) -> None:
+        """Wait for the lookups under way (tests, and a tidy shutdown)."""
+        while self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def close(self) -> None:
+        self._closed = True
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)

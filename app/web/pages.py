@@ -1,0 +1,195 @@
+"""Page contexts: what each template receives, assembled from query results. No I/O."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
+
+from app.catalog import Catalog
+from app.config import CHECK_KINDS, Customer
+from app.runs import RunView
+from app.web import present, queries
+from app.web.params import OUTCOMES, STATUSES
+from app.web.queries import Board, Page
+from blocks.marks import CHECK_TITLE, SEVERITY_MARK
+
+FORM_KEYS = ("customer", "status", "outcome", "check", "from", "to")
+
+
+@dataclass(frozen=True)
+class Tile:
+    """One customer's latest outcome on the runboard."""
+
+    id: str
+    name: str
+    mark: str
+    tone: str
+    text: str
+    run: present.RunRow | None
+
+
+def runboard(board: Board, catalog: Catalog, now: datetime) -> dict[str, Any]:
+    customers = catalog.customers
+
+    def row(run: Any, with_steps: bool = False) -> present.RunRow:
+        return present.run_row(
+            run, customers.get(run.customer_id), board.steps.get(run.id, {}), now, with_steps
+        )
+
+    tiles = [_tile(c, board, now) for c in customers.values()]
+    tiles.sort(key=lambda t: (present.ORDER.get(t.tone, 5), t.name.lower()))
+    day = board.day
+    return {
+        "title": "Runboard",
+        "nav": "board",
+        "live": True,
+        "version": board.version,
+        "queued": board.queued,
+        "oldest_queued": _ago(board.oldest_queued_at, now),
+        "running": [row(r, with_steps=True) for r in board.running],
+        "waiting": [row(r) for r in board.waiting],
+        "recent": [row(r) for r in board.recent],
+        "tiles": tiles,
+        "day": day,
+        "fires": present.next_fires(customers.values(), now)[:6],
+        "now": now,
+    }
+
+
+def _ago(moment: datetime | None, now: datetime) -> tuple[present.Stamp, str] | None:
+    """A moment and "N s ago" for a ``<time class="ago">`` the page's script keeps fresh."""
+    if moment is None:
+        return None
+    return present.stamp(moment, present.UTC_ZONE, now), present.ago(moment, now)
+
+
+def _tile(customer: Customer, board: Board, now: datetime) -> Tile:
+    run = board.latest.get(customer.id)
+    if run is None:
+        return Tile(customer.id, customer.name, "·", "none", "no finished runs yet", None)
+    severities = board.steps.get(run.id, {})
+    row = present.run_row(run, customer, severities, now)
+    chips = row.problems
+    if run.status == "failed":
+        text = f"{row.created.text}: failed — {run.error or 'see the run'}"
+    elif chips:
+        text = f"{row.created.text}: " + " · ".join(c.text for c in chips)
+    else:
+        text = f"{row.created.text}: all OK"
+    return Tile(customer.id, customer.name, row.mark, row.tone, text, row)
+
+
+def runs_list(
+    page: Page,
+    catalog: Catalog,
+    query: Mapping[str, str],
+    filters: dict[str, str],
+    tz: ZoneInfo,
+    now: datetime,
+) -> dict[str, Any]:
+    customers = catalog.customers
+    rows = [
+        present.run_row(r, customers.get(r.customer_id), page.steps.get(r.id, {}), now)
+        for r in page.runs
+    ]
+    older = f"/runs?{urlencode({**filters, 'before': page.older})}" if page.older else None
+    newer = f"/runs?{urlencode({**filters, 'after': page.newer})}" if page.newer else None
+    return {
+        "title": "Runs",
+        "nav": "runs",
+        "live": False,
+        "rows": rows,
+        "older": older,
+        "newer": newer,
+        "partial": page.partial,
+        "scan": queries.CHECK_SCAN,
+        "form": {k: query.get(k, "") for k in FORM_KEYS},
+        "filtered": bool(filters),
+        "customers": sorted(customers.values(), key=lambda c: c.name.lower()),
+        "statuses": STATUSES,
+        "outcomes": [(o, SEVERITY_MARK[o]) for o in OUTCOMES],
+        "checks": [(c, CHECK_TITLE.get(c, c)) for c in CHECK_KINDS],
+        "zone": tz.key if tz.key != "UTC" else "UTC",
+        "api": f"/api/runs?{urlencode({**filters, **_cursor(query)})}",
+    }
+
+
+def _cursor(query: Mapping[str, str]) -> dict[str, str]:
+    return {k: query[k] for k in ("before", "after") if query.get(k)}
+
+
+def run_page(
+    view: RunView, customer: Customer | None, now: datetime, version: str
+) -> dict[str, Any]:
+    run = view.run
+    tz = present.zone(customer)
+    severities = {(r.account, r.check): r.severity for r in view.results}
+    row = present.run_row(run, customer, severities, now, with_steps=True)
+    blocks = present.result_blocks(view.results)
+    return {
+        "title": f"Run #{run.id}",
+        "nav": "runs",
+        "live": not view.terminal,
+        "version": version,
+        "run": row,
+        "status": run.status,
+        "window": present.window(run),
+        "attempt": run.attempt,
+        "error": run.error,
+        "zone": tz.key,
+        "started": present.stamp(run.started_at, tz, now, seconds=True) if run.started_at else None,
+        "finished": present.stamp(run.finished_at, tz, now, seconds=True)
+        if run.finished_at
+        else None,
+        "problems": [b for b in blocks if b.tone not in present.QUIET],
+        "quiet": [b for b in blocks if b.tone in present.QUIET],
+        "pending": present.pending(run, view.results, view.terminal),
+        "events": [present.event_row(e, tz, now) for e in view.events],
+        "terminal": view.terminal,
+        "known": customer is not None,
+    }
+
+
+def customer_page(customer: Customer, page: Page, now: datetime) -> dict[str, Any]:
+    rows = [present.run_row(r, customer, page.steps.get(r.id, {}), now) for r in page.runs]
+    tz = customer.tz
+    schedules = [
+        {
+            "name": s.name,
+            "cron": s.cron,
+            "checks": ", ".join(s.checks) or "each account's configured checks",
+            "channel": s.channel or customer.slack.channel or "",
+            "next": [present.stamp(m, tz, now) for m in present.fire_times(s.cron, tz, now, 3)],
+        }
+        for s in customer.schedules
+    ]
+    return {
+        "title": customer.name,
+        "nav": "customers",
+        "live": False,
+        "customer": customer,
+        "zone_now": present.stamp(now, customer.tz, now).text,
+        "accounts": [
+            {
+                "id": a.id,
+                "name": a.name,
+                "account_id": a.account_id,
+                "regions": ", ".join(a.regions),
+                "access": a.role_arn or (f"profile {a.profile}" if a.profile else "default chain"),
+                "checks": [(c, CHECK_TITLE.get(c, c)) for c in a.checks],
+            }
+            for a in customer.accounts
+        ],
+        "settings": [
+            (CHECK_TITLE.get(kind, kind), json.dumps(value, indent=2, ensure_ascii=False))
+            for kind, value in sorted(customer.checks.items())
+        ],
+        "schedules": schedules,
+        "rows": rows,
+        "more": f"/runs?{urlencode({'customer': customer.id})}",
+    }

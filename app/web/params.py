@@ -1,0 +1,81 @@
+"""Query-string parsing for the runs filters: a clear 400 for anything malformed."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from aiohttp import web
+
+from app.catalog import Catalog
+from app.config import CHECK_KINDS
+from app.models import RunStatus
+from app.web.present import UTC_ZONE
+from app.web.queries import RunFilter
+
+STATUSES = tuple(s.value for s in RunStatus)
+OUTCOMES = ("crit", "error", "warn", "ok", "skipped")
+_CUSTOMER = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+MAX_ID = 2**53
+
+
+class BadParam(web.HTTPBadRequest):
+    def __init__(self, message: str) -> None:
+        super().__init__(text=message)
+
+
+def _choice(query: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str | None:
+    value = query.get(name, "").strip().lower()
+    if not value:
+        return None
+    if value not in choices:
+        raise BadParam(f'Unknown {name} "{value}". Use one of: {", ".join(choices)}.')
+    return value
+
+
+def _day(query: Mapping[str, str], name: str) -> date | None:
+    value = query.get(name, "").strip()
+    if not value:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise BadParam(f'"{value}" is not a date; write it as YYYY-MM-DD.') from None
+
+
+def cursor(query: Mapping[str, str], name: str) -> int | None:
+    value = query.get(name, "").strip().removeprefix("#")
+    if not value:
+        return None
+    if not value.isdigit() or not 0 < int(value) < MAX_ID:
+        raise BadParam(f'"{value}" is not a run id.')
+    return int(value)
+
+
+def run_filter(query: Mapping[str, str], catalog: Catalog) -> tuple[RunFilter, ZoneInfo]:
+    """The filter, and the zone its dates were read in (the customer's, else UTC)."""
+    customer = query.get("customer", "").strip().lower() or None
+    if customer is not None and not _CUSTOMER.match(customer):
+        raise BadParam(f'"{customer}" is not a customer id.')
+    known = catalog.customers.get(customer) if customer else None
+    tz = known.tz if known is not None else UTC_ZONE
+    since, until = _day(query, "from"), _day(query, "to")
+    if since and until and until < since:
+        raise BadParam("The date range ends before it starts; swap from and to.")
+    flt = RunFilter(
+        customer=customer,
+        status=_choice(query, "status", STATUSES),
+        outcome=_choice(query, "outcome", OUTCOMES),
+        check=_choice(query, "check", CHECK_KINDS),
+        since=datetime.combine(since, time(), tz) if since else None,
+        until=datetime.combine(until + timedelta(days=1), time(), tz) if until else None,
+    )
+    return flt, tz
+
+
+def filter_query(query: Mapping[str, str]) -> dict[str, str]:
+    """The filter part of a query string, to carry into pagination links."""
+    keys = ("customer", "status", "outcome", "check", "from", "to")
+    return {k: query[k] for k in keys if query.get(k, "").strip()}

@@ -1,0 +1,496 @@
+"""From rows to what the pages show: marks, words, local times, ordered results, charts.
+
+Pure functions, no I/O. The wording and ordering follow the terminal card (``app.render``) and
+the marks are the shared ones (``blocks.marks``): problems first, OK folded, run ids as #1842,
+times in the customer's zone with its abbreviation.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
+
+from markupsafe import Markup
+
+from app import scheduler
+from app.config import Customer, format_window
+from app.models import Result, Run, RunEvent
+from app.web import svg
+from blocks.marks import CHECK_TITLE, SEVERITY_MARK, SEVERITY_WORD, STATUS_MARK, mark
+
+ORDER = {"crit": 0, "error": 1, "warn": 2, "skipped": 3, "ok": 4}
+"""Result order, as on the card: problems first (``app.render``)."""
+QUIET = frozenset({"ok", "skipped"})
+UTC_ZONE = ZoneInfo("UTC")
+STALE_S = 30.0
+"""A running run whose heartbeat is older than this is shown as possibly stuck (the lease)."""
+
+RDS_LIMITS: dict[str, tuple[str, str, Literal["max", "min"]]] = {
+    "cpu": ("cpu_warn_pct", "cpu_crit_pct", "max"),
+    "freeable_memory_mib": ("freeable_memory_warn_mib", "freeable_memory_crit_mib", "min"),
+    "connections": ("connections_warn", "connections_crit", "max"),
+}
+"""Series suffix → (warn key, crit key, which extreme matters) in the RDS thresholds."""
+
+
+@dataclass(frozen=True)
+class Stamp:
+    iso: str
+    text: str
+    title: str
+
+
+@dataclass(frozen=True)
+class Step:
+    mark: str
+    tone: str
+    label: str
+
+
+@dataclass(frozen=True)
+class Chip:
+    mark: str
+    tone: str
+    text: str
+
+
+@dataclass(frozen=True)
+class RunRow:
+    id: int
+    ref: str
+    mark: str
+    word: str
+    tone: str
+    customer_id: str
+    customer: str
+    accounts: str
+    checks: str
+    requested_by: str
+    source: str
+    created: Stamp
+    took: str
+    done: int
+    total: int
+    heartbeat: Stamp | None
+    heartbeat_ago: str
+    stale: bool
+    steps: Sequence[Step]
+    problems: Sequence[Chip]
+    cancelled_by: str | None
+    retry_of: int | None
+
+
+@dataclass(frozen=True)
+class ResourceRow:
+    mark: str
+    tone: str
+    id: str
+    summary: str
+    where: str
+    note: str
+    chart: Markup
+
+
+@dataclass(frozen=True)
+class ResultBlock:
+    anchor: str
+    mark: str
+    tone: str
+    account: str
+    check: str
+    title: str
+    summary: str
+    problems: Sequence[ResourceRow]
+    quiet: Sequence[ResourceRow]
+    details: str
+    took: str
+
+
+@dataclass(frozen=True)
+class Pending:
+    mark: str
+    account: str
+    title: str
+    word: str
+
+
+@dataclass(frozen=True)
+class EventRow:
+    stamp: Stamp
+    mark: str
+    text: str
+    actor: str
+
+
+@dataclass(frozen=True)
+class Fire:
+    customer_id: str
+    customer: str
+    schedule: str
+    checks: str
+    stamp: Stamp
+    moment: datetime = field(compare=False)
+
+
+# -- time --------------------------------------------------------------------------------------
+
+
+def zone(customer: Customer | None) -> ZoneInfo:
+    return customer.tz if customer is not None else UTC_ZONE
+
+
+def stamp(moment: datetime, tz: ZoneInfo, now: datetime, seconds: bool = False) -> Stamp:
+    """``07:03 WIB`` today, ``yesterday 07:03 WIB``, else ``Sat 21 Nov 07:03 WIB``."""
+    local = moment.astimezone(tz)
+    today = now.astimezone(tz).date()
+    clock = local.strftime("%H:%M:%S" if seconds else "%H:%M")
+    zone_name = local.tzname() or ""
+    if local.date() == today:
+        day = ""
+    elif local.date() == today - timedelta(days=1):
+        day = "yesterday "
+    elif local.date() == today + timedelta(days=1):
+        day = "tomorrow "
+    elif local.year == today.year:
+        day = local.strftime("%a %d %b ")
+    else:
+        day = local.strftime("%d %b %Y ")
+    return Stamp(
+        iso=moment.astimezone(UTC).isoformat(),
+        text=f"{day}{clock} {zone_name}".strip(),
+        title=local.strftime("%Y-%m-%d %H:%M:%S ") + zone_name,
+    )
+
+
+def ago(moment: datetime, now: datetime) -> str:
+    seconds = max(0, int((now - moment).total_seconds()))
+    if seconds < 120:
+        return f"{seconds} s ago"
+    if seconds < 7200:
+        return f"{seconds // 60} min ago"
+    if seconds < 172800:
+        return f"{seconds // 3600} h ago"
+    return f"{seconds // 86400} d ago"
+
+
+def span(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds // 3600:.0f} h {seconds % 3600 // 60:.0f} min"
+
+
+def took(start: datetime | None, end: datetime | None) -> str:
+    if start is None or end is None:
+        return ""
+    return span(max(0.0, (end - start).total_seconds()))
+
+
+def fire_times(cron: str, tz: ZoneInfo, now: datetime, count: int = 1) -> list[datetime]:
+    """The next ``count`` fire times of a cron read in ``tz``, in ``tz`` — computed by the
+    scheduler itself, so the page shows exactly the slots that will fire (DST included).
+
+    Cron has minute resolution, so the answer is the same all minute long: cached."""
+    return list(_fire_times(cron, tz, now.replace(second=0, microsecond=0), count))
+
+
+@lru_cache(maxsize=512)
+def _fire_times(cron: str, tz: ZoneInfo, minute: datetime, count: int) -> tuple[datetime, ...]:
+    fires = scheduler.fire_times(scheduler.CronCadence(cron, tz), minute, count)
+    return tuple(fire.astimezone(tz) for fire in fires)
+
+
+def next_fires(customers: Iterable[Customer], now: datetime) -> list[Fire]:
+    """The next fire time of every schedule, soonest first, in each customer's zone."""
+    fires = [
+        Fire(
+            customer.id,
+            customer.name,
+            schedule.name,
+            ", ".join(schedule.checks) or "configured checks",
+            stamp(moment, customer.tz, now),
+            moment,
+        )
+        for customer in customers
+        for schedule in customer.schedules
+        for moment in fire_times(schedule.cron, customer.tz, now)
+    ]
+    return sorted(fires, key=lambda f: f.moment)
+
+
+# -- runs --------------------------------------------------------------------------------------
+
+
+def tone(status: str, outcome: str | None) -> str:
+    """The colour of a run: its status while active, then its outcome."""
+    if status in ("queued", "running", "cancelled"):
+        return status
+    if status == "failed":
+        return "error"
+    return outcome if outcome in SEVERITY_MARK else "ok"
+
+
+def word(status: str, outcome: str | None) -> str:
+    if status in ("queued", "running", "cancelled", "failed"):
+        return status.capitalize()
+    return SEVERITY_WORD.get(outcome or "ok", "Done")
+
+
+def _unique(values: Iterable[str]) -> list[str]:
+    return list(dict.fromkeys(values))
+
+
+def steps(run: Run, severities: Mapping[tuple[str, str], str]) -> list[Step]:
+    """Every target of the run with its mark: its result, or running / queued. Labels name
+    the account only when the run spans several."""
+    pending = STATUS_MARK["running"] if run.status == "running" else STATUS_MARK["queued"]
+    pending_tone = "running" if run.status == "running" else "queued"
+    several = len({t["account"] for t in run.targets}) > 1
+    out = []
+    for target in run.targets:
+        key = (target["account"], target["check"])
+        label = f"{key[0]} · {key[1]}" if several else key[1]
+        severity = severities.get(key)
+        if severity is None:
+            out.append(Step(pending, pending_tone, label))
+        else:
+            out.append(Step(SEVERITY_MARK.get(severity, "❔"), severity, label))
+    return out
+
+
+def problems(severities: Mapping[tuple[str, str], str]) -> list[Chip]:
+    """``🔴 2 critical (rds, backup)``-style chips, most urgent first."""
+    chips = []
+    for severity, one, many in (
+        ("crit", "critical", "critical"),
+        ("error", "error", "errors"),
+        ("warn", "warning", "warnings"),
+    ):
+        checks = sorted({check for (_, check), sev in severities.items() if sev == severity})
+        count = sum(1 for sev in severities.values() if sev == severity)
+        if count:
+            noun = one if count == 1 else many
+            chips.append(
+                Chip(SEVERITY_MARK[severity], severity, f"{count} {noun} ({', '.join(checks)})")
+            )
+    return chips
+
+
+def run_row(
+    run: Run,
+    customer: Customer | None,
+    severities: Mapping[tuple[str, str], str],
+    now: datetime,
+    with_steps: bool = False,
+) -> RunRow:
+    tz = zone(customer)
+    return RunRow(
+        id=run.id,
+        ref=f"#{run.id}",
+        mark=mark(run.status, run.outcome),
+        word=word(run.status, run.outcome),
+        tone=tone(run.status, run.outcome),
+        customer_id=run.customer_id,
+        customer=customer.name if customer else run.customer_id,
+        accounts=", ".join(_unique(t["account"] for t in run.targets)),
+        checks=", ".join(_unique(t["check"] for t in run.targets)),
+        requested_by=run.requested_by,
+        source=run.source,
+        created=stamp(run.created_at, tz, now),
+        took=took(run.started_at, run.finished_at),
+        done=len(severities),
+        total=len(run.targets),
+        heartbeat=stamp(run.heartbeat_at, tz, now, seconds=True) if run.heartbeat_at else None,
+        heartbeat_ago=ago(run.heartbeat_at, now) if run.heartbeat_at else "",
+        stale=run.status == "running"
+        and (run.heartbeat_at is None or (now - run.heartbeat_at).total_seconds() > STALE_S),
+        steps=steps(run, severities) if with_steps else (),
+        problems=problems(severities),
+        cancelled_by=run.cancel_requested_by,
+        retry_of=run.retry_of,
+    )
+
+
+def window(run: Run) -> str:
+    seconds = run.params.get("window_s")
+    return format_window(timedelta(seconds=seconds)) if seconds else ""
+
+
+# -- results -----------------------------------------------------------------------------------
+
+
+def ordered(results: Iterable[Result]) -> list[Result]:
+    return sorted(results, key=lambda r: (ORDER.get(r.severity, 9), r.account, r.check))
+
+
+def result_blocks(results: Iterable[Result]) -> list[ResultBlock]:
+    blocks = []
+    for result in ordered(results):
+        rows = [resource_row(res, result) for res in result.details.get("resources", [])]
+        rest = {k: v for k, v in result.details.items() if k != "resources"}
+        blocks.append(
+            ResultBlock(
+                anchor=f"r-{_slug(result.account)}-{_slug(result.check)}",
+                mark=SEVERITY_MARK.get(result.severity, "❔"),
+                tone=result.severity,
+                account=result.account,
+                check=result.check,
+                title=CHECK_TITLE.get(result.check, result.check),
+                summary=result.summary,
+                problems=[r for r in rows if r.tone not in QUIET],
+                quiet=[r for r in rows if r.tone in QUIET],
+                details=json.dumps(rest, indent=2, ensure_ascii=False, default=str) if rest else "",
+                took=took(result.started_at, result.finished_at),
+            )
+        )
+    return blocks
+
+
+def pending(run: Run, results: Iterable[Result], terminal: bool) -> list[Pending]:
+    done = {(r.account, r.check) for r in results}
+    running = run.status == "running"
+    out = []
+    for target in run.targets:
+        key = (target["account"], target["check"])
+        if key in done:
+            continue
+        out.append(
+            Pending(
+                STATUS_MARK["running"] if running else STATUS_MARK["queued"],
+                key[0],
+                CHECK_TITLE.get(key[1], key[1]),
+                "running…" if running else "not run" if terminal else "queued",
+            )
+        )
+    return out
+
+
+def resource_row(res: Mapping[str, Any], result: Result) -> ResourceRow:
+    severity = str(res.get("severity", "ok"))
+    summary = str(res.get("summary", ""))
+    note = str(res.get("reason") or res.get("status_message") or "")
+    if note and note in summary:
+        note = ""
+    where = " · ".join(str(x) for x in (res.get("region"), res.get("label")) if x)
+    return ResourceRow(
+        mark=SEVERITY_MARK.get(severity, "❔"),
+        tone=severity,
+        id=str(res.get("id", "?")),
+        summary=summary,
+        where=where,
+        note=note,
+        chart=chart(res, result),
+    )
+
+
+def chart(res: Mapping[str, Any], result: Result) -> Markup:
+    """A sparkline for a resource with a series, a bar for one with a fraction."""
+    severity = str(res.get("severity", "ok"))
+    key = res.get("series")
+    values = result.series.get(key) if isinstance(key, str) else None
+    if values and isinstance(key, str):
+        lines, extreme = limits(res, result, key)
+        return svg.sparkline(
+            values,
+            thresholds=lines if severity not in QUIET else (),
+            severity=severity,
+            extreme=extreme,
+            label=str(res.get("summary", "")),
+        )
+    fraction = res.get("fraction")
+    if isinstance(fraction, int | float):
+        forecast = res.get("forecast_pct")
+        return svg.bar(
+            float(fraction),
+            severity=severity,
+            marker=float(forecast) / 100 if isinstance(forecast, int | float) else None,
+            label=str(res.get("summary", "")),
+        )
+    return Markup("")
+
+
+def limits(
+    res: Mapping[str, Any], result: Result, key: str
+) -> tuple[list[svg.Threshold], Literal["max", "min"] | None]:
+    """The warn and crit lines for a series: the resource's own ``limits`` when it has them
+    (``{"warn": 80, "crit": 90, "direction": "high"}``), else the RDS settings."""
+    own = res.get("limits")
+    if isinstance(own, Mapping):
+        extreme: Literal["max", "min"] = "min" if own.get("direction") == "low" else "max"
+        return _lines(own.get("warn"), own.get("crit")), extreme
+    if result.check != "rds":
+        return [], None
+    known = RDS_LIMITS.get(key.rsplit(":", 1)[-1])
+    if known is None:
+        return [], None
+    thresholds = result.details.get("thresholds") or {}
+    warn_key, crit_key, extreme = known
+    return _lines(thresholds.get(warn_key), thresholds.get(crit_key)), extreme
+
+
+def _lines(warn: Any, crit: Any) -> list[svg.Threshold]:
+    lines = []
+    if isinstance(warn, int | float):
+        lines.append(svg.Threshold(float(warn), "warn"))
+    if isinstance(crit, int | float):
+        lines.append(svg.Threshold(float(crit), "crit"))
+    return lines
+
+
+def _slug(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_" else "-" for c in text)
+
+
+# -- the timeline ------------------------------------------------------------------------------
+
+_EVENT_MARK = {
+    "created": "🆕",
+    "claimed": "▶",
+    "cancel_requested": "✋",
+    "cancelled": STATUS_MARK["cancelled"],
+    "completed": "🏁",
+    "failed": SEVERITY_MARK["error"],
+    "requeued": "↩",
+    "retried": "🔁",
+    "delivered": "💬",
+}
+
+
+def event_row(event: RunEvent, tz: ZoneInfo, now: datetime) -> EventRow:
+    data = event.data or {}
+    kind = event.type
+    if kind == "check_finished":
+        severity = str(data.get("severity", ""))
+        title = CHECK_TITLE.get(str(data.get("check")), str(data.get("check", "?")))
+        text = (
+            f"{data.get('account', '?')} · {title} finished: "
+            f"{SEVERITY_WORD.get(severity, severity)}"
+        )
+        symbol = SEVERITY_MARK.get(severity, "•")
+    else:
+        text = _event_text(kind, data)
+        symbol = _EVENT_MARK.get(kind, "•")
+    return EventRow(stamp(event.created_at, tz, now, seconds=True), symbol, text, event.actor)
+
+
+def _event_text(kind: str, data: Mapping[str, Any]) -> str:
+    text = kind.replace("_", " ").capitalize()
+    extras = []
+    if data.get("source"):
+        extras.append(f"from {data['source']}")
+    if data.get("retry_of"):
+        extras.append(f"retry of #{data['retry_of']}")
+    if data.get("attempt"):
+        extras.append(f"attempt {data['attempt']}")
+    if data.get("outcome"):
+        extras.append(f"outcome {data['outcome']}")
+    for key in ("reason", "error"):
+        if data.get(key):
+            extras.append(str(data[key]))
+    return text + (" — " + ", ".join(extras) if extras else "")

@@ -1,0 +1,413 @@
+"""The web view's read queries. Each one is shaped to walk an index, never the whole table.
+
+=========================  ==========================================================
+query                      index it walks
+=========================  ==========================================================
+queue depth, running       ``ix_runs_status_id`` (status, id)
+recent finished runs       the primary key, newest first, skipping the few active ones
+                           (``NOT IN`` on purpose: an ``IN`` list of statuses would sort)
+latest run per customer    ``ix_runs_customer_id`` (customer_id, id), one probe each
+last 24 h counts           ``ix_runs_created_at`` for the first id, then id ranges of the
+                           primary key, ``ix_runs_outcome_id`` and ``ix_runs_status_id``
+runs page, no filter       the primary key (keyset on id)
+… by customer / status     ``ix_runs_customer_id`` / ``ix_runs_status_id``
+… by outcome               ``ix_runs_outcome_id`` (outcome, id)
+… by check                 ``ix_results_check_run`` (check, run_id): at most CHECK_SCAN
+                           entries per page, then primary-key lookups
+… by date range            two probes of ``ix_runs_created_at`` turn dates into id bounds
+results of listed runs     ``uq_results_target`` (run_id, …)
+change token               max of the run_events primary key; running runs' heartbeats
+metrics counts             ``ix_runs_status_id`` and ``ix_runs_outcome_id``, index only
+=========================  ==========================================================
+
+Run ids grow with creation time, so a date range becomes an id range and every listing stays
+a keyset walk on one index: ``id < :before ORDER BY id DESC LIMIT n``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import lru_cache
+from typing import Any
+
+from sqlalchemy import Integer, Select, bindparam, func, select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.selectable import ScalarSelect
+
+from app.db import Database
+from app.models import Result, Run, RunEvent, RunStatus
+
+ACTIVE = (RunStatus.QUEUED, RunStatus.RUNNING)
+FINISHED = (RunStatus.COMPLETED, RunStatus.FAILED)
+TERMINAL = (RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED)
+PROBLEMS = ("crit", "error", "warn")
+PAGE_SIZE = 50
+CHECK_SCAN = 2000
+"""Results of one check kind examined per page of ``/runs?check=…``."""
+
+
+@dataclass(frozen=True)
+class RunFilter:
+    """The filters of ``/runs`` and ``/api/runs``; ``since`` inclusive, ``until`` exclusive."""
+
+    customer: str | None = None
+    status: str | None = None
+    outcome: str | None = None
+    check: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Page:
+    runs: Sequence[Run]
+    older: int | None
+    """Pass as ``before=`` for the next older page; None on the last page."""
+    newer: int | None
+    """Pass as ``after=`` for the next newer page; None on the first page."""
+    steps: dict[int, dict[tuple[str, str], str]] = field(default_factory=dict)
+    """run id → (account, check) → severity of its problems (OK results left out)."""
+    partial: bool = False
+    """A check filter searched its limit of results; older matches may follow."""
+
+
+@dataclass(frozen=True)
+class Board:
+    queued: int
+    oldest_queued_at: datetime | None
+    running: Sequence[Run]
+    waiting: Sequence[Run]
+    recent: Sequence[Run]
+    latest: dict[str, Run]
+    day: dict[str, int]
+    steps: dict[int, dict[tuple[str, str], str]]
+    """run id → (account, check) → severity, for every run on the board."""
+    version: str
+    """The live-update token as of this board (see :func:`version`)."""
+
+
+@dataclass(frozen=True)
+class Figures:
+    by_status: dict[str, int]
+    by_outcome: dict[str, int]
+    oldest_queued_at: datetime | None
+
+    @property
+    def queued(self) -> int:
+        return self.by_status.get(RunStatus.QUEUED, 0)
+
+
+# -- the runboard ------------------------------------------------------------------------------
+
+
+async def board(
+    db: Database,
+    customers: Iterable[str],
+    since: datetime,
+    recent: int = 15,
+    waiting: int = 10,
+) -> Board:
+    async with db.read() as session:
+        queued, oldest = await _queue(session)
+        running = await _scalars(
+            session, select(Run).where(Run.status == RunStatus.RUNNING).order_by(Run.id)
+        )
+        queue = await _scalars(
+            session,
+            select(Run).where(Run.status == RunStatus.QUEUED).order_by(Run.id).limit(waiting),
+        )
+        latest_runs = await _scalars(
+            session,
+            select(Run).where(Run.status.not_in(ACTIVE)).order_by(Run.id.desc()).limit(recent),
+        )
+        latest = await _latest(session, list(customers))
+        day = await _day(session, since)
+        ids = {r.id for r in (*running, *latest_runs, *latest.values())}
+        steps = await severities(session, ids)
+        token = await _version(session)
+    return Board(queued, oldest, running, queue, latest_runs, latest, day, steps, token)
+
+
+async def _latest(session: AsyncSession, customers: Sequence[str]) -> dict[str, Run]:
+    """Each customer's latest finished run: one probe of ``ix_runs_customer_id`` per customer,
+    all in one statement, then one primary-key fetch."""
+    found: dict[str, int] = {}
+    for start in range(0, len(customers), 200):
+        chunk = tuple(customers[start : start + 200])
+        ids = (await session.execute(_latest_statement(chunk))).one()
+        found.update({c: i for c, i in zip(chunk, ids, strict=True) if i is not None})
+    if not found:
+        return {}
+    rows = await _scalars(session, select(Run).where(Run.id.in_(list(found.values()))))
+    by_id = {run.id: run for run in rows}
+    return {customer: by_id[run_id] for customer, run_id in found.items()}
+
+
+@lru_cache(maxsize=8)
+def _latest_statement(customers: tuple[str, ...]) -> Select[Any]:
+    """Built once per set of customers: building twenty subqueries costs more than running
+    them."""
+    return select(
+        *(
+            select(Run.id)
+            .where(Run.customer_id == customer, Run.status.in_(FINISHED))
+            .order_by(Run.id.desc())
+            .limit(1)
+            .scalar_subquery()
+            for customer in customers
+        )
+    )
+
+
+async def _queue(session: AsyncSession) -> tuple[int, datetime | None]:
+    depth, oldest = (
+        await session.execute(
+            select(func.count(), func.min(Run.created_at)).where(Run.status == RunStatus.QUEUED)
+        )
+    ).one()
+    return depth, oldest
+
+
+DAY_KEYS = ("runs", "crit", "warn", "error", "failed")
+
+
+async def _day(session: AsyncSession, since: datetime) -> dict[str, int]:
+    """Counts of the runs created since ``since``: all, by outcome, and failed. The date
+    becomes an id bound; each count is then a range of one index, never the table."""
+    first = await _first_id_at(session, since)
+    if first is None:
+        return dict.fromkeys(DAY_KEYS, 0)
+    counts = (await session.execute(_day_statement(), {"first": first})).one()
+    return dict(zip(DAY_KEYS, counts, strict=True))
+
+
+@lru_cache(maxsize=1)
+def _day_statement() -> Select[int, int, int, int, int]:
+    first = bindparam("first", type_=Integer)
+
+    def count(*where: ColumnElement[bool]) -> ScalarSelect[int]:
+        return select(func.count()).where(Run.id >= first, *where).scalar_subquery()
+
+    return select(
+        count(),
+        count(Run.outcome == "crit"),
+        count(Run.outcome == "warn"),
+        count(Run.outcome == "error"),
+        count(Run.status == RunStatus.FAILED),
+    )
+
+
+async def severities(
+    session: AsyncSession, run_ids: Iterable[int], problems_only: bool = False
+) -> dict[int, dict[tuple[str, str], str]]:
+    """run id → (account, check) → severity; through ``uq_results_target``. Lists only show
+    problems, so they ask for those alone (most results are OK)."""
+    ids = sorted(set(run_ids))
+    out: dict[int, dict[tuple[str, str], str]] = {run_id: {} for run_id in ids}
+    if not ids:
+        return out
+    query = select(Result.run_id, Result.account, Result.check, Result.severity).where(
+        Result.run_id.in_(ids)
+    )
+    if problems_only:
+        query = query.where(Result.severity.in_(PROBLEMS))
+    rows = await session.execute(query)
+    for run_id, account, check, severity in rows.all():
+        out[run_id][(account, check)] = severity
+    return out
+
+
+# -- the runs list -----------------------------------------------------------------------------
+
+
+async def runs_page(
+    db: Database,
+    flt: RunFilter,
+    *,
+    before: int | None = None,
+    after: int | None = None,
+    limit: int = PAGE_SIZE,
+) -> Page:
+    """One keyset page, newest first: older than ``before``, or else newer than ``after``.
+
+    A link back the way the reader came is always offered once they are paging; a link
+    onwards only when there is more (or, with a check filter, more left to search).
+    """
+    backwards = before is None and after is not None
+    async with db.read() as session:
+        span = await _id_span(session, flt)
+        if span is None:
+            return Page((), None, None)
+        low, high = span
+        if backwards:
+            low = max(low or 0, (after or 0) + 1)
+        elif before is not None:
+            high = min(high, before) if high is not None else before
+        query = _where(select(Run), flt, low, high)
+        candidates = _check_candidates(flt, low, high, backwards)
+        if candidates is not None:
+            query = query.where(Run.id.in_(candidates))
+        order = Run.id.asc() if backwards else Run.id.desc()
+        rows = await _scalars(session, query.order_by(order).limit(limit + 1))
+        onward: int | None = rows[limit - 1].id if len(rows) > limit else None
+        if onward is None and candidates is not None:
+            onward = await _scan_edge(session, candidates, backwards)
+        runs = list(reversed(rows[:limit])) if backwards else list(rows[:limit])
+        older: int | None
+        newer: int | None
+        if backwards:
+            newer = onward
+            older = runs[-1].id if runs else (after or 0) + 1
+        else:
+            older = onward
+            newer = (runs[0].id if runs else before - 1) if before is not None else None
+        steps = await severities(session, (r.id for r in runs), problems_only=True)
+    return Page(runs, older, newer, steps, partial=candidates is not None and onward is not None)
+
+
+def _where(query: Select[Run], flt: RunFilter, low: int | None, high: int | None) -> Select[Run]:
+    """The run filters, with ids in ``[low, high)``."""
+    if flt.customer is not None:
+        query = query.where(Run.customer_id == flt.customer)
+    if flt.status is not None:
+        query = query.where(Run.status == flt.status)
+    if flt.outcome is not None:
+        query = query.where(Run.outcome == flt.outcome)
+    if low is not None:
+        query = query.where(Run.id >= low)
+    if high is not None:
+        query = query.where(Run.id < high)
+    return query
+
+
+def _check_candidates(
+    flt: RunFilter, low: int | None, high: int | None, backwards: bool
+) -> Select[int] | None:
+    """For a check filter: the run ids of the next ``CHECK_SCAN`` results of that check, from
+    ``ix_results_check_run``. Scanning runs and probing each for a result of a rarely used
+    check would read the whole table; this reads at most ``CHECK_SCAN`` index entries."""
+    if flt.check is None:
+        return None
+    candidates = select(Result.run_id).where(Result.check == flt.check)
+    if low is not None:
+        candidates = candidates.where(Result.run_id >= low)
+    if high is not None:
+        candidates = candidates.where(Result.run_id < high)
+    order = Result.run_id.asc() if backwards else Result.run_id.desc()
+    return candidates.order_by(order).limit(CHECK_SCAN)
+
+
+async def _scan_edge(session: AsyncSession, candidates: Select[int], backwards: bool) -> int | None:
+    """Where the next page should continue when the candidate scan stopped at its limit."""
+    sub = candidates.subquery()
+    count, low, high = (
+        await session.execute(select(func.count(), func.min(sub.c.run_id), func.max(sub.c.run_id)))
+    ).one()
+    if count < CHECK_SCAN:
+        return None
+    return high + 1 if backwards else low
+
+
+async def _id_span(session: AsyncSession, flt: RunFilter) -> tuple[int | None, int | None] | None:
+    """The date range as ids ``[low, high)``; None when it holds no run at all."""
+    low = high = None
+    if flt.since is not None:
+        low = await _first_id_at(session, flt.since)
+        if low is None:
+            return None
+    if flt.until is not None:
+        high = await _first_id_at(session, flt.until)
+    return low, high
+
+
+async def _first_id_at(session: AsyncSession, moment: datetime) -> int | None:
+    """The first run created at or after ``moment`` (one probe of ``ix_runs_created_at``)."""
+    return (
+        await session.execute(
+            select(Run.id).where(Run.created_at >= moment).order_by(Run.created_at, Run.id).limit(1)
+        )
+    ).scalar_one_or_none()
+
+
+async def _scalars(session: AsyncSession, query: Select[Run]) -> list[Run]:
+    return list((await session.scalars(query)).all())
+
+
+async def results_of(db: Database, run_ids: Sequence[int]) -> dict[int, list[Result]]:
+    """Full results of the listed runs, in recording order (``uq_results_target``)."""
+    out: dict[int, list[Result]] = {run_id: [] for run_id in run_ids}
+    if not run_ids:
+        return out
+    async with db.read() as session:
+        rows = await session.execute(
+            select(Result).where(Result.run_id.in_(list(run_ids))).order_by(Result.id)
+        )
+        for result in rows.scalars():
+            out[result.run_id].append(result)
+    return out
+
+
+# -- live updates, metrics, readiness -----------------------------------------------------------
+
+
+async def version(db: Database) -> str:
+    """A token that changes whenever something on a page could have: any run event (every
+    state change writes one) or a running run's heartbeat."""
+    async with db.read() as session:
+        return await _version(session)
+
+
+async def _version(session: AsyncSession) -> str:
+    event, beat = (
+        await session.execute(
+            select(
+                select(func.max(RunEvent.id)).scalar_subquery(),
+                select(func.max(Run.heartbeat_at))
+                .where(Run.status == RunStatus.RUNNING)
+                .scalar_subquery(),
+            )
+        )
+    ).one()
+    return f"{event or 0}.{int(beat.timestamp()) if beat else 0}"
+
+
+async def figures(db: Database) -> Figures:
+    """Runs by status and by outcome: two scans of an index each, never of the table."""
+    async with db.read() as session:
+        statuses = await session.execute(select(Run.status, func.count()).group_by(Run.status))
+        outcomes = await session.execute(
+            select(Run.outcome, func.count()).where(Run.outcome.is_not(None)).group_by(Run.outcome)
+        )
+        by_status = {status: count for status, count in statuses.all()}
+        by_outcome = {outcome: count for outcome, count in outcomes.all() if outcome}
+        _, oldest = await _queue(session)
+    return Figures(by_status, by_outcome, oldest)
+
+
+async def finished_run(
+    db: Database, run_id: int
+) -> tuple[Run, list[tuple[str, str, float]]] | None:
+    """A run that has ended, with (check, severity, seconds) per timed result; else None."""
+    async with db.read() as session:
+        run = await session.get(Run, run_id)
+        if run is None or run.status not in TERMINAL:
+            return None
+        rows = await session.execute(
+            select(Result.check, Result.severity, Result.started_at, Result.finished_at).where(
+                Result.run_id == run_id
+            )
+        )
+        timed = [
+            (check, severity, (end - start).total_seconds())
+            for check, severity, start, end in rows.all()
+            if start is not None and end is not None
+        ]
+    return run, timed
+
+
+async def ping(db: Database) -> None:
+    async with db.read() as session:
+        await session.execute(text("SELECT 1"))

@@ -1,0 +1,125 @@
+"""The views: parse the request, ask one query, hand the page its context. Nothing else."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from typing import Any
+
+import aiohttp_jinja2
+from aiohttp import web
+
+from app.errors import NotFound
+from app.runs import RunView, run_json
+from app.web import pages, params, queries
+from app.web.keys import BOARD_CACHE, CATALOG, CLOCK, DB, METRICS, PROBES, RUNS
+from app.web.metrics import CONTENT_TYPE
+
+ROUTES = web.RouteTableDef()
+
+
+def _json(data: Any, status: int = 200) -> web.Response:
+    return web.json_response(
+        data, status=status, dumps=lambda d: json.dumps(d, ensure_ascii=False, indent=1)
+    )
+
+
+@ROUTES.get("/", name="runboard")
+async def runboard(request: web.Request) -> web.Response:
+    app, catalog, now = request.app, request.app[CATALOG](), request.app[CLOCK]()
+    cache = app[BOARD_CACHE]
+    if cache.ttl_s > 0 and (body := cache.get(await queries.version(app[DB]))) is not None:
+        return web.Response(body=body, content_type="text/html", charset="utf-8")
+    board = await queries.board(app[DB], catalog.customers, now - timedelta(hours=24))
+    response = aiohttp_jinja2.render_template(
+        "runboard.html", request, pages.runboard(board, catalog, now)
+    )
+    if isinstance(response.body, bytes):
+        cache.put(board.version, response.body)
+    return response
+
+
+@ROUTES.get("/runs", name="runs")
+async def runs(request: web.Request) -> web.Response:
+    catalog, query = request.app[CATALOG](), request.query
+    flt, tz = params.run_filter(query, catalog)
+    before, after = params.cursor(query, "before"), params.cursor(query, "after")
+    page = await queries.runs_page(request.app[DB], flt, before=before, after=after)
+    filters = params.filter_query(query)
+    context = pages.runs_list(page, catalog, query, filters, tz, request.app[CLOCK]())
+    return aiohttp_jinja2.render_template("runs.html", request, context)
+
+
+@ROUTES.get(r"/runs/{id:\d{1,15}}", name="run")
+async def run(request: web.Request) -> web.Response:
+    view = await _view(request, events=True)
+    customer = request.app[CATALOG]().customers.get(view.run.customer_id)
+    version = "" if view.terminal else await queries.version(request.app[DB])
+    context = pages.run_page(view, customer, request.app[CLOCK](), version)
+    return aiohttp_jinja2.render_template("run.html", request, context)
+
+
+@ROUTES.get(r"/customers/{id}", name="customer")
+async def customer(request: web.Request) -> web.Response:
+    found = request.app[CATALOG]().customers.get(request.match_info["id"])
+    if found is None:
+        raise web.HTTPNotFound(text=f'There is no customer "{request.match_info["id"]}".')
+    page = await queries.runs_page(request.app[DB], queries.RunFilter(customer=found.id), limit=10)
+    context = pages.customer_page(found, page, request.app[CLOCK]())
+    return aiohttp_jinja2.render_template("customer.html", request, context)
+
+
+@ROUTES.get("/api/runs", name="api_runs")
+async def api_runs(request: web.Request) -> web.Response:
+    flt, _ = params.run_filter(request.query, request.app[CATALOG]())
+    before, after = params.cursor(request.query, "before"), params.cursor(request.query, "after")
+    page = await queries.runs_page(request.app[DB], flt, before=before, after=after)
+    results = await queries.results_of(request.app[DB], [r.id for r in page.runs])
+    return _json(
+        {
+            "runs": [run_json(RunView(r, results.get(r.id, []))) for r in page.runs],
+            "older": page.older,
+            "newer": page.newer,
+        }
+    )
+
+
+@ROUTES.get(r"/api/runs/{id:\d{1,15}}", name="api_run")
+async def api_run(request: web.Request) -> web.Response:
+    return _json(run_json(await _view(request)))
+
+
+@ROUTES.get("/api/version", name="version")
+async def version(request: web.Request) -> web.Response:
+    """The live-update token; pages poll it and reload their content when it changes."""
+    return _json({"version": await queries.version(request.app[DB])})
+
+
+@ROUTES.get("/healthz", name="healthz")
+async def healthz(_request: web.Request) -> web.Response:
+    return web.Response(text="ok\n")
+
+
+@ROUTES.get("/readyz", name="readyz")
+async def readyz(request: web.Request) -> web.Response:
+    checks: dict[str, str] = {}
+    for name, probe in request.app[PROBES].items():
+        checks[name] = await probe() or "ok"
+    ready = all(v == "ok" for v in checks.values())
+    return _json({"ready": ready, "checks": checks}, status=200 if ready else 503)
+
+
+@ROUTES.get("/metrics", name="metrics")
+async def metrics(request: web.Request) -> web.Response:
+    body = await request.app[METRICS].render(request.app[DB], request.app[CLOCK]())
+    response = web.Response(body=body)
+    response.headers["Content-Type"] = CONTENT_TYPE
+    return response
+
+
+async def _view(request: web.Request, events: bool = False) -> RunView:
+    run_id = int(request.match_info["id"])
+    try:
+        return await request.app[RUNS].get(run_id, events=events)
+    except NotFound:
+        raise web.HTTPNotFound(text=f"There is no run #{run_id}.") from None

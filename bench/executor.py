@@ -1,0 +1,253 @@
+"""Executor throughput and latency for no-op checks.
+
+    uv run python bench/executor.py [--runs 5000] [--pg postgresql+asyncpg://...]
+
+Prints runs/s claimed and completed on SQLite (one process) and on PostgreSQL (one process and
+four processes), and submit-to-claim latency p50/p99 on an idle executor. PostgreSQL uses
+``--pg`` or ``TEST_DATABASE_URL`` and creates (then drops) a throwaway database beside it; it is
+skipped when neither is set. Timestamps come from the runs table (the database clock), so
+figures are from first claim to last completion.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from datetime import UTC, datetime
+from typing import ClassVar
+
+from sqlalchemy import func, insert, select, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from app.catalog import Catalog, Plan
+from app.config import Account, Customer
+from app.db import Database
+from app.executor import Executor, ExecutorOptions
+from app.models import Run, RunStatus, Source
+from app.runs import RunService, Submit
+from checks.aws import AwsClients
+from checks.base import Check, CheckContext, CheckResult, Severity
+
+CUSTOMER = Customer(
+    id="bench",
+    name="Bench",
+    accounts=(
+        Account(
+            id="noop", name="No-op", account_id="000000000001", regions=("eu-west-1",), checks=("http",)
+        ),
+    ),
+)
+CATALOG = Catalog([CUSTOMER])
+OPTIONS = ExecutorOptions(max_runs=256, poll_s=0.05)
+
+
+class Noop(Check):
+    kind: ClassVar[str] = "http"
+
+    async def run(self, ctx: CheckContext) -> CheckResult:
+        return CheckResult(Severity.OK, "nothing to see")
+
+
+def executor(db: Database, owner: str | None = None) -> tuple[Executor, AwsClients]:
+    aws = AwsClients()
+    return Executor(db, lambda: CATALOG, {"http": Noop()}, aws, OPTIONS, owner=owner), aws
+
+
+async def queue(db: Database, count: int) -> None:
+    row = {
+        "customer_id": CUSTOMER.id,
+        "requested_by": "bench",
+        "source": "cli",
+        "targets": [{"account": "noop", "check": "http"}],
+        "params": {},
+        "status": RunStatus.QUEUED,
+        "attempt": 0,
+        "max_attempts": 3,
+        "created_at": datetime.now(UTC),
+    }
+    async with db.write() as session:
+        await session.execute(insert(Run.__table__), [row] * count)
+
+
+async def wait_done(db: Database, count: int) -> None:
+    while True:
+        async with db.read() as session:
+            done = await session.scalar(
+                select(func.count()).select_from(Run).where(Run.status == RunStatus.COMPLETED)
+            )
+        if done == count:
+            return
+        await asyncio.sleep(0.1)
+
+
+async def rates(db: Database, count: int) -> tuple[float, float]:
+    async with db.read() as session:
+        first, last_claim, last_done = (
+            await session.execute(
+                select(func.min(Run.started_at), func.max(Run.started_at), func.max(Run.finished_at))
+            )
+        ).one()
+    claimed = count / max((last_claim - first).total_seconds(), 1e-6)
+    completed = count / max((last_done - first).total_seconds(), 1e-6)
+    return claimed, completed
+
+
+@asynccontextmanager
+async def serving(db: Database) -> AsyncIterator[Executor]:
+    ex, aws = executor(db)
+    stop = asyncio.Event()
+    task = asyncio.create_task(ex.serve(stop))
+    try:
+        yield ex
+    finally:
+        stop.set()
+        await task
+        aws.close()
+
+
+async def throughput_in_process(url: str, count: int) -> tuple[float, float]:
+    db = Database(url)
+    await db.upgrade()
+    await queue(db, count)
+    async with serving(db):
+        await wait_done(db, count)
+    result = await rates(db, count)
+    await db.close()
+    return result
+
+
+async def latency(url: str, samples: int) -> tuple[float, float]:
+    """Submit one run at a time to an idle executor in the same process (the path a Slack
+    command takes: the replica that receives it submits it and claims it)."""
+    db = Database(url)
+    await db.upgrade()
+    service = RunService(db)
+    plan = Plan(CUSTOMER, (("noop", "http"),))
+    waits: list[float] = []
+    async with serving(db) as ex:
+        service.on_change(ex.poke)
+        for _ in range(samples):
+            run, _ = await service.submit(Submit(plan, "bench", Source.CLI))
+            while ex.active or (await service.get(run.id)).run.status == RunStatus.QUEUED:
+                await asyncio.sleep(0.005)
+            view = await service.get(run.id)
+            assert view.run.started_at is not None
+            waits.append((view.run.started_at - view.run.created_at).total_seconds() * 1000)
+            await asyncio.sleep(0.02)
+    await db.close()
+    return percentile(waits, 50), percentile(waits, 99)
+
+
+def percentile(values: list[float], pct: int) -> float:
+    return statistics.quantiles(values, n=100, method="inclusive")[pct - 1]
+
+
+# -- PostgreSQL, several processes -------------------------------------------------------------
+
+
+async def worker(url: str, owner: str) -> None:
+    db = Database(url)
+    ex, aws = executor(db, owner)
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    print("ready", flush=True)
+    await ex.serve(stop)
+    aws.close()
+    await db.close()
+
+
+async def throughput_processes(url: str, count: int, processes: int) -> tuple[float, float]:
+    db = Database(url)
+    await db.upgrade()
+    children = [
+        subprocess.Popen(
+            [sys.executable, __file__, "--worker", url, "--owner", f"bench-{i}"],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(processes)
+    ]
+    try:
+        for child in children:
+            assert child.stdout is not None and child.stdout.readline().strip() == "ready"
+        await queue(db, count)
+        await wait_done(db, count)
+    finally:
+        for child in children:
+            child.send_signal(signal.SIGTERM)
+        for child in children:
+            child.wait(timeout=60)
+    result = await rates(db, count)
+    await db.close()
+    return result
+
+
+@contextmanager
+def pg_database(base: str) -> Iterator[str]:
+    url = make_url(base)
+    name = f"mhub_bench_{uuid.uuid4().hex[:8]}"
+
+    async def admin(sql: str) -> None:
+        engine = create_async_engine(url, isolation_level="AUTOCOMMIT")
+        async with engine.connect() as conn:
+            await conn.execute(text(sql))
+        await engine.dispose()
+
+    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    try:
+        yield url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def report(label: str, claimed: float, completed: float) -> None:
+    print(f"{label:<34} {claimed:>8,.0f} runs/s claimed {completed:>8,.0f} runs/s completed")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=5000)
+    parser.add_argument("--samples", type=int, default=300)
+    parser.add_argument("--pg", default=os.environ.get("TEST_DATABASE_URL"))
+    parser.add_argument("--worker")
+    parser.add_argument("--owner")
+    args = parser.parse_args()
+    if args.worker:
+        asyncio.run(worker(args.worker, args.owner))
+        return
+    print(
+        f"{platform.node()} · {os.cpu_count()} CPUs · Python {platform.python_version()} · "
+        f"{datetime.now(UTC):%Y-%m-%d} · {args.runs} no-op runs"
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        report("SQLite, 1 process", *asyncio.run(throughput_in_process(f"sqlite+aiosqlite:///{tmp}/t.db", args.runs)))
+        p50, p99 = asyncio.run(latency(f"sqlite+aiosqlite:///{tmp}/l.db", args.samples))
+        print(f"{'SQLite submit-to-claim (idle)':<34} p50 {p50:.1f} ms, p99 {p99:.1f} ms")
+    if not args.pg:
+        print("PostgreSQL skipped: pass --pg or set TEST_DATABASE_URL")
+        return
+    with pg_database(args.pg) as url:
+        report("PostgreSQL, 1 process", *asyncio.run(throughput_in_process(url, args.runs)))
+    with pg_database(args.pg) as url:
+        started = time.perf_counter()
+        report("PostgreSQL, 4 processes", *asyncio.run(throughput_processes(url, args.runs, 4)))
+        del started
+    with pg_database(args.pg) as url:
+        p50, p99 = asyncio.run(latency(url, args.samples))
+        print(f"{'PostgreSQL submit-to-claim (idle)':<34} p50 {p50:.1f} ms, p99 {p99:.1f} ms")
+
+
+if __name__ == "__main__":
+    main()

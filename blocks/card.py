@@ -1,0 +1,259 @@
+"""The result card: one message per run, posted once and then updated in place.
+
+Problems first, one row per account × check with its worst resources (sparklines for metric
+series, bars for budgets); OK and skipped results folded into counts; checks still to finish
+listed as running or queued. A Cancel button while the run is queued or running, Retry when it
+failed or a check could not look, and a link to the web view when the hub has a public URL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta, tzinfo
+from typing import TYPE_CHECKING, Any
+
+from blocks import text as t
+from blocks.ids import ActionId, BlockId
+from blocks.marks import CHECK_TITLE, SEVERITY_MARK, SEVERITY_WORD, STATUS_MARK, bar, sparkline
+
+if TYPE_CHECKING:
+    from app.runs import RunView
+
+MAX_RESOURCES = 8
+"""Resources listed under one result row; the rest are counted."""
+MAX_ACCOUNTS_IN_TITLE = 5
+_FIXED_BLOCKS = 6  # title, meta, folded, pending, problem, actions
+MAX_ROWS = t.MAX_BLOCKS - _FIXED_BLOCKS
+_ORDER = {"crit": 0, "error": 1, "warn": 2, "skipped": 3, "ok": 4}
+_QUIET = ("ok", "skipped")
+
+
+def run_card(
+    view: RunView,
+    *,
+    customer_name: str,
+    tz: tzinfo,
+    now: datetime,
+    web_url: str | None = None,
+    actions: bool = True,
+) -> dict[str, Any]:
+    """The card as a message: ``{"text": fallback, "blocks": [...]}``."""
+    run = view.run
+    title = _title(view, customer_name)
+    blocks: list[dict[str, Any]] = [
+        t.section(f"*{title}*", BlockId.TITLE),
+        t.context([_meta(view, tz, now)], BlockId.META),
+    ]
+    results = sorted(view.results, key=lambda r: (_ORDER.get(r.severity, 9), r.account, r.check))
+    problems = [r for r in results if r.severity not in _QUIET]
+    shown = problems if len(problems) <= MAX_ROWS else problems[: MAX_ROWS - 1]
+    blocks.extend(
+        t.section(_row(result), f"{BlockId.ROW}_{index}") for index, result in enumerate(shown)
+    )
+    if len(shown) < len(problems):
+        hidden = problems[len(shown) :]
+        blocks.append(
+            t.section(
+                f"… and {len(hidden)} more problems: "
+                + ", ".join(_label(r) for r in hidden)
+                + (" — the web view lists them all." if web_url else ""),
+                f"{BlockId.ROW}_more",
+            )
+        )
+    quiet = [r for r in results if r.severity in _QUIET]
+    if quiet:
+        blocks.append(t.context([_folded(quiet)], BlockId.FOLDED))
+    pending = _pending(view)
+    if pending:
+        blocks.append(t.context([pending], BlockId.PENDING))
+    if run.error:
+        blocks.append(t.section(f"{SEVERITY_MARK['error']} {t.escape(run.error)}", BlockId.PROBLEM))
+    buttons = _buttons(view, web_url) if actions else []
+    if buttons:
+        blocks.append({"type": "actions", "block_id": BlockId.ACTIONS, "elements": buttons})
+    return {"text": t.fallback(f"{title} · #{run.id}"), "blocks": blocks[: t.MAX_BLOCKS]}
+
+
+def web_link(public_url: str | None, run_id: int) -> str | None:
+    return f"{public_url.rstrip('/')}/runs/{run_id}" if public_url else None
+
+
+def retryable(view: RunView) -> bool:
+    """Retry is offered when the run failed or a check could not look."""
+    return view.run.status == "failed" or any(r.severity == "error" for r in view.results)
+
+
+# -- pieces -----------------------------------------------------------------------------------
+
+
+def _title(view: RunView, customer_name: str) -> str:
+    run = view.run
+    where = f"{t.escape(customer_name)} / {_accounts(run.targets)}"
+    checks = ", ".join(t.escape(c) for c in _unique(x["check"] for x in run.targets))
+    window = _window(run.params)
+    if run.status == "running" and run.cancel_requested_by:
+        by = t.user(run.cancel_requested_by)
+        return f"{STATUS_MARK['cancelled']} Cancelling · {where} · {checks} · asked by {by}"
+    if run.status == "running":
+        return f"▶ Running · {where} · {checks}{window}"
+    if run.status == "queued":
+        return f"{STATUS_MARK['queued']} Queued · {where} · {checks}{window}"
+    if run.status == "cancelled":
+        by = f" by {t.user(run.cancel_requested_by)}" if run.cancel_requested_by else ""
+        return (
+            f"{STATUS_MARK['cancelled']} Cancelled{by} after {view.done} of "
+            f"{checks_count(view.total)} · {where}"
+        )
+    took = _duration(run.started_at, run.finished_at)
+    if run.status == "failed":
+        return (
+            f"{SEVERITY_MARK['error']} Failed · {where} · {view.done} of {checks_count(view.total)}"
+        )
+    outcome = run.outcome or "ok"
+    word = SEVERITY_WORD.get(outcome, "Done")
+    mark = SEVERITY_MARK.get(outcome, SEVERITY_MARK["ok"])
+    return f"{mark} {word} · {where} · {checks_count(view.total)}{took}{window}"
+
+
+def _meta(view: RunView, tz: tzinfo, now: datetime) -> str:
+    run = view.run
+    parts = [f"#{run.id}", t.user(run.requested_by), _clock(run.created_at, tz, now)]
+    if not view.terminal:
+        parts.append(f"{view.done} of {checks_count(view.total)}")
+    if run.attempt > 1:
+        parts.append(f"attempt {run.attempt}")
+    if run.retry_of:
+        parts.append(f"retry of #{run.retry_of}")
+    return " · ".join(p for p in parts if p)
+
+
+def _row(result: Any) -> str:
+    mark = SEVERITY_MARK.get(result.severity, "❔")
+    head = f"{mark} *{_label(result)}* — {t.escape(result.summary)}"
+    details: Mapping[str, Any] = result.details or {}
+    resources = [r for r in details.get("resources", []) or [] if isinstance(r, Mapping)]
+    resources = [r for r in resources if r.get("severity") != "ok"]
+    lines = [_resource(r, result.series or {}) for r in resources[:MAX_RESOURCES]]
+    if len(resources) > MAX_RESOURCES:
+        lines.append(f"      … and {len(resources) - MAX_RESOURCES} more")
+    return t.fit_lines([head, *lines], t.SECTION_TEXT)
+
+
+def _resource(res: Mapping[str, Any], series: Mapping[str, Any]) -> str:
+    """``🔴 arbel-prod-db · CPU max 93 % (crit ≥ 90 %)  ▂▃▃▄▅▇█``"""
+    mark = SEVERITY_MARK.get(str(res.get("severity", "")), "•")
+    line = f"      {mark} `{t.escape(res.get('id', '?'))}` {t.escape(res.get('summary', ''))}"
+    points = series.get(str(res.get("series"))) if res.get("series") else None
+    if isinstance(points, Sequence) and points:
+        numbers = [float(p) for p in points if isinstance(p, int | float)]
+        if numbers:
+            line += f"  {sparkline(numbers)}"
+    elif isinstance(res.get("fraction"), int | float):
+        line += f"  {bar(float(res['fraction']))}"
+    return line
+
+
+def _folded(quiet: Sequence[Any]) -> str:
+    ok = [r for r in quiet if r.severity == "ok"]
+    skipped = [r for r in quiet if r.severity == "skipped"]
+    parts = []
+    if ok:
+        parts.append(f"{SEVERITY_MARK['ok']} {len(ok)} OK: " + ", ".join(_label(r) for r in ok))
+    if skipped:
+        parts.append(
+            f"{SEVERITY_MARK['skipped']} {len(skipped)} skipped: "
+            + ", ".join(_label(r) for r in skipped)
+        )
+    return t.truncate(" · ".join(parts), t.SECTION_TEXT)
+
+
+def _pending(view: RunView) -> str:
+    run = view.run
+    done = {(r.account, r.check) for r in view.results}
+    left = [x for x in run.targets if (x["account"], x["check"]) not in done]
+    if not left:
+        return ""
+    names = ", ".join(
+        f"{t.escape(x['account'])} · {CHECK_TITLE.get(x['check'], t.escape(x['check']))}"
+        for x in left
+    )
+    if run.status == "running":
+        return t.truncate(f"{STATUS_MARK['running']} {names} — running…", t.SECTION_TEXT)
+    if run.status == "queued":
+        return t.truncate(f"{STATUS_MARK['queued']} {names} — queued", t.SECTION_TEXT)
+    return t.truncate(f"{STATUS_MARK['cancelled']} not run: {names}", t.SECTION_TEXT)
+
+
+def _buttons(view: RunView, web_url: str | None) -> list[dict[str, Any]]:
+    run = view.run
+    value = str(run.id)
+    buttons: list[dict[str, Any]] = []
+    if not view.terminal and not run.cancel_requested_by:
+        cancel = t.button("Cancel", ActionId.CANCEL_RUN, value=value, style="danger")
+        cancel["confirm"] = {
+            "title": t.plain("Cancel this run?", 100),
+            "text": t.plain(f"Run #{run.id} stops; finished checks stay on the card.", 300),
+            "confirm": t.plain("Cancel run", 30),
+            "deny": t.plain("Keep running", 30),
+            "style": "danger",
+        }
+        buttons.append(cancel)
+    elif retryable(view):
+        buttons.append(t.button("Retry", ActionId.RETRY_RUN, value=value, style="primary"))
+    if web_url:
+        buttons.append(t.button("Open in browser", ActionId.OPEN_WEB, url=web_url))
+    return buttons
+
+
+def checks_count(n: int) -> str:
+    return f"{n} check" if n == 1 else f"{n} checks"
+
+
+def _label(result: Any) -> str:
+    return f"{t.escape(result.account)} · {CHECK_TITLE.get(result.check, t.escape(result.check))}"
+
+
+def _accounts(targets: Sequence[Mapping[str, str]]) -> str:
+    accounts = _unique(x["account"] for x in targets)
+    shown = ", ".join(t.escape(a) for a in accounts[:MAX_ACCOUNTS_IN_TITLE])
+    extra = len(accounts) - MAX_ACCOUNTS_IN_TITLE
+    return f"{shown} (+{extra})" if extra > 0 else shown
+
+
+def _unique(values: Any) -> list[str]:
+    return list(dict.fromkeys(str(v) for v in values))
+
+
+def _window(params: Mapping[str, Any]) -> str:
+    seconds = params.get("window_s")
+    if not isinstance(seconds, int | float) or seconds <= 0:
+        return ""
+    minutes = int(seconds // 60)
+    if minutes % 1440 == 0:
+        return f" · window {minutes // 1440}d"
+    if minutes % 60 == 0:
+        return f" · window {minutes // 60}h"
+    return f" · window {minutes}m"
+
+
+def _duration(start: datetime | None, end: datetime | None) -> str:
+    if start is None or end is None:
+        return ""
+    seconds = max(0.0, (end - start).total_seconds())
+    return f" in {seconds:.0f} s" if seconds < 120 else f" in {seconds / 60:.0f} min"
+
+
+def clock(moment: datetime | None, tz: tzinfo, now: datetime) -> str:
+    """``07:03 WIB`` today, ``Fri 20 Nov 07:03 WIB`` on another day, in the customer's zone."""
+    if moment is None:
+        return ""
+    local = moment.astimezone(tz)
+    today = now.astimezone(tz).date()
+    if local.date() == today:
+        return local.strftime("%H:%M %Z")
+    if abs(local.date() - today) < timedelta(days=300):
+        return local.strftime("%a %d %b %H:%M %Z")
+    return local.strftime("%d %b %Y %H:%M %Z")
+
+
+_clock = clock

@@ -1,0 +1,38 @@
+"""Card buttons: Cancel, Retry, and the web link (which only needs its click acknowledged).
+
+Each click is acknowledged first; the run is then loaded from the database and the person's
+access checked there (a button's value is never trusted); the answer is an ephemeral message.
+The card itself changes through the outbox, like every other change to a run.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+
+from app.desk import Asker, Desk, Outcome
+from app.models import Source
+from blocks.ids import ActionId
+from handlers import replies
+
+
+def register(app: AsyncApp, desk: Desk, public_url: str | None = None) -> None:
+    async def acknowledge(ack: AsyncAck) -> None:
+        await ack()
+
+    async def cancel(body: dict[str, Any], respond: AsyncRespond) -> None:
+        reply = await replies.press(desk.cancel, body, public_url)
+        await respond({**reply, "replace_original": False})
+
+    async def retry(body: dict[str, Any], respond: AsyncRespond) -> None:
+        async def again(run_id: int, asker: Asker) -> Outcome:
+            return await desk.retry(run_id, asker, Source.BUTTON)
+
+        reply = await replies.press(again, body, public_url)
+        await respond({**reply, "replace_original": False})
+
+    # Bolt's lazy listeners: the click is acknowledged first, the work runs after.
+    app.action(ActionId.CANCEL_RUN)(ack=acknowledge, lazy=[cancel])
+    app.action(ActionId.RETRY_RUN)(ack=acknowledge, lazy=[retry])
+    app.action(ActionId.OPEN_WEB)(acknowledge)  # the browser opens the link; Slack wants an ack

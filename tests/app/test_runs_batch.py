@@ -1,0 +1,91 @@
+"""Submitting a burst of runs in one transaction, and group commit."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+from app.batch import GroupCommit
+from app.catalog import Catalog, Plan
+from app.config import Account, Customer
+from app.db import Database
+from app.models import RunStatus, Source
+from app.runs import RunService, Submit
+
+CATALOG = Catalog(
+    [
+        Customer(
+            id="aryanoble",
+            name="Aryanoble",
+            accounts=(
+                Account(
+                    id="arbel",
+                    name="Arbel",
+                    account_id="111122223333",
+                    regions=("ap-southeast-3",),
+                    checks=("rds", "budget"),
+                ),
+            ),
+        )
+    ]
+)
+
+
+def plan(target: str = "arbel", *checks: str) -> Plan:
+    return CATALOG.plan(target, checks)
+
+
+async def test_it_queues_a_burst_of_runs_like_one_by_one(db: Database) -> None:
+    runs = RunService(db)
+    notified: list[int] = []
+    runs.on_change(notified.append)
+    results = await runs.submit_many(
+        [Submit(plan("arbel", "rds"), f"U{i}", Source.SLASH, channel_id="C1") for i in range(5)]
+    )
+    assert [created for _, created in results] == [True] * 5
+    ids = [run.id for run, _ in results]
+    assert ids == sorted(ids) and notified == ids
+    view = await runs.get(ids[2], events=True)
+    assert view.run.requested_by == "U2" and view.run.status == RunStatus.QUEUED
+    assert view.run.targets == [{"account": "arbel", "check": "rds"}]
+    assert [e.type for e in view.events] == ["created"]
+
+
+async def test_it_returns_the_existing_run_for_a_key_seen_before_or_repeated(db: Database) -> None:
+    runs = RunService(db)
+    first, _ = await runs.submit(Submit(plan(), "U1", Source.SLASH, idempotency_key="slash:1"))
+    results = await runs.submit_many(
+        [
+            Submit(plan(), "U1", Source.SLASH, idempotency_key="slash:1"),
+            Submit(plan(), "U2", Source.SLASH, idempotency_key="slash:2"),
+            Submit(plan(), "U2", Source.SLASH, idempotency_key="slash:2"),
+        ]
+    )
+    assert [(run.id, created) for run, created in results] == [
+        (first.id, False),
+        (results[1][0].id, True),
+        (results[1][0].id, False),
+    ]
+    assert len(await runs.recent()) == 2
+
+
+async def test_it_lets_concurrent_callers_share_one_write() -> None:
+    batches: list[int] = []
+
+    async def write(items: Sequence[int]) -> list[int]:
+        batches.append(len(items))
+        await asyncio.sleep(0)
+        return [item * 2 for item in items]
+
+    group: GroupCommit[int, int] = GroupCommit(write)
+    assert await asyncio.gather(*(group.add(i) for i in range(10))) == [i * 2 for i in range(10)]
+    assert sum(batches) == 10 and len(batches) <= 2
+
+
+async def test_it_gives_every_caller_of_a_failed_batch_the_error() -> None:
+    async def write(items: Sequence[int]) -> list[int]:
+        raise RuntimeError("disk full")
+
+    group: GroupCommit[int, int] = GroupCommit(write)
+    outcomes = await asyncio.gather(*(group.add(i) for i in range(3)), return_exceptions=True)
+    assert all(isinstance(o, RuntimeError) for o in outcomes)

@@ -1,0 +1,110 @@
+"""A test-only executor replica: ``python -m tests.engine.worker URL [options]``.
+
+It runs the production :func:`app.main.serve` (signal handling, supervision, executor and
+sweeper, as ``mhub serve --no-slack --no-web`` does) with a test registry: the check sleeps per
+account and first records its execution in an ``executions`` table that the test created with
+the UNIQUE key it wants to hold, so a duplicate execution becomes an ``error`` result.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import random
+import sys
+
+from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
+
+from app.db import Database
+from app.executor import Executor, ExecutorOptions, current_target
+from app.main import Hub, serve
+from app.runs import RunService
+from app.settings import Settings
+from checks.aws import AwsClients
+from checks.base import Check, CheckContext, CheckResult, PermanentError, Severity
+from tests.engine.support import CATALOG, KIND
+
+
+class Recording(Check):
+    kind = KIND
+
+    def __init__(self, db: Database, owner: str, delays: dict[str, float], jitter_s: float) -> None:
+        self.db = db
+        self.owner = owner
+        self.delays = delays
+        self.jitter_s = jitter_s
+
+    async def run(self, ctx: CheckContext) -> CheckResult:
+        target = current_target()
+        assert target is not None
+        try:
+            async with self.db.write() as session:
+                await session.execute(
+                    text(
+                        "INSERT INTO executions (run_id, attempt, account, owner) "
+                        "VALUES (:run_id, :attempt, :account, :owner)"
+                    ),
+                    {
+                        "run_id": target.run_id,
+                        "attempt": target.attempt,
+                        "account": target.account,
+                        "owner": self.owner,
+                    },
+                )
+        except IntegrityError as exc:
+            raise PermanentError(f"duplicate execution of run #{target.run_id}") from exc
+        delay = self.delays.get(ctx.account.id)
+        await asyncio.sleep(random.uniform(0, self.jitter_s) if delay is None else delay)
+        return CheckResult(Severity.OK, "recorded")
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="tests.engine.worker")
+    parser.add_argument("url")
+    parser.add_argument("--owner", required=True)
+    parser.add_argument("--max-runs", type=int, default=16)
+    parser.add_argument("--lease", type=float, default=30.0)
+    parser.add_argument("--heartbeat", type=float, default=5.0)
+    parser.add_argument("--cancel-poll", type=float, default=1.0)
+    parser.add_argument("--poll", type=float, default=0.5)
+    parser.add_argument("--sweep", type=float, default=5.0)
+    parser.add_argument("--grace", type=float, default=20.0)
+    parser.add_argument("--jitter", type=float, default=0.0, help="random check time, max s")
+    parser.add_argument("--delay", action="append", default=[], help="ACCOUNT=SECONDS")
+    return parser.parse_args(argv)
+
+
+async def main(args: argparse.Namespace) -> None:
+    settings = Settings.from_env(database_url=args.url, grace_s=args.grace)
+    db = Database(args.url)
+    aws = AwsClients()
+    delays = {k: float(v) for k, v in (item.split("=", 1) for item in args.delay)}
+    options = ExecutorOptions(
+        max_runs=args.max_runs,
+        lease_s=args.lease,
+        heartbeat_s=args.heartbeat,
+        cancel_poll_s=args.cancel_poll,
+        poll_s=args.poll,
+        sweep_s=args.sweep,
+        grace_s=args.grace,
+    )
+    check = Recording(db, args.owner, delays, args.jitter)
+    executor = Executor(db, lambda: CATALOG, {KIND: check}, aws, options, owner=args.owner)
+    runs = RunService(db)
+    runs.on_change(executor.poke)
+    try:
+        await serve(Hub(settings, db, CATALOG, aws, runs, executor), slack=False, web=False)
+    finally:
+        aws.close()
+        await db.close()
+
+
+if __name__ == "__main__":
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    asyncio.run(main(parse(sys.argv[1:])))

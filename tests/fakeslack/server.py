@@ -1,0 +1,851 @@
+"""A fake Slack speaking the real protocols, in a thread of the test process.
+
+- **Web API** at ``{url}/api/<method>`` (``SLACK_API_URL``): ``auth.test``,
+  ``apps.connections.open``, ``chat.postMessage``, ``chat.update``, ``chat.postEphemeral``,
+  ``conversations.history``, ``views.open``/``update``/``publish``. Tokens are checked.
+- **Socket Mode** at the URL ``apps.connections.open`` hands out: ``hello`` on connect, envelopes
+  (``slash_commands``, ``interactive``) whose acks are matched by ``envelope_id`` and timed,
+  ``disconnect`` messages (``refresh_requested``, ``warning``), and abrupt drops.
+- **response_url** POSTs at ``{url}/hooks/…`` (five uses each, like Slack).
+
+Every payload is validated with :mod:`tests.fakeslack.validate`; problems are kept in
+``violations`` (tests assert it stays empty) and answered the way Slack would (``invalid_blocks``).
+Every call is recorded in ``calls``.
+
+Switches: :meth:`rate_limit` (429 with ``Retry-After``; a call that comes back before
+``Retry-After`` has passed is a violation), :meth:`outage` (503s and dropped connections for a
+while), :meth:`lose_responses` (do the call, then drop the connection before answering: the
+caller cannot know it worked), :meth:`disconnect` and :meth:`drop` (Socket Mode), :meth:`leave`
+(the bot is no longer in a channel).
+
+Control methods are synchronous and thread-safe (for tests driving a subprocess); ``a``-prefixed
+twins are awaitable from another event loop (for tests running the app in-process).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import threading
+import time
+import uuid
+from collections.abc import Callable, Coroutine, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Self, TypeVar
+
+from aiohttp import WSMsgType, web
+
+from app.sandbox.moto import free_port
+from tests.fakeslack import validate
+
+BOT_TOKEN = "xoxb-test"
+APP_TOKEN = "xapp-test"
+TEAM = "T0FAKE"
+APP_ID = "A0FAKE"
+BOT_USER = "U0BOT"
+BOT_ID = "B0BOT"
+ACK_LIMIT_S = 3.0
+HOOK_USES = 5
+EARLY_TOLERANCE_S = 0.1
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Call:
+    method: str
+    params: dict[str, Any]
+    at: float
+    status: int
+    """HTTP status answered; 0 when the connection was dropped."""
+    error: str | None = None
+
+    @property
+    def channel(self) -> str | None:
+        return self.params.get("channel")
+
+
+@dataclass
+class Posted:
+    """A message the app posted, with every later version of it."""
+
+    channel: str
+    ts: str
+    text: str
+    blocks: list[Any]
+    metadata: dict[str, Any] | None
+    versions: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def key(self) -> str | None:
+        return ((self.metadata or {}).get("event_payload") or {}).get("key")
+
+    @property
+    def latest(self) -> dict[str, Any]:
+        return {"text": self.text, "blocks": self.blocks}
+
+    def read(self) -> str:
+        return validate.all_text(self.latest)
+
+
+@dataclass(frozen=True)
+class Ack:
+    envelope_id: str
+    latency_s: float | None
+    """Seconds from sending the envelope to its ack; None when it was not acked in 3 s."""
+    payload: dict[str, Any] | None
+    response_url: str
+
+    def read(self) -> str:
+        return validate.all_text(self.payload or {})
+
+
+@dataclass
+class _RateLimit:
+    methods: frozenset[str]
+    remaining: int | None
+    until: float | None
+    retry_after: float
+
+
+@dataclass
+class _Conn:
+    ws: web.WebSocketResponse
+    request: web.Request
+    opened: float
+
+
+class FakeSlack:
+    def __init__(self, channels: Iterable[str] = ("C0OPS",)) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.api_url = f"{self.url}/api/"
+        self.members: set[str] = set(channels)
+        self.calls: list[Call] = []
+        self.posted: list[Posted] = []
+        self.ephemerals: list[dict[str, Any]] = []
+        self.views: list[dict[str, Any]] = []
+        self.acks: list[Ack] = []
+        self.responses: dict[str, list[dict[str, Any]]] = {}
+        self.violations: list[str] = []
+        self.connections_opened = 0
+        self._lock = threading.RLock()
+        self._seq = itertools.count(1)
+        self._tickets: set[str] = set()
+        self._conns: list[_Conn] = []
+        self._pending: dict[str, asyncio.Future[tuple[float, Any]]] = {}
+        self._limits: list[_RateLimit] = []
+        self._held: dict[tuple[str, str | None], tuple[float, float]] = {}
+        self._outage_until = 0.0
+        self._outage_count = 0
+        self._lose: dict[str, int] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._stop: asyncio.Event | None = None
+        self._ready = threading.Event()
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    def start(self) -> Self:
+        self._thread = threading.Thread(target=self._main, name="fake-slack", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(10):
+            raise RuntimeError("the fake Slack did not start")
+        return self
+
+    def stop(self) -> None:
+        if self._loop is not None and self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        if self._thread is not None:
+            self._thread.join(10)
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _main(self) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        try:
+            loop.run_until_complete(self._serve())
+        finally:
+            loop.close()
+
+    async def _serve(self) -> None:
+        self._stop = asyncio.Event()
+        app = web.Application()
+        app.router.add_route("*", "/api/{method}", self._api)
+        app.router.add_get("/link/", self._link)
+        app.router.add_post("/hooks/{kind}/{id}", self._hook)
+        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", self.port).start()
+        self._ready.set()
+        try:
+            await self._stop.wait()
+        finally:
+            for conn in list(self._conns):
+                await conn.ws.close()
+            await runner.cleanup()
+
+    def _run(self, coro: Coroutine[Any, Any, T], timeout: float = 30) -> T:
+        assert self._loop is not None
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
+
+    async def _arun(self, coro: Coroutine[Any, Any, T]) -> T:
+        assert self._loop is not None
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, self._loop))
+
+    # -- what a person does -------------------------------------------------------------
+
+    def command(
+        self, text: str, *, user: str = "U0ALICE", channel: str = "C0OPS", wait_s: float = 15
+    ) -> Ack:
+        """Type ``/monitor <text>`` in ``channel``; returns the ack (waits for a socket)."""
+        return self._run(self._command(text, user, channel, wait_s), wait_s + 10)
+
+    async def acommand(
+        self, text: str, *, user: str = "U0ALICE", channel: str = "C0OPS", wait_s: float = 15
+    ) -> Ack:
+        return await self._arun(self._command(text, user, channel, wait_s))
+
+    def commands(self, texts: Iterable[tuple[str, str, str]], wait_s: float = 30) -> list[Ack]:
+        """Many (text, user, channel) commands at once; their acks in the same order."""
+        return self._run(self._commands(list(texts), wait_s), wait_s + 30)
+
+    async def acommands(
+        self, texts: Iterable[tuple[str, str, str]], wait_s: float = 30
+    ) -> list[Ack]:
+        return await self._arun(self._commands(list(texts), wait_s))
+
+    async def _commands(self, texts: list[tuple[str, str, str]], wait_s: float) -> list[Ack]:
+        return list(
+            await asyncio.gather(
+                *(self._command(text, user, channel, wait_s) for text, user, channel in texts)
+            )
+        )
+
+    def click(
+        self,
+        message: Posted | Mapping[str, Any],
+        action_id: str,
+        *,
+        user: str = "U0ALICE",
+        channel: str | None = None,
+        value: str | None = None,
+    ) -> Ack:
+        """Press the button ``action_id`` on a message (a card, or an ephemeral reply).
+        ``value`` overrides the button's value, as a forged payload would."""
+        return self._run(self._click(message, action_id, user, channel, value))
+
+    async def aclick(
+        self,
+        message: Posted | Mapping[str, Any],
+        action_id: str,
+        *,
+        user: str = "U0ALICE",
+        channel: str | None = None,
+        value: str | None = None,
+    ) -> Ack:
+        return await self._arun(self._click(message, action_id, user, channel, value))
+
+    # -- switches -----------------------------------------------------------------------
+
+    def rate_limit(
+        self,
+        methods: Iterable[str],
+        *,
+        times: int | None = None,
+        seconds: float | None = None,
+        retry_after: float = 1.0,
+    ) -> None:
+        """Answer 429 to ``methods`` ``times`` times, or for ``seconds``."""
+        with self._lock:
+            until = time.monotonic() + seconds if seconds is not None else None
+            self._limits.append(_RateLimit(frozenset(methods), times, until, retry_after))
+
+    def outage(self, seconds: float) -> None:
+        """Every Web API and response_url call fails for ``seconds`` (503s and dropped
+        connections, alternately); the Socket Mode connection stays up."""
+        with self._lock:
+            self._outage_until = time.monotonic() + seconds
+
+    def end_outage(self) -> None:
+        with self._lock:
+            self._outage_until = 0.0
+
+    def lose_responses(self, method: str, times: int = 1) -> None:
+        """Do the next ``times`` calls of ``method``, then drop the connection unanswered."""
+        with self._lock:
+            self._lose[method] = self._lose.get(method, 0) + times
+
+    def leave(self, channel: str) -> None:
+        with self._lock:
+            self.members.discard(channel)
+
+    def join(self, channel: str) -> None:
+        with self._lock:
+            self.members.add(channel)
+
+    def disconnect(self, reason: str = "refresh_requested") -> None:
+        """Send Slack's ``disconnect`` message on every open socket."""
+        self._run(self._disconnect(reason))
+
+    def drop(self) -> None:
+        """Cut every open socket without a word (a network failure)."""
+        self._run(self._drop())
+
+    def reset(self) -> None:
+        """Forget switches (not the record)."""
+        with self._lock:
+            self._limits.clear()
+            self._lose.clear()
+            self._outage_until = 0.0
+
+    # -- reading the record -------------------------------------------------------------
+
+    def cards(self, run_id: int | None = None) -> list[Posted]:
+        with self._lock:
+            return [
+                p
+                for p in self.posted
+                if p.key is not None and (run_id is None or p.key == f"card:{run_id}")
+            ]
+
+    def calls_of(self, method: str, *, ok: bool | None = None) -> list[Call]:
+        with self._lock:
+            found = [c for c in self.calls if c.method == method]
+        if ok is None:
+            return found
+        return [c for c in found if (c.status == 200 and c.error is None) == ok]
+
+    def replies(self, ack: Ack) -> list[dict[str, Any]]:
+        with self._lock:
+            return list(self.responses.get(ack.response_url, []))
+
+    def connected(self) -> bool:
+        with self._lock:
+            return any(not c.ws.closed for c in self._conns)
+
+    def wait(self, condition: Callable[[], Any], timeout: float = 15, what: str = "") -> Any:
+        deadline = time.monotonic() + timeout
+        while True:
+            value = condition()
+            if value:
+                return value
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"timed out after {timeout:.0f} s waiting for {what or condition}"
+                )
+            time.sleep(0.05)
+
+    async def await_(self, condition: Callable[[], Any], within: float = 15, what: str = "") -> Any:
+        deadline = time.monotonic() + within
+        while True:
+            value = condition()
+            if value:
+                return value
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"timed out after {within:.0f} s waiting for {what or condition}"
+                )
+            await asyncio.sleep(0.05)
+
+    # -- Socket Mode --------------------------------------------------------------------
+
+    async def _link(self, request: web.Request) -> web.StreamResponse:
+        ticket = request.query.get("ticket", "")
+        with self._lock:
+            known = ticket in self._tickets
+            self._tickets.discard(ticket)
+        if not known:
+            self._violation("a Socket Mode connection used an unknown or reused ticket")
+            return web.Response(status=401, text="invalid ticket")
+        ws = web.WebSocketResponse(autoping=True)
+        await ws.prepare(request)
+        conn = _Conn(ws, request, time.monotonic())
+        with self._lock:
+            self._conns.append(conn)
+            self.connections_opened += 1
+            live = len([c for c in self._conns if not c.ws.closed])
+        await ws.send_json(
+            {
+                "type": "hello",
+                "num_connections": live,
+                "debug_info": {
+                    "host": "applink-fake",
+                    "build_number": 1,
+                    "approximate_connection_time": 18060,
+                },
+                "connection_info": {"app_id": APP_ID},
+            }
+        )
+        try:
+            async for message in ws:
+                if message.type == WSMsgType.TEXT:
+                    self._on_socket_text(message.data)
+        finally:
+            with self._lock:
+                if conn in self._conns:
+                    self._conns.remove(conn)
+        return ws
+
+    def _on_socket_text(self, data: str) -> None:
+        arrived = asyncio.get_running_loop().time()
+        try:
+            body = json.loads(data)
+        except json.JSONDecodeError:
+            self._violation(f"the app sent a non-JSON socket message: {data[:80]!r}")
+            return
+        envelope_id = body.get("envelope_id")
+        future = self._pending.pop(str(envelope_id), None)
+        if future is None:
+            self._violation(f"ack for an unknown or already acked envelope {envelope_id!r}")
+            return
+        if not future.done():
+            future.set_result((arrived, body.get("payload")))
+
+    async def _socket(self, wait_s: float) -> _Conn:
+        deadline = time.monotonic() + wait_s
+        while True:
+            with self._lock:
+                live = [c for c in self._conns if not c.ws.closed]
+            if live:
+                return max(live, key=lambda c: c.opened)
+            if time.monotonic() > deadline:
+                raise AssertionError("the app has no Socket Mode connection")
+            await asyncio.sleep(0.02)
+
+    async def _envelope(
+        self, kind: str, payload: dict[str, Any], response_url: str, wait_s: float
+    ) -> Ack:
+        loop = asyncio.get_running_loop()
+        envelope_id = str(uuid.uuid4())
+        future: asyncio.Future[tuple[float, Any]] = loop.create_future()
+        conn = await self._socket(wait_s)
+        self._pending[envelope_id] = future
+        started = loop.time()
+        await conn.ws.send_json(
+            {
+                "envelope_id": envelope_id,
+                "payload": payload,
+                "type": kind,
+                "accepts_response_payload": kind == "slash_commands",
+                "retry_attempt": 0,
+                "retry_reason": "",
+            }
+        )
+        try:
+            arrived, body = await asyncio.wait_for(asyncio.shield(future), ACK_LIMIT_S)
+        except TimeoutError:
+            self._violation(f"{kind} envelope was not acknowledged within {ACK_LIMIT_S:.0f} s")
+            ack = Ack(envelope_id, None, None, response_url)
+        else:
+            if body is not None:
+                for problem in validate.message_problems(body):
+                    self._violation(f"ack payload: {problem}")
+            ack = Ack(envelope_id, arrived - started, body, response_url)
+        with self._lock:
+            self.acks.append(ack)
+        return ack
+
+    async def _command(self, text: str, user: str, channel: str, wait_s: float) -> Ack:
+        n = next(self._seq)
+        response_url = f"{self.url}/hooks/commands/{n}"
+        payload = {
+            "token": "verification-token-unused",
+            "team_id": TEAM,
+            "team_domain": "fake",
+            "channel_id": channel,
+            "channel_name": channel.lower(),
+            "user_id": user,
+            "user_name": user.lower(),
+            "command": "/monitor",
+            "text": text,
+            "api_app_id": APP_ID,
+            "is_enterprise_install": "false",
+            "response_url": response_url,
+            "trigger_id": f"{n}.{uuid.uuid4().hex}",
+        }
+        return await self._envelope("slash_commands", payload, response_url, wait_s)
+
+    async def _click(
+        self,
+        message: Posted | Mapping[str, Any],
+        action_id: str,
+        user: str,
+        channel: str | None,
+        value: str | None,
+    ) -> Ack:
+        if isinstance(message, Posted):
+            blocks, ts, where, ephemeral = message.blocks, message.ts, message.channel, False
+        else:
+            blocks, ts, where, ephemeral = message.get("blocks") or [], "0.0", channel, True
+        where = channel or where or "C0OPS"
+        found = [
+            (b, e)
+            for b in blocks
+            if b.get("type") == "actions"
+            for e in b.get("elements", [])
+            if e.get("action_id") == action_id
+        ]
+        if not found:
+            raise AssertionError(f"there is no {action_id} button on that message")
+        block, button = found[0]
+        n = next(self._seq)
+        response_url = f"{self.url}/hooks/actions/{n}"
+        payload = {
+            "type": "block_actions",
+            "user": {"id": user, "username": user.lower(), "name": user.lower(), "team_id": TEAM},
+            "api_app_id": APP_ID,
+            "token": "verification-token-unused",
+            "container": {
+                "type": "message",
+                "message_ts": ts,
+                "channel_id": where,
+                "is_ephemeral": ephemeral,
+            },
+            "trigger_id": f"{n}.{uuid.uuid4().hex}",
+            "team": {"id": TEAM, "domain": "fake"},
+            "enterprise": None,
+            "is_enterprise_install": False,
+            "channel": {"id": where, "name": where.lower()},
+            "message": {"type": "message", "ts": ts, "text": "", "blocks": blocks},
+            "state": {"values": {}},
+            "response_url": response_url,
+            "actions": [
+                {
+                    "action_id": action_id,
+                    "block_id": block.get("block_id"),
+                    "text": button.get("text"),
+                    "value": button.get("value") if value is None else value,
+                    "type": "button",
+                    "action_ts": f"{time.time():.6f}",
+                }
+            ],
+        }
+        return await self._envelope("interactive", payload, response_url, 15)
+
+    async def _disconnect(self, reason: str) -> None:
+        with self._lock:
+            live = [c for c in self._conns if not c.ws.closed]
+        for conn in live:
+            await conn.ws.send_json(
+                {"type": "disconnect", "reason": reason, "debug_info": {"host": "applink-fake"}}
+            )
+
+        async def close_later(conn: _Conn) -> None:
+            await asyncio.sleep(10)  # Slack closes the old socket soon after warning
+            await conn.ws.close()
+
+        for conn in live:
+            asyncio.get_running_loop().create_task(close_later(conn))
+
+    async def _drop(self) -> None:
+        with self._lock:
+            live = [c for c in self._conns if not c.ws.closed]
+        for conn in live:
+            transport = conn.request.transport
+            if transport is not None:
+                transport.abort()
+
+    # -- Web API ------------------------------------------------------------------------
+
+    async def _api(self, request: web.Request) -> web.StreamResponse:
+        method = request.match_info["method"]
+        params = await _params(request)
+        now = time.monotonic()
+        self._check_early(method, params.get("channel"), now)
+        failure = self._outage_answer(request)
+        if failure is not None:
+            response, status = failure
+            return self._record(method, params, response, status=status)
+        limited = self._limited(method, params.get("channel"), now)
+        if limited is not None:
+            return self._record(method, params, limited, "ratelimited")
+        token = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+        wanted = APP_TOKEN if method == "apps.connections.open" else BOT_TOKEN
+        if token != wanted:
+            self._violation(f"{method} called with the wrong token")
+            return self._record(method, params, _error("invalid_auth"), "invalid_auth")
+        handler = _METHODS.get(method)
+        if handler is None:
+            self._violation(f"the app called {method}, which the fake does not know")
+            return self._record(method, params, _error("unknown_method"), "unknown_method")
+        with self._lock:
+            body = handler(self, params)
+            lose = self._lose.get(method, 0) > 0
+            if lose:
+                self._lose[method] -= 1
+        error = None if body.get("ok") else str(body.get("error"))
+        if lose:
+            _cut(request)
+            return self._record(method, params, web.Response(status=500), error, status=0)
+        return self._record(method, params, web.json_response(body), error)
+
+    def _record(
+        self,
+        method: str,
+        params: dict[str, Any],
+        response: web.StreamResponse,
+        error: str | None = None,
+        status: int | None = None,
+    ) -> web.StreamResponse:
+        code = response.status if status is None else status
+        with self._lock:
+            self.calls.append(Call(method, _redacted(params), time.monotonic(), code, error))
+        return response
+
+    def _outage_answer(self, request: web.Request) -> tuple[web.StreamResponse, int] | None:
+        """During an outage: a 503, or (every other call) a dropped connection (status 0)."""
+        with self._lock:
+            if time.monotonic() >= self._outage_until:
+                return None
+            self._outage_count += 1
+            drop = self._outage_count % 2 == 0
+        if drop:
+            _cut(request)
+            return web.Response(status=500), 0
+        page = web.Response(
+            status=503, text="<html>Service Unavailable</html>", content_type="text/html"
+        )
+        return page, 503
+
+    def _limited(self, method: str, channel: str | None, now: float) -> web.Response | None:
+        with self._lock:
+            for rule in list(self._limits):
+                if rule.until is not None and now >= rule.until:
+                    self._limits.remove(rule)
+                    continue
+                if method not in rule.methods:
+                    continue
+                if rule.remaining is not None:
+                    if rule.remaining <= 0:
+                        self._limits.remove(rule)
+                        continue
+                    rule.remaining -= 1
+                self._held[(method, channel)] = (now, now + rule.retry_after)
+                return web.json_response(
+                    {"ok": False, "error": "ratelimited"},
+                    status=429,
+                    headers={"Retry-After": f"{rule.retry_after:g}"},
+                )
+        return None
+
+    def _check_early(self, method: str, channel: str | None, now: float) -> None:
+        with self._lock:
+            held = self._held.get((method, channel))
+        if held is None:
+            return
+        sent, until = held
+        if sent + EARLY_TOLERANCE_S < now < until - EARLY_TOLERANCE_S:
+            self._violation(
+                f"{method} to {channel} came back {until - now:.2f} s before its Retry-After ended"
+            )
+
+    # -- response_url -------------------------------------------------------------------
+
+    async def _hook(self, request: web.Request) -> web.StreamResponse:
+        url = f"{self.url}{request.path}"
+        failure = self._outage_answer(request)
+        if failure is not None:
+            return failure[0]
+        with self._lock:
+            used = len(self.responses.get(url, []))
+        if used >= HOOK_USES:
+            self._violation(f"a response_url was used more than {HOOK_USES} times")
+            return web.Response(status=404, text="used_url")
+        try:
+            body = await request.json()
+        except json.JSONDecodeError:
+            self._violation("a response_url POST was not JSON")
+            return web.Response(status=400, text="invalid_payload")
+        for problem in validate.message_problems(body):
+            self._violation(f"response_url message: {problem}")
+        with self._lock:
+            self.responses.setdefault(url, []).append(body)
+        return web.Response(text="ok")
+
+    # -- methods (called with the lock held) --------------------------------------------
+
+    def _ts(self) -> str:
+        return f"{int(time.time())}.{next(self._seq):06d}"
+
+    def _member(self, channel: Any) -> dict[str, Any] | None:
+        if not channel:
+            return {"ok": False, "error": "channel_not_found"}
+        if channel not in self.members:
+            return {"ok": False, "error": "not_in_channel"}
+        return None
+
+    def _message_check(self, params: dict[str, Any], where: str) -> dict[str, Any] | None:
+        problems = validate.message_problems(params)
+        for problem in problems:
+            self._violation(f"{where}: {problem}")
+        return {"ok": False, "error": "invalid_blocks"} if problems else None
+
+    def _violation(self, text: str) -> None:
+        with self._lock:
+            self.violations.append(text)
+
+
+def _auth_test(fake: FakeSlack, params: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "ok": True,
+        "url": "https://fake.slack.com/",
+        "team": "Fake",
+        "user": "monitoring-hub",
+        "team_id": TEAM,
+        "user_id": BOT_USER,
+        "bot_id": BOT_ID,
+        "is_enterprise_install": False,
+    }
+
+
+def _connections_open(fake: FakeSlack, params: dict[str, Any]) -> dict[str, Any]:
+    ticket = uuid.uuid4().hex
+    fake._tickets.add(ticket)
+    return {"ok": True, "url": f"ws://127.0.0.1:{fake.port}/link/?ticket={ticket}&app_id={APP_ID}"}
+
+
+def _post_message(fake: FakeSlack, params: dict[str, Any]) -> dict[str, Any]:
+    refused = fake._member(params.get("channel")) or fake._message_check(params, "chat.postMessage")
+    if refused:
+        return refused
+    posted = Posted(
+        str(params["channel"]),
+        fake._ts(),
+        str(params.get("text") or ""),
+        list(params.get("blocks") or []),
+        params.get("metadata"),
+    )
+    posted.versions.append(posted.latest)
+    fake.posted.append(posted)
+    return {
+        "ok": True,
+        "channel": posted.channel,
+        "ts": posted.ts,
+        "message": {
+            "type": "message",
+            "ts": posted.ts,
+            "text": posted.text,
+            "bot_id": BOT_ID,
+            "blocks": posted.blocks,
+        },
+    }
+
+
+def _update(fake: FakeSlack, params: dict[str, Any]) -> dict[str, Any]:
+    refused = fake._member(params.get("channel")) or fake._message_check(params, "chat.update")
+    if refused:
+        return refused
+    found = [p for p in fake.posted if p.channel == params["channel"] and p.ts == params.get("ts")]
+    if not found:
+        return {"ok": False, "error": "message_not_found"}
+    posted = found[0]
+    posted.text = str(params.get("text") or "")
+    posted.blocks = list(params.get("blocks") or [])
+    if params.get("metadata"):
+        posted.metadata = params["metadata"]
+    posted.versions.append(posted.latest)
+    return {"ok": True, "channel": posted.channel, "ts": posted.ts, "text": posted.text}
+
+
+def _post_ephemeral(fake: FakeSlack, params: dict[str, Any]) -> dict[str, Any]:
+    refused = fake._member(params.get("channel")) or fake._message_check(
+        params, "chat.postEphemeral"
+    )
+    if refused:
+        return refused
+    fake.ephemerals.append(params)
+    return {"ok": True, "message_ts": fake._ts()}
+
+
+def _history(fake: FakeSlack, params: dict[str, Any]) -> dict[str, Any]:
+    refused = fake._member(params.get("channel"))
+    if refused:
+        return refused
+    oldest = float(params.get("oldest") or 0)
+    limit = min(int(params.get("limit") or 100), 999)
+    start = int(params.get("cursor") or 0)
+    metadata = str(params.get("include_all_metadata")).lower() in ("true", "1")
+    found = [
+        p for p in reversed(fake.posted) if p.channel == params["channel"] and float(p.ts) > oldest
+    ]
+    page = found[start : start + limit]
+    messages = []
+    for p in page:
+        item: dict[str, Any] = {
+            "type": "message",
+            "ts": p.ts,
+            "text": p.text,
+            "blocks": p.blocks,
+            "user": BOT_USER,
+            "bot_id": BOT_ID,
+            "app_id": APP_ID,
+        }
+        if metadata and p.metadata:
+            item["metadata"] = p.metadata
+        messages.append(item)
+    more = start + limit < len(found)
+    return {
+        "ok": True,
+        "messages": messages,
+        "has_more": more,
+        "response_metadata": {"next_cursor": str(start + limit) if more else ""},
+    }
+
+
+def _view(fake: FakeSlack, params: dict[str, Any]) -> dict[str, Any]:
+    view = params.get("view")
+    problems = validate.view_problems(view if isinstance(view, dict) else {})
+    for problem in problems:
+        fake._violation(f"view: {problem}")
+    if problems:
+        return {"ok": False, "error": "invalid_arguments"}
+    fake.views.append(params)
+    return {"ok": True, "view": {"id": f"V{next(fake._seq)}", **(view or {})}}
+
+
+_METHODS: dict[str, Callable[[FakeSlack, dict[str, Any]], dict[str, Any]]] = {
+    "auth.test": _auth_test,
+    "apps.connections.open": _connections_open,
+    "chat.postMessage": _post_message,
+    "chat.update": _update,
+    "chat.postEphemeral": _post_ephemeral,
+    "conversations.history": _history,
+    "views.open": _view,
+    "views.update": _view,
+    "views.publish": _view,
+}
+
+
+async def _params(request: web.Request) -> dict[str, Any]:
+    params: dict[str, Any] = dict(request.query)
+    if request.can_read_body:
+        if request.content_type == "application/json":
+            params.update(await request.json())
+        else:
+            params.update(dict(await request.post()))
+    for key in ("blocks", "metadata", "view", "attachments"):
+        if isinstance(params.get(key), str):
+            with contextlib.suppress(json.JSONDecodeError):
+                params[key] = json.loads(params[key])
+    return params
+
+
+def _redacted(params: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in params.items() if k not in ("token",)}
+
+
+def _error(code: str) -> web.Response:
+    return web.json_response({"ok": False, "error": code})
+
+
+def _cut(request: web.Request) -> None:
+    """Drop the connection without an answer."""
+    if request.transport is not None:
+        request.transport.abort()

@@ -1,0 +1,208 @@
+"""The Slack side in-process: the real Bolt app, desk, outbox and executor on a real database,
+talking to the fake Slack over real HTTP and Socket Mode. Checks are stand-ins (no AWS)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from app.catalog import Catalog
+from app.config import Access, Account, Customer, Schedule, SlackSettings
+from app.db import Database
+from app.delivery import DeliveryOptions
+from app.executor import Executor, ExecutorOptions
+from app.models import RunEvent
+from app.runs import RunService
+from app.settings import Settings
+from app.slack import Slack, build_slack, web_client
+from checks.aws import AwsClients
+from checks.base import Check, CheckContext, CheckResult, PermanentError, Severity
+from tests.fakeslack import FakeSlack
+
+ARYANOBLE = Customer(
+    id="aryanoble",
+    name="Aryanoble",
+    timezone="Asia/Jakarta",
+    slack=SlackSettings(
+        channel="C0OPS",
+        access=Access(users=("U0ALICE",), channels=("C0SHARED",), admins=("U0ADMIN",)),
+    ),
+    accounts=(
+        Account(
+            id="arbel",
+            name="Arbel Production",
+            account_id="111122223333",
+            regions=("ap-southeast-3",),
+            checks=("rds", "budget", "backup"),
+        ),
+        Account(
+            id="arbel-dr",
+            name="Arbel DR",
+            account_id="111122224444",
+            regions=("ap-southeast-1",),
+            checks=("rds",),
+        ),
+    ),
+    schedules=(Schedule(name="daily", cron="0 7 * * *", checks=("rds",)),),
+)
+LOCKED = Customer(
+    id="locked",
+    name="Locked Co",
+    accounts=(
+        Account(
+            id="vault",
+            name="Vault",
+            account_id="999988887777",
+            regions=("us-east-1",),
+            checks=("rds",),
+        ),
+    ),
+)
+CATALOG = Catalog([ARYANOBLE, LOCKED])
+
+
+class RdsStandIn(Check):
+    kind = "rds"
+
+    def __init__(self) -> None:
+        self.gate = asyncio.Event()
+        self.gate.set()
+
+    async def run(self, ctx: CheckContext) -> CheckResult:
+        await self.gate.wait()
+        return CheckResult(
+            Severity.CRIT,
+            "1 critical",
+            {
+                "resources": [
+                    {
+                        "id": f"{ctx.account.id}-db",
+                        "severity": "crit",
+                        "summary": "CPU max 93 % (crit ≥ 90 %)",
+                        "series": "cpu",
+                    }
+                ]
+            },
+            {"cpu": [40.0, 50.0, 70.0, 93.0]},
+        )
+
+
+class BudgetStandIn(Check):
+    kind = "budget"
+
+    async def run(self, ctx: CheckContext) -> CheckResult:
+        return CheckResult(
+            Severity.WARN,
+            "forecast 106 % of $5,000",
+            {
+                "resources": [
+                    {
+                        "id": "monthly",
+                        "severity": "warn",
+                        "summary": "forecast 106 %",
+                        "fraction": 0.78,
+                    }
+                ]
+            },
+        )
+
+
+class BackupStandIn(Check):
+    kind = "backup"
+
+    async def run(self, ctx: CheckContext) -> CheckResult:
+        raise PermanentError("AccessDenied: the role may not call backup:ListBackupJobs")
+
+
+@dataclass
+class Metrics:
+    acks: list[float] = field(default_factory=list)
+    failures: list[tuple[str, bool]] = field(default_factory=list)
+
+    def slack_acked(self, seconds: float) -> None:
+        self.acks.append(seconds)
+
+    def slack_delivery_failed(self, kind: str, *, permanent: bool) -> None:
+        self.failures.append((kind, permanent))
+
+
+@dataclass
+class Harness:
+    fake: FakeSlack
+    db: Database
+    runs: RunService
+    slack: Slack
+    rds: RdsStandIn
+    metrics: Metrics
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    async def audit(self) -> list[dict[str, Any]]:
+        async with self.db.read() as session:
+            rows = (
+                (
+                    await session.execute(
+                        select(RunEvent).where(RunEvent.type == "access").order_by(RunEvent.id)
+                    )
+                )
+                .scalars()
+                .all()
+            )
+        return [{"run_id": r.run_id, "actor": r.actor, **r.data} for r in rows]
+
+
+@pytest.fixture
+async def harness(db: Database) -> AsyncIterator[Harness]:
+    fake = FakeSlack(channels=["C0OPS", "C0SHARED"]).start()
+    rds = RdsStandIn()
+    registry: dict[str, Check] = {"rds": rds, "budget": BudgetStandIn(), "backup": BackupStandIn()}
+    aws = AwsClients()
+    runs = RunService(db)
+    executor = Executor(
+        db,
+        lambda: CATALOG,
+        registry,
+        aws,
+        ExecutorOptions(
+            poll_s=0.05, heartbeat_s=0.2, lease_s=5, cancel_poll_s=0.1, sweep_s=1, grace_s=2
+        ),
+    )
+    runs.on_change(executor.poke)
+    settings = Settings(
+        SLACK_BOT_TOKEN="xoxb-test",
+        SLACK_APP_TOKEN="xapp-test",
+        SLACK_API_URL=fake.api_url,
+        HUB_PUBLIC_URL="https://hub.example",
+    )
+    metrics = Metrics()
+    slack = build_slack(
+        settings,
+        metrics=metrics,
+        db=db,
+        runs=runs,
+        catalog=lambda: CATALOG,
+        client=web_client(settings),
+        delivery=DeliveryOptions(backoff_base_s=0.2, unknown_min_s=0.5),
+    )
+    runs.on_change(slack.changed)
+    executor.on_change(slack.changed)
+    stop = asyncio.Event()
+    hub = Harness(fake, db, runs, slack, rds, metrics)
+    hub.tasks = [
+        asyncio.create_task(c)
+        for c in (executor.serve(stop), slack.run(stop), slack.deliver(stop, linger_s=2))
+    ]
+    try:
+        await fake.await_(fake.connected, 10, "the app to connect")
+        yield hub
+    finally:
+        rds.gate.set()
+        stop.set()
+        await asyncio.gather(*hub.tasks)
+        aws.close()
+        fake.stop()
+    assert fake.violations == []

@@ -1,0 +1,114 @@
+"""Ten thousand command strings through the parser and the /monitor handler: no unhandled
+exception, and every reply a message Slack accepts."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from app.access import Access
+from app.cards import Cards
+from app.db import Database
+from app.delivery import Outgoing
+from app.desk import Asker, Desk
+from app.runs import RunService
+from handlers import replies
+from tests.fakeslack.validate import message_problems
+from tests.handlers.conftest import CATALOG
+
+WORDS = [
+    "run",
+    "status",
+    "list",
+    "cancel",
+    "retry",
+    "customers",
+    "schedules",
+    "help",
+    "RUN",
+    "arbel",
+    "arbel-dr",
+    "aryanoble",
+    "locked",
+    "vault",
+    "arbl",
+    "rds",
+    "budget",
+    "backup",
+    "alarms",
+    "http",
+    "rds,budget",
+    "--window",
+    "--window=12h",
+    "—window",
+    "12h",
+    "30m",
+    "7d",
+    "0m",
+    "99999d",
+    "#1",
+    "1",
+    "#",
+    "-1",
+    "2",
+    "9007199254740993",
+    "<!channel>",
+    "<!here>",
+    "&amp;",
+    "&lt;",
+    "<@U123|bob>",
+    "<#C123|ops>",
+    "`",
+    "*",
+    "_",
+    "~",
+    "\u200b",
+    "🔴",
+    "x" * 70,
+    "\n",
+    "\t",
+]
+texts = st.one_of(
+    st.text(max_size=200),
+    st.lists(st.one_of(st.sampled_from(WORDS), st.text(max_size=12)), max_size=8).map(" ".join),
+    st.lists(st.sampled_from(WORDS), min_size=1, max_size=6).map(" ".join),
+)
+askers = st.sampled_from(
+    [
+        Asker("U0ALICE", "C0OPS", None, None),
+        Asker("U0MALLORY", "C0OPS", None, None),
+        Asker("U0CAROL", "C0SHARED", None, None),
+        Asker("U0ADMIN", None, None, None),
+    ]
+)
+
+
+@pytest.fixture(scope="module")
+def desk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[asyncio.Runner, Desk]]:
+    path: Path = tmp_path_factory.mktemp("fuzz") / "hub.db"
+    with asyncio.Runner() as runner:
+        db = Database(f"sqlite+aiosqlite:///{path}")
+        runner.run(db.upgrade())
+        runs = RunService(db)
+        cards = Cards(runs, Outgoing(db), lambda: CATALOG)
+        yield runner, Desk(runs, Access(db), cards, lambda: CATALOG)
+        runner.run(db.close())
+
+
+@settings(
+    max_examples=10_000, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow]
+)
+@given(text=texts, asker=askers)
+def test_it_answers_any_command_text_with_a_valid_short_message(
+    desk: tuple[asyncio.Runner, Desk], text: str, asker: Asker
+) -> None:
+    runner, front = desk
+    reply = runner.run(replies.answer(front, asker, text, "https://hub.example"))
+    assert message_problems(reply) == [], (text, reply)
+    assert reply["response_type"] == "ephemeral"
+    assert "Something went wrong" not in reply["text"], text

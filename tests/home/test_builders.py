@@ -1,0 +1,113 @@
+"""The Home view and the modal as pure builders: Slack's limits however much there is."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import timedelta
+from zoneinfo import ZoneInfo
+
+from app.config import Access, Account, Customer, SlackSettings
+from app.modal import ModalMeta
+from app.runboard import Runboard
+from blocks.home import NextRun, home_view, step_list
+from blocks.modal import Choice, run_modal
+from tests.blocks.support import NOW, run
+from tests.fakeslack import validate
+
+
+def customer(n: int) -> Customer:
+    return Customer(
+        id=f"cust{n}",
+        name=f"Customer {n} <!here>",
+        timezone="Asia/Jakarta",
+        slack=SlackSettings(channel="C0OPS", access=Access(users=("U0ALICE",))),
+        accounts=(
+            Account(
+                id=f"acct{n}",
+                name="Account",
+                account_id="111122223333",
+                regions=("us-east-1",),
+                checks=("rds",),
+            ),
+        ),
+    )
+
+
+def crowded() -> tuple[Runboard, dict[str, Customer], list[NextRun]]:
+    customers = {c.id: c for c in (customer(n) for n in range(300))}
+    targets = [(f"acct{n}", check) for n in range(60) for check in ("rds", "backup", "budget")]
+    running = [run("running", targets, id=5000 + i, customer_id=f"cust{i}") for i in range(50)]
+    recent = [
+        run("completed", outcome="crit", id=4000 - i, customer_id=f"cust{i % 300}")
+        for i in range(200)
+    ]
+    board = Runboard(
+        queued=12,
+        running=running,
+        recent=recent,
+        latest={r.customer_id: r for r in recent},
+        day={"runs": 400, "crit": 40},
+        steps={r.id: {("acct1", "rds"): "error"} for r in (*running, *recent)},
+        taken_at=NOW,
+    )
+    tz = ZoneInfo("Asia/Jakarta")
+    upcoming = [
+        NextRun(f"Customer {n}", "daily", NOW.astimezone(tz) + timedelta(hours=n))
+        for n in range(40)
+    ]
+    return board, customers, upcoming
+
+
+def test_it_keeps_a_crowded_runboard_within_100_blocks_and_summarises_the_rest() -> None:
+    board, customers, upcoming = crowded()
+    view = home_view(board, customers, upcoming, now=NOW, web_url="https://hub.example/")
+    assert validate.view_problems(view) == []
+    assert len(view["blocks"]) <= 100
+    text = validate.all_text(view)
+    assert "… and 42 more running" in text
+    assert "… and 185 more recent runs" in text
+    assert "… and 30 more schedules" in text
+    assert "more customers" in text
+    assert "<!here>" not in text
+
+
+def test_it_shows_each_step_of_a_running_run_done_or_running() -> None:
+    targets = [("arbel", "rds"), ("arbel", "backup"), ("arbel", "budget")]
+    live = run("running", targets)
+    steps = step_list(live, {("arbel", "rds"): "ok", ("arbel", "budget"): "crit"})
+    assert steps.startswith("✅ arbel RDS  🔴 arbel Budget  ⏳ arbel Backup")
+    waiting = step_list(run("queued", targets), {})
+    assert waiting.count("⏸️") == 3
+
+
+def test_it_says_when_a_running_run_stopped_sending_heartbeats() -> None:
+    board, customers, _ = crowded()
+    stale = run("running", id=1, customer_id="cust1", heartbeat_at=NOW - timedelta(minutes=5))
+    fresh = run("running", id=2, customer_id="cust2", heartbeat_at=NOW - timedelta(seconds=2))
+    view = home_view(replace(board, running=[stale, fresh]), customers, [], now=NOW)
+    text = validate.all_text(view)
+    assert "⚠️ no heartbeat for 5 min" in text and "alive 2 s ago" in text
+
+
+def test_it_keeps_the_modal_within_slack_limits_with_many_accounts() -> None:
+    accounts = [Choice(f"acct{n}", f"acct{n} — Account {n}") for n in range(140)]
+    view = run_modal(
+        customers=[Choice("cust1", "Customer 1")],
+        external=False,
+        chosen=Choice("cust1", "Customer 1"),
+        accounts=accounts,
+        checks=[Choice("rds", "rds")],
+        metadata=ModalMeta(channel_id="C0OPS").dump(),
+    )
+    assert validate.view_problems(view) == []
+    block = next(b for b in view["blocks"] if b["block_id"].startswith("modal_accounts"))
+    assert len(block["element"]["options"]) == 100
+    assert "40 more accounts" in block["hint"]["text"]
+
+
+def test_it_does_not_trust_tampered_private_metadata() -> None:
+    assert ModalMeta.parse('{"channel_id": "C0OPS"}').channel_id == "C0OPS"
+    assert ModalMeta.parse('{"channel_id": "<!here>"}').channel_id is None
+    assert ModalMeta.parse('{"channel_id": "C0OPS", "admin": true}').channel_id is None
+    assert ModalMeta.parse("not json").channel_id is None
+    assert ModalMeta.opened_in("C0SHARED").dump() == '{"v":1,"channel_id":"C0SHARED"}'

@@ -1,0 +1,69 @@
+"""The Home publisher on a real database, with a recording Web API client."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import insert
+
+from app.access import Access
+from app.db import Database
+from app.home import HomeTab
+from app.models import Run
+from tests.fakeslack import validate
+from tests.handlers.conftest import CATALOG
+
+
+class Recorder:
+    """Stands in for the Web API client: keeps what was published."""
+
+    def __init__(self) -> None:
+        self.published: list[tuple[str, dict[str, Any]]] = []
+
+    async def views_publish(self, *, user_id: str, view: dict[str, Any]) -> None:
+        self.published.append((user_id, view))
+
+
+async def test_it_refreshes_the_heartbeat_of_a_running_run_without_any_change(
+    db: Database,
+) -> None:
+    now = datetime.now(UTC)
+    async with db.write() as session:
+        await session.execute(
+            insert(Run).values(
+                customer_id="aryanoble",
+                requested_by="U0ALICE",
+                channel_id="C0OPS",
+                source="slash",
+                targets=[{"account": "arbel", "check": "rds"}],
+                params={},
+                status="running",
+                attempt=1,
+                max_attempts=3,
+                created_at=now,
+                started_at=now,
+                heartbeat_at=now,
+            )
+        )
+    client = Recorder()
+    tab = HomeTab(
+        client,  # type: ignore[arg-type]
+        db,
+        lambda: CATALOG,
+        Access(db),
+        min_gap_s=0.2,
+        refresh_s=0.4,
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(tab.serve(stop))
+    try:
+        tab.opened("U0ALICE")
+        await asyncio.sleep(1.5)  # no run changes at all
+    finally:
+        stop.set()
+        await task
+    assert len(client.published) >= 3
+    assert all(user == "U0ALICE" for user, _ in client.published)
+    assert "▶ *#1* aryanoble / arbel · 0 of 1 · alive" in validate.all_text(client.published[-1][1])

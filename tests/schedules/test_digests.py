@@ -1,0 +1,225 @@
+"""Digests on a real database (SQLite and PostgreSQL) with the real executor and outbox: one
+digest per scheduled run, queued by whichever replica sees it end, delivered to the fake Slack
+once, no result card, and a "what changed" section that follows the problems day by day."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from slack_sdk.web.async_client import AsyncWebClient
+from sqlalchemy import select
+
+from app.cards import has_card
+from app.catalog import Catalog
+from app.db import Database
+from app.delivery import Deliverer, DeliveryOptions
+from app.digests import DIGEST_KIND, Digests, digest_key
+from app.executor import Executor, ExecutorOptions
+from app.models import Outbox, Run
+from app.runs import RunService
+from app.scheduler import Scheduler
+from checks.aws import AwsClients
+from checks.base import Check, CheckContext, CheckResult, Severity, resource
+from tests.fakeslack import FakeSlack
+from tests.schedules.support import SEVEN_WIB, Clock, catalog
+
+FAST = ExecutorOptions(lease_s=5, heartbeat_s=1, cancel_poll_s=0.1, poll_s=0.05, sweep_s=0.1)
+DELIVERY = DeliveryOptions(backoff_base_s=0.2, backoff_cap_s=1, unknown_min_s=0.3, lease_s=3)
+
+
+class Estate(Check):
+    """The http check, answering what the test says each account looks like today."""
+
+    kind = "http"
+
+    def __init__(self) -> None:
+        self.hot: set[str] = set()
+
+    async def run(self, ctx: CheckContext) -> CheckResult:
+        def api(severity: Severity, summary: str) -> dict[str, Any]:
+            where = (ctx.account.account_id, "ap-southeast-3")
+            return resource("http", *where, "api", "status", severity, summary)
+
+        if ctx.account.id in self.hot:
+            found = api(Severity.CRIT, "api answered 503 in 1,204 ms (expected 200)")
+            return CheckResult(Severity.CRIT, "1 critical of 1 endpoint", {"resources": [found]})
+        fine = api(Severity.OK, "api answered 200 in 80 ms")
+        return CheckResult(Severity.OK, "1 endpoint OK", {"resources": [fine], "endpoints": 1})
+
+
+@dataclass
+class Replica:
+    """What ``mhub serve`` runs for schedules, in this process: scheduler, executor, digests."""
+
+    db: Database
+    cat: Catalog
+    clock: Clock
+    estate: Estate
+    runs: RunService = field(init=False)
+    executor: Executor = field(init=False)
+    digests: Digests = field(init=False)
+    scheduler: Scheduler = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.runs = RunService(self.db)
+        self.executor = Executor(
+            self.db, lambda: self.cat, {"http": self.estate}, AwsClients(), FAST
+        )
+        self.digests = Digests(
+            self.db, self.runs, lambda: self.cat, public_url="https://hub.example"
+        )
+        self.executor.on_change(self.digests.changed)
+        self.runs.on_change(self.digests.changed)
+        self.runs.on_change(self.executor.poke)
+        self.scheduler = Scheduler(self.runs, lambda: self.cat, clock=self.clock)
+
+    async def fire(self) -> Run:
+        """Tick the slot due at the clock's time and wait for its run to end."""
+        run = await self.scheduler.tick("aryanoble", "daily")
+        assert run is not None
+        await self.executor.run_until_done(run.id)
+        await self.digests.flush()
+        return run
+
+
+@pytest.fixture
+def estate() -> Estate:
+    return Estate()
+
+
+@asynccontextmanager
+async def replica(db: Database, estate: Estate, clock: Clock) -> AsyncIterator[Replica]:
+    yield Replica(db, catalog(accounts=("arbel", "billing", "cargo")), clock, estate)
+
+
+async def digests(db: Database) -> list[Outbox]:
+    async with db.read() as session:
+        rows = await session.execute(select(Outbox).where(Outbox.kind == DIGEST_KIND))
+        return list(rows.scalars())
+
+
+def sections(row: Outbox) -> list[str]:
+    blocks: list[dict[str, Any]] = row.payload["message"]["blocks"]
+    return [
+        b["text"]["text"] if b["type"] == "section" else b["elements"][0]["text"] for b in blocks
+    ]
+
+
+async def test_it_queues_one_digest_per_scheduled_run_into_the_schedules_channel(
+    db: Database, estate: Estate
+) -> None:
+    async with replica(db, estate, Clock(SEVEN_WIB)) as hub:
+        run = await hub.fire()
+        other = Digests(db, RunService(db), lambda: hub.cat)  # another replica saw it end too
+        assert await other.enqueue(run.id) is False
+        assert await other.sweep() == 0
+    [row] = await digests(db)
+    assert row.dedupe_key == digest_key(run.id) == f"digest:{run.id}"
+    assert row.channel == "C0OPS" and row.run_id == run.id and row.status == "pending"
+    assert sections(row)[0] == "☀️ *Aryanoble — daily digest* · Sat 21 Nov, 07:00 WIB"
+
+
+async def test_it_queues_the_digest_once_when_replicas_race(db: Database, estate: Estate) -> None:
+    async with replica(db, estate, Clock(SEVEN_WIB)) as hub:
+        run = await hub.scheduler.tick("aryanoble", "daily")
+        assert run is not None
+        await hub.executor.run_until_done(run.id)
+        handles = [Database(db.url) for _ in range(3)]
+        try:
+            racers = [Digests(h, RunService(h), lambda: hub.cat) for h in handles]
+            queued = await asyncio.gather(*(r.enqueue(run.id) for r in racers * 2))
+        finally:
+            for handle in handles:
+                await handle.close()
+    assert sorted(queued) == [False] * 5 + [True]
+    assert len(await digests(db)) == 1
+
+
+async def test_it_gives_a_scheduled_run_no_result_card(db: Database, estate: Estate) -> None:
+    async with replica(db, estate, Clock(SEVEN_WIB)) as hub:
+        run = await hub.fire()
+    assert not has_card(run)
+    async with db.read() as session:
+        kinds = (await session.execute(select(Outbox.kind))).scalars().all()
+    assert kinds == [DIGEST_KIND]
+
+
+async def test_it_sweeps_up_the_digest_of_a_run_whose_replica_died_before_queueing_it(
+    db: Database, estate: Estate
+) -> None:
+    async with replica(db, estate, Clock(SEVEN_WIB)) as hub:
+        run = await hub.scheduler.tick("aryanoble", "daily")
+        assert run is not None
+        hub.digests._dirty.clear()  # this replica "dies" before rendering
+        await hub.executor.run_until_done(run.id)
+        survivor = Digests(db, RunService(db), lambda: hub.cat)
+        assert await survivor.sweep() == 1
+        assert await survivor.sweep() == 0
+    [row] = await digests(db)
+    assert row.dedupe_key == f"digest:{run.id}"
+
+
+async def test_it_follows_a_problem_from_appearing_to_resolving_day_by_day(
+    db: Database, estate: Estate
+) -> None:
+    clock = Clock(SEVEN_WIB - timedelta(days=2))
+    async with replica(db, estate, clock) as hub:
+        await hub.fire()
+        clock.advance(days=1)
+        estate.hot = {"billing"}
+        await hub.fire()
+        clock.advance(days=1)
+        estate.hot = set()
+        await hub.fire()
+    first, appeared, resolved = await digests(db)
+    assert "First digest of this schedule" in sections(first)[2]
+    assert sections(appeared)[2].splitlines() == [
+        "*New since yesterday 07:00 WIB (1)*",
+        "🔴 billing · `api` api answered 503 in 1,204 ms (expected 200)",
+    ]
+    assert sections(resolved)[2].splitlines() == [
+        "*Resolved since yesterday 07:00 WIB (1)*",
+        "✅ billing · `api` — was: api answered 503 in 1,204 ms (expected 200)",
+    ]
+    assert sections(appeared)[1].startswith("🔴 *Critical* — 🔴 1 critical · ✅ 2 OK")
+    assert sections(appeared)[-1].endswith("<https://hub.example/runs/2|Full report ↗>")
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeSlack]:
+    with FakeSlack(channels=["C0OPS"]) as slack:
+        yield slack
+        assert slack.violations == []
+
+
+async def test_it_posts_the_digest_to_slack_once_even_when_the_answer_is_lost(
+    db: Database, estate: Estate, fake: FakeSlack
+) -> None:
+    fake.lose_responses("chat.postMessage")
+    async with replica(db, estate, Clock(SEVEN_WIB)) as hub:
+        run = await hub.fire()
+    client = AsyncWebClient(token="xoxb-test", base_url=fake.api_url, timeout=3, retry_handlers=[])
+    deliverers = [Deliverer(db, client, DELIVERY) for _ in range(2)]
+    stop = asyncio.Event()
+    tasks = [asyncio.create_task(d.serve(stop)) for d in deliverers]
+    try:
+        await fake.await_(
+            lambda: [p for p in fake.posted if p.key == f"digest:{run.id}"], 15, "the digest"
+        )
+        await fake.await_(lambda: fake.calls_of("conversations.history"), 15, "a look")
+        deadline = asyncio.get_running_loop().time() + 15
+        while [r.status for r in await digests(db)] != ["posted"]:  # settled: nothing to send
+            assert asyncio.get_running_loop().time() < deadline, await digests(db)
+            await asyncio.sleep(0.1)
+    finally:
+        stop.set()
+        await asyncio.gather(*tasks)
+    [posted] = [p for p in fake.posted if p.key == f"digest:{run.id}"]
+    assert posted.channel == "C0OPS" and posted.text.startswith("☀️ *Aryanoble — daily digest*")
+    assert len(fake.calls_of("chat.postMessage")) == 1

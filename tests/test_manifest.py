@@ -1,0 +1,39 @@
+"""manifest.yml is a valid Slack app manifest and asks for exactly what the app uses."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import jsonschema
+import yaml
+
+from blocks.ids import COMMAND
+from tests.conftest import ROOT
+
+
+def manifest() -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load((ROOT / "manifest.yml").read_text())
+    return loaded
+
+
+def test_it_is_valid_against_slacks_manifest_schema() -> None:
+    schema = json.loads((ROOT / "tests" / "data" / "manifest.schema.json").read_text())
+    jsonschema.validate(manifest(), schema)
+
+
+def test_it_uses_socket_mode_with_interactivity_the_home_tab_and_the_slash_command() -> None:
+    found = manifest()
+    assert found["settings"]["socket_mode_enabled"] is True
+    assert found["settings"]["interactivity"]["is_enabled"] is True
+    assert "request_url" not in found["settings"]["interactivity"]  # Socket Mode: no public URL
+    assert found["features"]["app_home"]["home_tab_enabled"] is True
+    [command] = found["features"]["slash_commands"]
+    assert command["command"] == COMMAND
+    assert "run arbel rds --window 12h" in command["usage_hint"]
+
+
+def test_it_asks_for_the_least_bot_scopes_and_no_user_scopes() -> None:
+    scopes = manifest()["oauth_config"]["scopes"]
+    assert sorted(scopes["bot"]) == ["channels:history", "chat:write", "commands", "groups:history"]
+    assert "user" not in scopes

@@ -1,0 +1,159 @@
+"""The JSON API and the operations endpoints."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+
+from aiohttp.test_utils import TestClient
+
+from app.db import Database
+from app.runs import RunService, run_json
+from app.web.keys import Probe
+from app.web.metrics import HubMetrics, RunObserver
+from tests.web.conftest import start
+from tests.web.sample import NOW, Estate, insert_run, ok
+
+
+async def test_it_serves_a_run_as_json_in_the_same_shape_as_the_cli(
+    db: Database, client: TestClient, estate: Estate
+) -> None:
+    response = await client.get(f"/api/runs/{estate.hot}")
+    assert response.status == 200 and response.content_type == "application/json"
+    body = await response.json()
+    assert body == run_json(await RunService(db).get(estate.hot))
+    assert set(body) == {
+        "id",
+        "status",
+        "outcome",
+        "customer",
+        "requested_by",
+        "attempts",
+        "created_at",
+        "finished_at",
+        "results",
+    }
+    assert body["outcome"] == "crit" and len(body["results"]) == 8
+    assert set(body["results"][0]) == {"account", "check", "severity", "summary", "details"}
+
+
+async def test_it_lists_runs_as_json_with_filters_and_cursors(
+    db: Database, client: TestClient, estate: Estate
+) -> None:
+    body = await (await client.get("/api/runs?customer=demo")).json()
+    assert [r["id"] for r in body["runs"]] == [
+        estate.running,
+        estate.hot,
+        estate.cancelled,
+        estate.failed,
+    ]
+    runs = RunService(db)
+    assert body["runs"][1] == run_json(await runs.get(estate.hot))
+    assert body["older"] is None and body["newer"] is None
+    for n in range(55):
+        await insert_run(
+            db,
+            "billing",
+            [("billing-prod", "rds")],
+            outcome="ok",
+            created=NOW + timedelta(seconds=n),
+            results=[ok("billing-prod", "rds")],
+        )
+    page = await (await client.get("/api/runs?customer=billing")).json()
+    assert len(page["runs"]) == 50 and page["older"] is not None
+    rest = await (await client.get(f"/api/runs?customer=billing&before={page['older']}")).json()
+    assert len(rest["runs"]) == 7 and rest["older"] is None  # 5 more, the queued one, the ok one
+
+
+async def test_it_answers_api_errors_as_json(client: TestClient) -> None:
+    response = await client.get("/api/runs/424242")
+    assert response.status == 404
+    assert (await response.json())["message"] == "There is no run #424242."
+    response = await client.get("/api/runs?outcome=purple")
+    assert response.status == 400
+    assert "Unknown outcome" in (await response.json())["message"]
+
+
+async def test_it_is_alive_without_asking_anything(client: TestClient) -> None:
+    response = await client.get("/healthz")
+    assert response.status == 200 and await response.text() == "ok\n"
+
+
+async def test_it_is_ready_only_when_every_probe_is(db: Database) -> None:
+    state: dict[str, str | None] = {"executor": None, "slack": None}
+
+    def probe(name: str) -> Probe:
+        async def answer() -> str | None:
+            return state[name]
+
+        return answer
+
+    web = await start(db, probes={"executor": probe("executor"), "slack": probe("slack")})
+    try:
+        response = await web.get("/readyz")
+        assert response.status == 200
+        assert await response.json() == {"ready": True, "checks": {"executor": "ok", "slack": "ok"}}
+        state["slack"] = "Slack (Socket Mode) is not connected"
+        response = await web.get("/readyz")
+        assert response.status == 503
+        body = await response.json()
+        assert body["ready"] is False
+        assert body["checks"]["slack"] == "Slack (Socket Mode) is not connected"
+    finally:
+        await web.close()
+
+
+def samples(text: str, name: str) -> dict[str, float]:
+    """``{'label="value",…': number}`` for every sample of one metric in the exposition."""
+    found = {}
+    for match in re.finditer(rf"^{name}(\{{[^}}]*\}})? (\S+)$", text, re.M):
+        found[match.group(1) or ""] = float(match.group(2))
+    return found
+
+
+async def test_it_exports_runs_queue_and_slack_figures_for_prometheus(
+    client: TestClient, estate: Estate, metrics: HubMetrics
+) -> None:
+    metrics.slack_delivery_failed("update", permanent=False)
+    metrics.slack_delivery_failed("update", permanent=False)
+    metrics.slack_acked(0.2)
+    response = await client.get("/metrics")
+    assert response.status == 200
+    assert response.headers["Content-Type"].startswith("text/plain; version=")
+    text = await response.text()
+    assert samples(text, "mhub_runs") == {
+        '{status="queued"}': 1,
+        '{status="running"}': 1,
+        '{status="completed"}': 2,
+        '{status="failed"}': 1,
+        '{status="cancelled"}': 1,
+    }
+    assert samples(text, "mhub_run_outcomes") == {'{outcome="crit"}': 1, '{outcome="ok"}': 1}
+    assert samples(text, "mhub_queue_depth") == {"": 1}
+    assert samples(text, "mhub_oldest_queued_seconds") == {"": 5}
+    assert samples(text, "mhub_slack_delivery_failures_total") == {
+        '{kind="update",permanent="false"}': 2
+    }
+    assert samples(text, "mhub_slack_ack_seconds_count") == {"": 1}
+    for name in ("mhub_run_duration_seconds", "mhub_check_duration_seconds"):
+        assert f"# TYPE {name} histogram" in text
+
+
+async def test_it_records_run_and_check_durations_when_a_run_ends(
+    db: Database, estate: Estate
+) -> None:
+    metrics = HubMetrics()
+    observer = RunObserver(db, metrics)
+    observer.changed(estate.hot)
+    observer.changed(estate.hot)  # told twice: counted once
+    observer.changed(estate.running)  # not finished: nothing yet
+    await observer.settle()
+    text = (await metrics.render(db, datetime.now(UTC))).decode()
+    runs = samples(text, "mhub_run_duration_seconds_count")
+    assert runs == {'{source="slash",status="completed"}': 1}
+    assert samples(text, "mhub_run_duration_seconds_sum") == {
+        '{source="slash",status="completed"}': 14
+    }
+    checks = samples(text, "mhub_check_duration_seconds_count")
+    assert checks['{check="rds",severity="crit"}'] == 1
+    assert sum(checks.values()) == 8
