@@ -129,8 +129,8 @@ def config_check() -> None:
     try:
         settings = Settings.from_env()
     except EnvironmentInvalid as exc:
-        for problem in exc.problems:
-            click.echo(f"environment: {problem}", err=True)
+        for message in exc.problems:
+            click.echo(f"environment: {message}", err=True)
         click.echo(f"{len(exc.problems)} problem(s) found; fix the environment first.", err=True)
         sys.exit(EXIT_FINDINGS)
     catalog, problems = check_config(settings.config_dir)

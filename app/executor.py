@@ -33,6 +33,7 @@ import logging
 import os
 import socket
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -45,10 +46,12 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app import logs
 from app import transitions as tx
 from app.catalog import Catalog
 from app.config import Customer
 from app.db import Database
+from app.errors import ConfigError
 from app.models import TERMINAL_STATUSES, Result, Run
 from app.retry import RetryPolicy
 from app.settings import Settings
@@ -58,6 +61,8 @@ from checks.base import Check, CheckContext, CheckError, CheckResult, CheckSetti
 log = logging.getLogger(__name__)
 
 DEFAULT_WINDOW = timedelta(hours=24)
+CLAIM_LINGER_S = 0.02
+"""How long a busy executor may wait for more free slots before claiming into fewer."""
 DB_TROUBLE: tuple[type[BaseException], ...] = (SQLAlchemyError, OSError)
 """Errors that mean "the database is unreachable or refused": logged, retried, never fatal."""
 
@@ -65,7 +70,7 @@ DB_TROUBLE: tuple[type[BaseException], ...] = (SQLAlchemyError, OSError)
 @dataclass(frozen=True)
 class ExecutorOptions:
     max_runs: int = 4
-    max_targets: int = 16
+    max_targets: int = 32
     check_timeout_s: float = 120.0
     lease_s: float = 30.0
     heartbeat_s: float = 5.0
@@ -79,7 +84,7 @@ class ExecutorOptions:
 
     def __post_init__(self) -> None:
         if self.lease_s < 2 * self.heartbeat_s:
-            raise ValueError(
+            raise ConfigError(
                 f"the lease ({self.lease_s:g} s) must be at least twice the heartbeat "
                 f"({self.heartbeat_s:g} s), or one slow heartbeat loses every run; "
                 "raise HUB_LEASE_SECONDS or lower HUB_HEARTBEAT_SECONDS"
@@ -141,6 +146,9 @@ class _Kind(StrEnum):
     CANCELLED = "cancelled"
     FAIL = "fail"
     RELEASE = "release"
+
+
+_ENDED = {_Kind.COMPLETE: "completed", _Kind.CANCELLED: "cancelled", _Kind.FAIL: "failed"}
 
 
 @dataclass(eq=False)
@@ -399,8 +407,7 @@ class Executor:
         self._helpers: dict[str, asyncio.Task[None]] = {}
         self._users = 0
         self._settings: dict[tuple[int, str], tuple[Customer, CheckSettings]] = {}
-        # While busy, claim when this many slots are free, not one slot at a time: a claim is a
-        # transaction, and one per run would cap throughput (idle, any free slot claims at once).
+        # While busy, a claim waits (at most CLAIM_LINGER_S) until this many slots are free.
         self._useful_batch = max(1, min(self.options.claim_batch, self.options.max_runs // 4))
 
     # -- wiring ---------------------------------------------------------------------------------
@@ -446,12 +453,20 @@ class Executor:
 
     async def _claim_until(self, stop: asyncio.Event) -> None:
         backoff = self.options.poll_s
+        lingered = False
         while not stop.is_set():
             self.last_loop_at = datetime.now(UTC)
             self._raise_if_helper_died()
             self._wake.clear()
             want = min(self.options.max_runs - len(self.active), self.options.claim_batch)
-            if want >= (self._useful_batch if self.active else 1):
+            if self.active and 0 < want < self._useful_batch and not lingered:
+                # Busy: let a few more slots free up first, or a claim (a transaction) per run
+                # caps throughput. Never longer than CLAIM_LINGER_S, so a slot is not left idle.
+                lingered = True
+                await asyncio.sleep(CLAIM_LINGER_S)
+                continue
+            lingered = False
+            if want > 0:
                 try:
                     got = len(await self._claim_and_start(want))
                 except DB_TROUBLE as exc:
@@ -625,15 +640,23 @@ class Executor:
             if beat:
                 last_beat = loop.time()
             for active in watched:
+                fields = {"fields": {"run_id": active.run.id, "customer": active.run.customer_id}}
                 if active.run.id not in answer:
                     if active.lose():
                         log.warning(
-                            "run #%s: lease lost; another worker owns it now", active.run.id
+                            "run #%s: lease lost; another worker owns it now",
+                            active.run.id,
+                            extra=fields,
                         )
                 elif answer[active.run.id] is not None and active.cancel(
                     answer[active.run.id] or ""
                 ):
-                    log.info("run #%s: cancel requested by %s", active.run.id, active.cancelled_by)
+                    log.info(
+                        "run #%s: cancel requested by %s",
+                        active.run.id,
+                        active.cancelled_by,
+                        extra=fields,
+                    )
 
     async def _look(self, watched: list[_Active], beat: bool) -> dict[int, str | None]:
         leases = [a.lease for a in watched]
@@ -646,6 +669,12 @@ class Executor:
     # -- one run --------------------------------------------------------------------------------
 
     async def _process(self, active: _Active) -> None:
+        run = active.run
+        # Every line logged for this run (its checks' tasks inherit the context) carries these.
+        with logs.context(run_id=run.id, customer=run.customer_id, attempt=run.attempt):
+            await self._run(active)
+
+    async def _run(self, active: _Active) -> None:
         run = active.run
         if run.cancel_requested_by:  # asked before a crash or a shutdown put it back
             active.cancel(run.cancel_requested_by)
@@ -660,7 +689,7 @@ class Executor:
         progress = _Progress(list(active.prior.values()))
         limit = asyncio.Semaphore(self.options.max_targets)
         if active.cancelled_by is None:
-            for target in run.targets:
+            for target in interleaved(run.targets):
                 account, kind = target["account"], target["check"]
                 if (account, kind) not in active.prior:
                     active.targets.add(
@@ -736,6 +765,18 @@ class Executor:
             return
         if not moved:
             log.warning("run #%s: lost its lease before it could %s", run.id, kind.value)
+        elif kind is _Kind.RELEASE:
+            log.info("run #%s: back in the queue (%s)", run.id, reason)
+        else:
+            log.info(
+                "run #%s %s%s: %d of %d check(s) recorded, attempt %d",
+                run.id,
+                _ENDED[kind],
+                f" ({outcome})" if outcome else f" ({reason})" if reason else "",
+                len(progress.severities),
+                len(run.targets),
+                run.attempt,
+            )
 
     async def _target(
         self,
@@ -939,3 +980,15 @@ def _error_result(run: RunRecord, kind: str, exc: BaseException, tries: int) -> 
         f"({type(exc).__name__}); see the hub's log for run #{run.id}",
         {"error": type(exc).__name__},
     )
+
+
+def interleaved(targets: Sequence[dict[str, str]]) -> list[dict[str, str]]:
+    """Targets in round-robin order across accounts (every account's first check, then every
+    account's second, …), so the first wave of checks reaches as many accounts — and their
+    AssumeRole calls — as the concurrency allows, instead of queueing behind one account."""
+    position: Counter[str] = Counter()
+    keyed = []
+    for index, target in enumerate(targets):
+        keyed.append((position[target["account"]], index, target))
+        position[target["account"]] += 1
+    return [target for _, _, target in sorted(keyed, key=lambda item: item[:2])]

@@ -17,18 +17,31 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-_CONTEXT: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("log_context",
-                                                                          default={})  # noqa: B039
+_CONTEXT: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("log_context", default={})  # noqa: B039
 _SECRETS = [
     (re.compile(r"xox[abposr]-[A-Za-z0-9-]+"), "xox?-***"),
     (re.compile(r"xapp-[A-Za-z0-9-]+"), "xapp-***"),
     (re.compile(r"https://hooks\.slack(?:-gov)?\.com/\S+"), "https://hooks.slack.com/***"),
     (re.compile(r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b"), "AKIA***"),
-    (re.compile(r"(?i)(secret_?access_?key|session_?token|password|authorization)"
-                r"([\"']?\s*[:=]\s*[\"']?)[^\s\"',}]+"), r"\1\2***"),
+    (
+        re.compile(
+            r"(?i)(secret_?access_?key|session_?token|password|authorization)"
+            r"([\"']?\s*[:=]\s*[\"']?)[^\s\"',}]+"
+        ),
+        r"\1\2***",
+    ),
 ]
-NOISY = ("botocore", "boto3", "urllib3", "aiosqlite", "asyncio", "slack_sdk", "slack_bolt",
-         "aiohttp.access", "alembic.runtime.migration")
+NOISY = (
+    "botocore",
+    "boto3",
+    "urllib3",
+    "aiosqlite",
+    "asyncio",
+    "slack_sdk",
+    "slack_bolt",
+    "aiohttp.access",
+    "alembic.runtime.migration",
+)
 
 
 def redact(text: str) -> str:
@@ -58,15 +71,22 @@ class _Formatter(logging.Formatter):
             message += "\n" + self.formatException(record.exc_info)
         fields = {**_CONTEXT.get(), **getattr(record, "fields", {})}
         if self.as_json:
-            line = {"time": datetime.fromtimestamp(record.created, UTC).isoformat(
-                        timespec="milliseconds"),
-                    "level": record.levelname.lower(), "logger": record.name,
-                    "message": message, **fields}
+            line = {
+                "time": datetime.fromtimestamp(record.created, UTC).isoformat(
+                    timespec="milliseconds"
+                ),
+                "level": record.levelname.lower(),
+                "logger": record.name,
+                "message": message,
+                **fields,
+            }
             return redact(json.dumps(line, default=str, ensure_ascii=False))
         stamp = datetime.fromtimestamp(record.created).strftime("%H:%M:%S")
         extra = " ".join(f"{k}={v}" for k, v in fields.items())
-        return redact(f"{stamp} {record.levelname:<7} {record.name}: {message}"
-                      + (f"  [{extra}]" if extra else ""))
+        return redact(
+            f"{stamp} {record.levelname:<7} {record.name}: {message}"
+            + (f"  [{extra}]" if extra else "")
+        )
 
 
 def setup(verbose: bool = False, as_json: bool | None = None) -> None:

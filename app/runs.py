@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from app import transitions as tx
@@ -285,10 +285,24 @@ class RunService:
         channel_id: str | None = None,
         key: str | None = None,
     ) -> tuple[Run, bool]:
-        """A new run with the same targets and window, linked by ``retry_of``."""
+        """A new run with the same targets and window, linked by ``retry_of``.
+
+        Retrying twice while the first retry is still active (a double-click, a command
+        delivered twice) gives the same retry back; once it has finished, retrying the original
+        again makes a new one: the default key counts the finished retries."""
         original = (await self.get(run_id)).run
         if original.status not in TERMINAL_STATUSES:
             raise UsageError(f"Run #{run_id} is still {original.status}; retry it once it ends.")
+        if key is None:
+            async with self.db.read() as session:
+                finished = (
+                    await session.execute(
+                        select(func.count())
+                        .select_from(Run)
+                        .where(Run.retry_of == run_id, Run.status.in_(TERMINAL_STATUSES))
+                    )
+                ).scalar_one()
+            key = f"retry:{run_id}:{finished}"
         window_s = original.params.get("window_s")
         return await self.submit(
             Submit(
@@ -298,7 +312,7 @@ class RunService:
                 window=timedelta(seconds=window_s) if window_s else None,
                 channel_id=channel_id or original.channel_id,
                 retry_of=run_id,
-                idempotency_key=key or f"retry:{run_id}:{actor}",
+                idempotency_key=key,
             )
         )
 

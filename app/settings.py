@@ -75,7 +75,7 @@ class Settings(BaseSettings):
 
     # Executor tuning. Defaults suit one machine; see docs/architecture.md.
     max_concurrent_runs: int = Field(default=4, alias="HUB_MAX_RUNS", ge=1)
-    max_concurrent_targets: int = Field(default=16, alias="HUB_MAX_TARGETS", ge=1)
+    max_concurrent_targets: int = Field(default=32, alias="HUB_MAX_TARGETS", ge=1)
     aws_threads: int = Field(default=32, alias="HUB_AWS_THREADS", ge=1)
     check_timeout_s: float = Field(default=120.0, alias="HUB_CHECK_TIMEOUT", gt=0)
     lease_s: float = Field(default=30.0, alias="HUB_LEASE_SECONDS", gt=0)

@@ -20,7 +20,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -40,15 +39,10 @@ from app.runs import RunService, Submit
 from checks.aws import AwsClients
 from checks.base import Check, CheckContext, CheckResult, Severity
 
-CUSTOMER = Customer(
-    id="bench",
-    name="Bench",
-    accounts=(
-        Account(
-            id="noop", name="No-op", account_id="000000000001", regions=("eu-west-1",), checks=("http",)
-        ),
-    ),
+NOOP = Account(
+    id="noop", name="No-op", account_id="000000000001", regions=("eu-west-1",), checks=("http",)
 )
+CUSTOMER = Customer(id="bench", name="Bench", accounts=(NOOP,))
 CATALOG = Catalog([CUSTOMER])
 OPTIONS = ExecutorOptions(max_runs=256, poll_s=0.05)
 
@@ -78,7 +72,7 @@ async def queue(db: Database, count: int) -> None:
         "created_at": datetime.now(UTC),
     }
     async with db.write() as session:
-        await session.execute(insert(Run.__table__), [row] * count)
+        await session.execute(insert(Run), [row] * count)
 
 
 async def wait_done(db: Database, count: int) -> None:
@@ -94,11 +88,11 @@ async def wait_done(db: Database, count: int) -> None:
 
 async def rates(db: Database, count: int) -> tuple[float, float]:
     async with db.read() as session:
-        first, last_claim, last_done = (
-            await session.execute(
-                select(func.min(Run.started_at), func.max(Run.started_at), func.max(Run.finished_at))
-            )
-        ).one()
+        query = select(
+            func.min(Run.started_at), func.max(Run.started_at), func.max(Run.finished_at)
+        )
+        first, last_claim, last_done = (await session.execute(query)).one()
+    assert first is not None and last_claim is not None and last_done is not None
     claimed = count / max((last_claim - first).total_seconds(), 1e-6)
     completed = count / max((last_done - first).total_seconds(), 1e-6)
     return claimed, completed
@@ -140,9 +134,11 @@ async def latency(url: str, samples: int) -> tuple[float, float]:
         service.on_change(ex.poke)
         for _ in range(samples):
             run, _ = await service.submit(Submit(plan, "bench", Source.CLI))
-            while ex.active or (await service.get(run.id)).run.status == RunStatus.QUEUED:
+            while True:
+                view = await service.get(run.id)
+                if view.terminal and not ex.active:
+                    break
                 await asyncio.sleep(0.005)
-            view = await service.get(run.id)
             assert view.run.started_at is not None
             waits.append((view.run.started_at - view.run.created_at).total_seconds() * 1000)
             await asyncio.sleep(0.02)
@@ -168,9 +164,9 @@ async def worker(url: str, owner: str) -> None:
     await db.close()
 
 
-async def throughput_processes(url: str, count: int, processes: int) -> tuple[float, float]:
-    db = Database(url)
-    await db.upgrade()
+def throughput_processes(url: str, count: int, processes: int) -> tuple[float, float]:
+    """``processes`` executor processes; the runs are queued once all of them are polling."""
+    asyncio.run(migrate(url))
     children = [
         subprocess.Popen(
             [sys.executable, __file__, "--worker", url, "--owner", f"bench-{i}"],
@@ -182,13 +178,24 @@ async def throughput_processes(url: str, count: int, processes: int) -> tuple[fl
     try:
         for child in children:
             assert child.stdout is not None and child.stdout.readline().strip() == "ready"
-        await queue(db, count)
-        await wait_done(db, count)
+        return asyncio.run(queue_and_wait(url, count))
     finally:
         for child in children:
             child.send_signal(signal.SIGTERM)
         for child in children:
             child.wait(timeout=60)
+
+
+async def migrate(url: str) -> None:
+    db = Database(url)
+    await db.upgrade()
+    await db.close()
+
+
+async def queue_and_wait(url: str, count: int) -> tuple[float, float]:
+    db = Database(url)
+    await queue(db, count)
+    await wait_done(db, count)
     result = await rates(db, count)
     await db.close()
     return result
@@ -232,8 +239,10 @@ def main() -> None:
         f"{datetime.now(UTC):%Y-%m-%d} · {args.runs} no-op runs"
     )
     with tempfile.TemporaryDirectory() as tmp:
-        report("SQLite, 1 process", *asyncio.run(throughput_in_process(f"sqlite+aiosqlite:///{tmp}/t.db", args.runs)))
-        p50, p99 = asyncio.run(latency(f"sqlite+aiosqlite:///{tmp}/l.db", args.samples))
+        sqlite = f"sqlite+aiosqlite:///{tmp}"
+        claimed, completed = asyncio.run(throughput_in_process(f"{sqlite}/t.db", args.runs))
+        report("SQLite, 1 process", claimed, completed)
+        p50, p99 = asyncio.run(latency(f"{sqlite}/l.db", args.samples))
         print(f"{'SQLite submit-to-claim (idle)':<34} p50 {p50:.1f} ms, p99 {p99:.1f} ms")
     if not args.pg:
         print("PostgreSQL skipped: pass --pg or set TEST_DATABASE_URL")
@@ -241,9 +250,7 @@ def main() -> None:
     with pg_database(args.pg) as url:
         report("PostgreSQL, 1 process", *asyncio.run(throughput_in_process(url, args.runs)))
     with pg_database(args.pg) as url:
-        started = time.perf_counter()
-        report("PostgreSQL, 4 processes", *asyncio.run(throughput_processes(url, args.runs, 4)))
-        del started
+        report("PostgreSQL, 4 processes", *throughput_processes(url, args.runs, 4))
     with pg_database(args.pg) as url:
         p50, p99 = asyncio.run(latency(url, args.samples))
         print(f"{'PostgreSQL submit-to-claim (idle)':<34} p50 {p50:.1f} ms, p99 {p99:.1f} ms")

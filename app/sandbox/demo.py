@@ -61,9 +61,11 @@ async def run_demo(keep: bool = False) -> int:
             view = await hub.runs.get(run.id)
             customer = hub.catalog.customer(DEMO_CUSTOMER)
             click.echo(render_run(view, customer.tz, customer.name))
-            click.echo(f"\nStored in {DATA / 'hub.db'}; see it again with "
-                       f"`DATABASE_URL=sqlite+aiosqlite:///{DATA / 'hub.db'} "
-                       f"HUB_CONFIG_DIR={settings.config_dir} mhub status {run.id}`.")
+            click.echo(
+                f"\nStored in {DATA / 'hub.db'}; see it again with "
+                f"`DATABASE_URL=sqlite+aiosqlite:///{DATA / 'hub.db'} "
+                f"HUB_CONFIG_DIR={settings.config_dir} mhub status {run.id}`."
+            )
             if keep:
                 web = f"http://{settings.web_host}:{settings.web_port}/"
                 click.echo(

@@ -36,8 +36,14 @@ def env(estate: str, tmp_path: Path) -> dict[str, str]:
 
 
 def mhub(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "app.cli", *args], env=env, cwd=ROOT,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "app.cli", *args],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_it_runs_rds_on_an_account_and_prints_json(env: dict[str, str]) -> None:

@@ -15,12 +15,24 @@ from app.models import RunStatus, Source
 from app.runs import RunService, Submit, parse_run_id, run_json
 
 CUSTOMER = Customer(
-    id="aryanoble", name="Aryanoble", timezone="Asia/Jakarta",
+    id="aryanoble",
+    name="Aryanoble",
+    timezone="Asia/Jakarta",
     accounts=(
-        Account(id="arbel", name="Arbel Production", account_id="111122223333",
-                regions=("ap-southeast-3",), checks=("rds", "budget")),
-        Account(id="arbel-dr", name="Arbel DR", account_id="111122224444",
-                regions=("ap-southeast-1",), checks=("rds",)),
+        Account(
+            id="arbel",
+            name="Arbel Production",
+            account_id="111122223333",
+            regions=("ap-southeast-3",),
+            checks=("rds", "budget"),
+        ),
+        Account(
+            id="arbel-dr",
+            name="Arbel DR",
+            account_id="111122224444",
+            regions=("ap-southeast-1",),
+            checks=("rds",),
+        ),
     ),
 )
 CATALOG = Catalog([CUSTOMER])
@@ -32,8 +44,11 @@ def plan(target: str = "arbel", *checks: str) -> Plan:
 
 async def test_it_queues_a_run_with_its_targets_and_window(db: Database) -> None:
     runs = RunService(db)
-    run, created = await runs.submit(Submit(plan("arbel", "rds"), "U1", Source.SLASH,
-                                            window=timedelta(hours=12), channel_id="C1"))
+    run, created = await runs.submit(
+        Submit(
+            plan("arbel", "rds"), "U1", Source.SLASH, window=timedelta(hours=12), channel_id="C1"
+        )
+    )
     assert created
     view = await runs.get(run.id, events=True)
     assert view.run.status == RunStatus.QUEUED
@@ -43,19 +58,21 @@ async def test_it_queues_a_run_with_its_targets_and_window(db: Database) -> None
     assert view.events[0].actor == "U1"
 
 
-async def test_it_runs_every_configured_check_of_every_account_for_a_customer(
-        db: Database) -> None:
+async def test_it_runs_every_configured_check_of_every_account_for_a_customer(db: Database) -> None:
     run, _ = await RunService(db).submit(Submit(plan("aryanoble"), "cli", Source.CLI))
-    assert run.targets == [{"account": "arbel", "check": "rds"},
-                           {"account": "arbel", "check": "budget"},
-                           {"account": "arbel-dr", "check": "rds"}]
+    assert run.targets == [
+        {"account": "arbel", "check": "rds"},
+        {"account": "arbel", "check": "budget"},
+        {"account": "arbel-dr", "check": "rds"},
+    ]
 
 
 async def test_it_creates_one_run_for_a_command_delivered_twice(db: Database) -> None:
     runs = RunService(db)
     first, created = await runs.submit(Submit(plan(), "U1", Source.SLASH, idempotency_key="k1"))
-    again, created_again = await runs.submit(Submit(plan(), "U1", Source.SLASH,
-                                                    idempotency_key="k1"))
+    again, created_again = await runs.submit(
+        Submit(plan(), "U1", Source.SLASH, idempotency_key="k1")
+    )
     assert created and not created_again
     assert again.id == first.id
     assert len(await runs.recent()) == 1
@@ -106,8 +123,11 @@ async def test_it_says_a_finished_run_has_nothing_to_cancel(db: Database) -> Non
 
 async def test_it_retries_as_a_new_linked_run_once_per_double_click(db: Database) -> None:
     runs = RunService(db)
-    run, _ = await runs.submit(Submit(plan("arbel", "rds"), "U1", Source.SLASH,
-                                      window=timedelta(hours=12), channel_id="C1"))
+    run, _ = await runs.submit(
+        Submit(
+            plan("arbel", "rds"), "U1", Source.SLASH, window=timedelta(hours=12), channel_id="C1"
+        )
+    )
     async with db.write() as session:
         await tx.cancel_queued(session, db, run.id, "U1")
     retry, created = await runs.retry(run.id, plan("arbel", "rds"), "U2", Source.BUTTON)
@@ -117,6 +137,20 @@ async def test_it_retries_as_a_new_linked_run_once_per_double_click(db: Database
     assert retry.params == {"window_s": 43200}
     assert retry.channel_id == "C1"
     assert (await runs.get(run.id)).run.status == RunStatus.CANCELLED  # history unchanged
+
+
+async def test_it_retries_the_same_run_again_once_the_first_retry_has_finished(
+    db: Database,
+) -> None:
+    runs = RunService(db)
+    run, _ = await runs.submit(Submit(plan(), "U1", Source.SLASH))
+    async with db.write() as session:
+        await tx.cancel_queued(session, db, run.id, "U1")
+    first, _ = await runs.retry(run.id, plan(), "U2", Source.BUTTON)
+    async with db.write() as session:
+        await tx.cancel_queued(session, db, first.id, "U2")
+    second, created = await runs.retry(run.id, plan(), "U3", Source.SLASH)
+    assert created and second.id != first.id and second.retry_of == run.id
 
 
 async def test_it_refuses_to_retry_a_run_that_has_not_finished(db: Database) -> None:
@@ -135,8 +169,17 @@ async def test_it_prints_runs_in_the_contract_json_shape(db: Database) -> None:
     runs = RunService(db)
     run, _ = await runs.submit(Submit(plan(), "cli", Source.CLI))
     shape = run_json(await runs.get(run.id))
-    assert set(shape) == {"id", "status", "outcome", "customer", "requested_by", "attempts",
-                          "created_at", "finished_at", "results"}
+    assert set(shape) == {
+        "id",
+        "status",
+        "outcome",
+        "customer",
+        "requested_by",
+        "attempts",
+        "created_at",
+        "finished_at",
+        "results",
+    }
     assert shape["customer"] == "aryanoble" and shape["results"] == []
 
 

@@ -13,14 +13,24 @@ SECRET = "xapp-1-A0SECRET-9999-abcdef"
 
 def config_check(**env: str) -> subprocess.CompletedProcess[str]:
     base = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "HUB_", "DATABASE"))}
-    return subprocess.run([sys.executable, "-m", "app", "config", "check"], cwd=ROOT,
-                          env={**base, **env}, capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "app", "config", "check"],
+        cwd=ROOT,
+        env={**base, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def test_it_names_each_bad_variable_and_what_to_do_without_echoing_secrets() -> None:
-    done = config_check(SLACK_BOT_TOKEN=SECRET, SLACK_APP_TOKEN="xoxb-also-secret",
-                        DATABASE_URL="mysql://db/hub", HUB_WEB_AUTH="admin",
-                        HUB_PUBLIC_URL="hub.example.com")
+    done = config_check(
+        SLACK_BOT_TOKEN=SECRET,
+        SLACK_APP_TOKEN="xoxb-also-secret",
+        DATABASE_URL="mysql://db/hub",
+        HUB_WEB_AUTH="admin",
+        HUB_PUBLIC_URL="hub.example.com",
+    )
     assert done.returncode == 1
     err = done.stderr
     assert "SLACK_BOT_TOKEN must start with xoxb-" in err
@@ -33,8 +43,12 @@ def test_it_names_each_bad_variable_and_what_to_do_without_echoing_secrets() -> 
 
 
 def test_it_accepts_a_good_environment() -> None:
-    done = config_check(SLACK_BOT_TOKEN="xoxb-1-2-3", SLACK_APP_TOKEN="xapp-1-2-3",
-                        HUB_WEB_AUTH="ops:pa55word", HUB_PUBLIC_URL="https://hub.example.com/",
-                        HUB_CONFIG_DIR=str(ROOT / "configs"))
+    done = config_check(
+        SLACK_BOT_TOKEN="xoxb-1-2-3",
+        SLACK_APP_TOKEN="xapp-1-2-3",
+        HUB_WEB_AUTH="ops:pa55word",
+        HUB_PUBLIC_URL="https://hub.example.com/",
+        HUB_CONFIG_DIR=str(ROOT / "configs"),
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("OK:")

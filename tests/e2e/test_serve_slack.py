@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 
@@ -112,6 +113,25 @@ def test_it_reconnects_after_a_disconnect_and_keeps_answering(hub: Served) -> No
     ack = hub.fake.command("help")
     assert ack.latency_s is not None and ack.latency_s < 3
     assert "/monitor run" in ack.read()
+
+
+def test_it_never_logs_tokens_response_urls_or_aws_credentials(hub: Served) -> None:
+    """Runs after the tests above in this module: their whole serve log is scanned."""
+    ack = hub.fake.command("run arbel rds")
+    final(hub, hub.run_id(ack))
+    text = hub.log.read_text(errors="replace")
+    assert "run_id" in text and '"level"' in text  # JSON lines with context, not silence
+    for secret in (
+        "xoxb-test",
+        "xapp-test",
+        "/hooks/",
+        "response_url",
+        "SecretAccessKey",
+        "aws_secret_access_key",
+        "X-Amz-Security-Token",
+    ):
+        assert secret not in text, f"{secret!r} leaked into the log"
+    assert not re.search(r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b", text), "an AWS access key id leaked"
 
 
 def test_it_runs_with_slack_off_and_says_so_once_without_tokens(

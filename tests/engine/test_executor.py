@@ -61,7 +61,7 @@ async def has_status(db: Database, run_id: int, status: RunStatus) -> bool:
     return (await one(db, run_id)).status == status
 
 
-async def dead_worker_claims(db: Database, lease_s: float = 0.3) -> Run:
+async def dead_worker_claims(db: Database, lease_s: float = 0.3) -> tx.Claimed:
     """A worker claims the next run and then dies without a word."""
     async with db.write() as session:
         run = await tx.claim(session, db, "dead-worker", lease_s)
@@ -380,3 +380,18 @@ async def test_it_claims_nothing_once_told_to_stop(db: Database) -> None:
     assert (await one(db, first)).status == RunStatus.COMPLETED
     assert (await one(db, second)).status == RunStatus.QUEUED
     assert await timeline(db, second) == []
+
+
+def test_it_starts_every_accounts_first_check_before_any_accounts_second() -> None:
+    from app.executor import interleaved
+
+    targets = [{"account": a, "check": c} for a in ("a", "b", "c") for c in ("rds", "backup")]
+    order = [(t["account"], t["check"]) for t in interleaved(targets)]
+    assert order == [
+        ("a", "rds"),
+        ("b", "rds"),
+        ("c", "rds"),
+        ("a", "backup"),
+        ("b", "backup"),
+        ("c", "backup"),
+    ]

@@ -184,7 +184,7 @@ async def test_it_finishes_a_killed_replicas_runs_elsewhere_within_the_recovery_
                     .group_by(RunEvent.actor)
                 )
             ).all()
-        assert sorted(run_id for run_id, _ in rescues) == held  # each rescued exactly once
+        assert sorted(run_id or 0 for run_id, _ in rescues) == held  # each rescued exactly once
         for _, at in rescues:
             assert at - killed_at <= timedelta(seconds=RECOVERY_S + SCHEDULING_SLACK_S)
         assert dict(last_claims) == {"doomed": 4, "survivor": 4}
@@ -264,7 +264,7 @@ async def test_it_ends_each_of_1000_cancel_versus_complete_races_in_one_terminal
             ).all()
         ends: dict[int, list[str]] = {}
         for run_id, kind in endings:
-            ends.setdefault(run_id, []).append(kind)
+            ends.setdefault(run_id or 0, []).append(kind)
         for run_id, run in finished.items():
             assert run.status in TERMINAL_STATUSES
             assert ends[run_id] == [run.status], f"run #{run_id}: {ends[run_id]}"

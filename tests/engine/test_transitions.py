@@ -41,7 +41,7 @@ WORKER_MOVES: dict[str, tuple[Move, RunStatus, str]] = {
 }
 
 
-async def claim(db: Database, owner: str = "w1", lease_s: float = 30) -> Run:
+async def claim(db: Database, owner: str = "w1", lease_s: float = 30) -> tx.Claimed:
     async with db.write() as session:
         run = await tx.claim(session, db, owner, lease_s)
     assert run is not None
