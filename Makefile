@@ -7,7 +7,7 @@ install:
 	$(UV) sync --quiet --extra demo
 
 demo: install
-	$(UV) run mhub demo
+	$(UV) run mhub demo $(ARGS)
 
 test: install
 	$(UV) run pytest

@@ -115,12 +115,12 @@ async def serve(hub: Hub, *, slack: bool = True, web: bool = True) -> None:
         tasks["delivery"] = lambda: side.deliver(stop, busy=lambda: bool(hub.executor.active))
     if web:  # refuses here, before anything starts, to listen beyond loopback without auth
         tasks["web"] = web_task(hub, stop, slack=slack and side is not None)
-    log.info("serving as %s: %s", hub.executor.owner, ", ".join(tasks))
     # What start-up allocated (config, models, clients) lives as long as the process: take it
     # out of the collector's sight so full collections stay short and Slack acks stay fast.
     gc.collect()
     gc.freeze()
     with _signals(stop, hub.executor.stop_now, hub.settings.grace_s):
+        log.info("serving as %s: %s", hub.executor.owner, ", ".join(tasks))
         await supervise(tasks, stop)
     log.info("stopped")
 

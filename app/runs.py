@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 
 from app import transitions as tx
@@ -287,22 +287,12 @@ class RunService:
     ) -> tuple[Run, bool]:
         """A new run with the same targets and window, linked by ``retry_of``.
 
-        Retrying twice while the first retry is still active (a double-click, a command
-        delivered twice) gives the same retry back; once it has finished, retrying the original
-        again makes a new one: the default key counts the finished retries."""
+        A run is retried once: retrying it again (a double-click, a command delivered twice,
+        a second person) gives that retry back, whose own card can be retried in turn."""
         original = (await self.get(run_id)).run
         if original.status not in TERMINAL_STATUSES:
             raise UsageError(f"Run #{run_id} is still {original.status}; retry it once it ends.")
-        if key is None:
-            async with self.db.read() as session:
-                finished = (
-                    await session.execute(
-                        select(func.count())
-                        .select_from(Run)
-                        .where(Run.retry_of == run_id, Run.status.in_(TERMINAL_STATUSES))
-                    )
-                ).scalar_one()
-            key = f"retry:{run_id}:{finished}"
+        key = key or f"retry:{run_id}"
         window_s = original.params.get("window_s")
         return await self.submit(
             Submit(

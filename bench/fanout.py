@@ -14,7 +14,6 @@ within 1.3 × ideal and at least 20 × faster than sequential.
 
     uv run python bench/fanout.py                                # production defaults
     uv run python bench/fanout.py --max-targets 64 --threads 64
-    uv run python bench/fanout.py --interleave --shared-clients  # the proposals, prototyped
 """
 
 from __future__ import annotations
@@ -26,20 +25,16 @@ import platform
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
-
-from botocore.credentials import Credentials
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from app.catalog import Catalog, Plan
+from app.catalog import Catalog
 from app.config import Account, Customer
 from app.db import Database
 from app.executor import Executor, ExecutorOptions
@@ -68,43 +63,6 @@ class Sweep:
         return [
             f"{r.account}/{r.check}: {r.summary}" for r in self.results if r.severity == "error"
         ]
-
-
-# -- the proposal for checks/aws.py, prototyped: one client per (region, service) ---------------
-
-_signing = threading.local()
-
-
-def _sign_as_current_account(request: Any, **_: Any) -> None:
-    credentials = getattr(_signing, "credentials", None)
-    if credentials is not None:
-        request.context.setdefault("signing", {})["request_credentials"] = credentials
-
-
-class SharedClients(AwsClients):
-    """One botocore client per (region, service, profile) for every account; the account's
-    AssumeRole credentials ride along per request (botocore's ``request_credentials`` signing
-    context, set from a ``before-sign`` hook). Building a client costs ~8 ms of CPU; this
-    builds 5 instead of one per account × service."""
-
-    def client(self, account: Account, region: str, service: str) -> Any:
-        creds = self._credentials(account) if account.role_arn else None
-        _signing.credentials = (
-            None if creds is None else Credentials(creds.access_key, creds.secret_key, creds.token)
-        )
-        key = (f"shared:{account.profile or ''}", region, service)
-        cached = self._clients.get(key)
-        if cached is None:
-            with self._lock:
-                cached = self._clients.get(key)
-                if cached is None:
-                    client = self._base_session(account).create_client(
-                        service, region_name=region, config=self._config
-                    )
-                    client.meta.events.register("before-sign", _sign_as_current_account)
-                    cached = (client, None)
-                    self._clients[key] = cached
-        return cached[0]
 
 
 # -- setting up --------------------------------------------------------------------------------
@@ -220,14 +178,10 @@ async def sweep(
     options: ExecutorOptions,
     edge: Edge,
     pids: dict[str, int],
-    interleave: bool = False,
 ) -> Sweep:
     customer = next(iter(catalog.customers.values()))
     runs = RunService(db)
     plan = catalog.plan(customer.id, kinds)
-    if interleave:  # check-major: the first wave reaches as many accounts as it can
-        order = {kind: n for n, kind in enumerate(kinds)}
-        plan = Plan(plan.customer, tuple(sorted(plan.targets, key=lambda t: order[t[1]])))
     run, _ = await runs.submit(Submit(plan, "bench", Source.CLI))
     executor = Executor(db, lambda: catalog, REGISTRY, clients, options=options)
     edge.reset_counts()
@@ -250,7 +204,6 @@ async def bench(args: argparse.Namespace, moto_url: str, edge: Edge) -> None:
         threads=args.threads,
         calls_per_account=args.calls_per_account or AwsOptions.calls_per_account,
     )
-    make_clients = SharedClients if args.shared_clients else AwsClients
     concurrent = ExecutorOptions(max_targets=args.max_targets, check_timeout_s=600)
     width = min(args.max_targets, args.threads)
     latency = args.latency_ms / 1000
@@ -264,23 +217,22 @@ async def bench(args: argparse.Namespace, moto_url: str, edge: Edge) -> None:
         f"{args.accounts * len(kinds)} checks, {args.latency_ms:g} ms added to every AWS call\n"
         f"concurrency: max_targets={args.max_targets}, threads={args.threads}, "
         f"calls_per_account={aws.calls_per_account} → {width} checks at once"
-        f"{'; targets interleaved by check' if args.interleave else ''}"
-        f"{'; one client per (region, service)' if args.shared_clients else ''}\n"
+        "; targets interleaved across accounts\n"
         f"machine: {os.cpu_count()} CPUs, {_cpu_model()}, Python {platform.python_version()}\n",
         flush=True,
     )
     with tempfile.TemporaryDirectory() as tmp:
         db = Database(f"sqlite+aiosqlite:///{tmp}/bench.db")
         await db.upgrade()
-        clients = make_clients(aws)
-        cold = await sweep(db, catalog, kinds, clients, concurrent, edge, pids, args.interleave)
-        warm = await sweep(db, catalog, kinds, clients, concurrent, edge, pids, args.interleave)
+        clients = AwsClients(aws)
+        cold = await sweep(db, catalog, kinds, clients, concurrent, edge, pids)
+        warm = await sweep(db, catalog, kinds, clients, concurrent, edge, pids)
         clients.close()
         per_kind: dict[str, Counter[str]] = {}
         sequential: list[Sweep] = []
         if not args.no_sequential:
             one_by_one = ExecutorOptions(max_targets=1, check_timeout_s=600)
-            clients = make_clients(aws)
+            clients = AwsClients(aws)
             for kind in kinds:
                 sequential.append(await sweep(db, catalog, [kind], clients, one_by_one, edge, pids))
                 per_kind[kind] = sequential[-1].calls
@@ -341,14 +293,6 @@ def main() -> None:
     parser.add_argument("--max-targets", type=int, default=executor.max_targets)
     parser.add_argument("--threads", type=int, default=aws.threads)
     parser.add_argument("--calls-per-account", type=int, default=0)
-    parser.add_argument(
-        "--interleave", action="store_true", help="order targets check-major, not account-major"
-    )
-    parser.add_argument(
-        "--shared-clients",
-        action="store_true",
-        help="prototype: one botocore client per (region, service), credentials per request",
-    )
     parser.add_argument("--no-sequential", action="store_true")
     args = parser.parse_args()
     os.environ.update(FAKE_ENV)

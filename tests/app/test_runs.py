@@ -139,9 +139,7 @@ async def test_it_retries_as_a_new_linked_run_once_per_double_click(db: Database
     assert (await runs.get(run.id)).run.status == RunStatus.CANCELLED  # history unchanged
 
 
-async def test_it_retries_the_same_run_again_once_the_first_retry_has_finished(
-    db: Database,
-) -> None:
+async def test_it_retries_a_run_once_and_its_retry_in_turn(db: Database) -> None:
     runs = RunService(db)
     run, _ = await runs.submit(Submit(plan(), "U1", Source.SLASH))
     async with db.write() as session:
@@ -149,8 +147,10 @@ async def test_it_retries_the_same_run_again_once_the_first_retry_has_finished(
     first, _ = await runs.retry(run.id, plan(), "U2", Source.BUTTON)
     async with db.write() as session:
         await tx.cancel_queued(session, db, first.id, "U2")
-    second, created = await runs.retry(run.id, plan(), "U3", Source.SLASH)
-    assert created and second.id != first.id and second.retry_of == run.id
+    same, created = await runs.retry(run.id, plan(), "U3", Source.SLASH)
+    assert not created and same.id == first.id  # another person, later: still the one retry
+    second, created = await runs.retry(first.id, plan(), "U3", Source.SLASH)
+    assert created and second.retry_of == first.id
 
 
 async def test_it_refuses_to_retry_a_run_that_has_not_finished(db: Database) -> None:

@@ -3,7 +3,6 @@ accounts reached by AssumeRole."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,27 +16,6 @@ from checks.base import Severity
 from tests.checks.support import ARBEL, BILLING, account, customer, run_check
 
 REGION = "eu-west-1"
-
-
-@pytest.fixture(scope="module")
-def edge_server(moto_url: str) -> Iterator[Edge]:
-    with Edge(moto_url) as edge:
-        yield edge
-
-
-@pytest.fixture
-def edge(aws: str, edge_server: Edge, monkeypatch: pytest.MonkeyPatch) -> Edge:
-    """The edge, emptied, with this process's AWS_ENDPOINT_URL pointing at it."""
-    edge_server.reset()
-    monkeypatch.setenv("AWS_ENDPOINT_URL", edge_server.url)
-    return edge_server
-
-
-@pytest.fixture
-def clients(edge: Edge) -> Iterator[AwsClients]:
-    clients = AwsClients()
-    yield clients
-    clients.close()
 
 
 def job(name: str, state: str = "COMPLETED", hours_ago: float = 2, **extra: Any) -> dict[str, Any]:

@@ -5,7 +5,6 @@ hides the others."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
@@ -30,27 +29,6 @@ from tests.checks.support import ARBEL, BILLING, account, customer
 REGION = "eu-west-1"
 CHARLIE = "333333333333"
 QUICK = RetryPolicy(max_tries=3, base_s=0.01, cap_s=0.05)
-
-
-@pytest.fixture(scope="module")
-def edge_server(moto_url: str) -> Iterator[Edge]:
-    with Edge(moto_url) as edge:
-        yield edge
-
-
-@pytest.fixture
-def edge(aws: str, edge_server: Edge, monkeypatch: pytest.MonkeyPatch) -> Edge:
-    """The edge, emptied, with this process's AWS_ENDPOINT_URL pointing at it."""
-    edge_server.reset()
-    monkeypatch.setenv("AWS_ENDPOINT_URL", edge_server.url)
-    return edge_server
-
-
-@pytest.fixture
-def clients(edge: Edge) -> Iterator[AwsClients]:
-    clients = AwsClients()
-    yield clients
-    clients.close()
 
 
 def completed(account_id: str) -> dict[str, Any]:
