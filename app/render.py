@@ -6,7 +6,7 @@ Problems first, OK folded into counts, the same marks as Slack and the web view.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -122,8 +122,6 @@ def _checks(targets: Sequence[dict[str, str]]) -> list[str]:
 
 
 def _window(params: dict[str, Any]) -> str:
-    from datetime import timedelta
-
     seconds = params.get("window_s")
     return f" · window {format_window(timedelta(seconds=seconds))}" if seconds else ""
 

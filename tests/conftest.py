@@ -4,6 +4,8 @@ a moto server over HTTP."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -15,6 +17,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from app.db import Database
 from app.sandbox import moto
+from app.sandbox.seed import seed
 
 PG_URL = os.environ.get("TEST_DATABASE_URL")
 PG_SKIP = "PostgreSQL half skipped: set TEST_DATABASE_URL=postgresql+asyncpg://... to run it"
@@ -80,3 +83,37 @@ def aws(moto_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     monkeypatch.setenv("AWS_ENDPOINT_URL", moto_url)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
     yield moto_url
+
+
+@pytest.fixture(scope="module")
+def estate(moto_url: str) -> Iterator[str]:
+    """A moto server holding the demo estate (configs/demo), for one test module."""
+    moto.reset(moto_url)
+    seed(moto_url)
+    yield moto_url
+    moto.reset(moto_url)
+
+
+def demo_env(aws_url: str, tmp_path: Path, **extra: str) -> dict[str, str]:
+    """The environment of an ``mhub`` subprocess: the demo customer, its AWS at ``aws_url``,
+    a fresh SQLite file; none of this process's AWS, Slack or hub settings leak in."""
+    return {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "SLACK_", "HUB_"))},
+        **moto.FAKE_ENV,
+        "AWS_ENDPOINT_URL": aws_url,
+        "HUB_CONFIG_DIR": str(ROOT / "configs" / "demo"),
+        "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/hub.db",
+        **extra,
+    }
+
+
+def mhub(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """Run ``mhub ARGS`` as a subprocess and capture what it prints."""
+    return subprocess.run(
+        [sys.executable, "-m", "app.cli", *args],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )

@@ -3,47 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from app.sandbox import moto
-from app.sandbox.seed import seed
-from tests.conftest import ROOT
-
-
-@pytest.fixture(scope="module")
-def estate(moto_url: str) -> Iterator[str]:
-    moto.reset(moto_url)
-    seed(moto_url)
-    yield moto_url
-    moto.reset(moto_url)
+from tests.conftest import demo_env, mhub
 
 
 @pytest.fixture
 def env(estate: str, tmp_path: Path) -> dict[str, str]:
-    return {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "SLACK_", "HUB_"))},
-        **moto.FAKE_ENV,
-        "AWS_ENDPOINT_URL": estate,
-        "HUB_CONFIG_DIR": str(ROOT / "configs" / "demo"),
-        "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/hub.db",
-    }
-
-
-def mhub(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "app.cli", *args],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return demo_env(estate, tmp_path)
 
 
 def test_it_runs_rds_on_an_account_and_prints_json(env: dict[str, str]) -> None:
