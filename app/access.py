@@ -5,9 +5,11 @@ when they ask from a channel in its ``slack.access.channels`` (never implied by
 ``slack.channel``). Cancelling is also allowed to whoever started the run. Reading a run or a
 list follows the same rule as running checks.
 
-Every decision, allowed or denied, is written before the action it guards: a run event when a
-run is concerned, else an audit row (a run event with no run), with the user, the channel, the
-action and the outcome. The decision itself is a pure function (:func:`decide`).
+Every decision, allowed or denied, is written before (or in the same transaction as) the action
+it guards: a run event when a run is concerned, else an audit row (a run event with no run),
+with the user, the channel, the action and the outcome. Starting a run records its grant as the
+new run's first event, in the transaction that creates it (:meth:`Access.admit`). The decision
+itself is a pure function (:func:`decide`).
 """
 
 from __future__ import annotations
@@ -89,6 +91,19 @@ def refusal(customer: Customer, action: Action, run: Run | None = None) -> str:
     return f"You can't {what} {customer.name}. Ask an admin to add you to its access list."
 
 
+def audit_data(
+    who: Who, action: Action, decision: Decision, customer: str | None
+) -> dict[str, Any]:
+    """What an ``access`` event records about a decision (its actor is ``who.user``)."""
+    return {
+        "channel": who.channel,
+        "action": action.value,
+        "allowed": decision.allowed,
+        "reason": decision.reason,
+        "customer": customer,
+    }
+
+
 _Row = tuple[int | None, tx.Event, str, dict[str, Any]]
 
 
@@ -110,6 +125,16 @@ class Access:
             raise AccessDenied(refusal(customer, action, run))
         return decision
 
+    async def admit(self, customer: Customer, who: Who, action: Action) -> dict[str, Any]:
+        """Decide before an action that creates a run. A refusal is recorded and raised now;
+        a grant is returned as its audit data, which the caller writes with the run it allows
+        (``Submit.access``), so a burst of commands costs one transaction, not two."""
+        decision = decide(customer, who, action)
+        if not decision.allowed:
+            await self.record(who, action, decision, customer.id, None)
+            raise AccessDenied(refusal(customer, action))
+        return audit_data(who, action, decision, customer.id)
+
     async def visible(
         self, customers: Iterable[Customer], who: Who, action: Action
     ) -> list[Customer]:
@@ -127,13 +152,7 @@ class Access:
         customer: str | None,
         run_id: int | None,
     ) -> None:
-        data = {
-            "channel": who.channel,
-            "action": action.value,
-            "allowed": decision.allowed,
-            "reason": decision.reason,
-            "customer": customer,
-        }
+        data = audit_data(who, action, decision, customer)
         await self._rows.add((run_id, tx.Event.ACCESS, who.user, data))
         if not decision.allowed:
             log.info(

@@ -143,10 +143,11 @@ class Desk:
 
     async def run(self, command: RunCommand, asker: Asker) -> Queued:
         plan = self.catalog().plan(command.target, command.checks)
-        await self.access.require(plan.customer, asker.who, Action.RUN)
+        grant = await self.access.admit(plan.customer, asker.who, Action.RUN)
         run, created = await self._submits.add(
             Submit(
                 plan=plan,
+                access=grant,
                 requested_by=asker.user,
                 source=Source.SLASH,
                 window=command.window,

@@ -161,10 +161,11 @@ class Launcher:
     async def submit(self, ready: Ready, view_id: str) -> Run:
         """Record the access decision and queue the run (once per modal: a repeated
         submission of the same view returns the same run)."""
-        await self.desk.access.require(ready.plan.customer, ready.who, Action.RUN)
+        grant = await self.desk.access.admit(ready.plan.customer, ready.who, Action.RUN)
         run, _ = await self.desk.runs.submit(
             Submit(
                 plan=ready.plan,
+                access=grant,
                 requested_by=ready.who.user,
                 source=Source.MODAL,
                 window=ready.window,

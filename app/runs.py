@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import transitions as tx
 from app.catalog import Plan
@@ -32,6 +33,8 @@ class Submit:
     idempotency_key: str | None = None
     retry_of: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    access: dict[str, Any] | None = None
+    """The grant that allowed it (``Access.admit``), recorded as the run's first event."""
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,9 @@ def parse_run_id(text: str) -> int:
     return int(cleaned)
 
 
+SUBMIT_ATTEMPTS = 3
+
+
 class RunService:
     def __init__(self, db: Database, max_attempts: int = 3) -> None:
         self.db = db
@@ -87,118 +93,83 @@ class RunService:
     async def submit(self, request: Submit) -> tuple[Run, bool]:
         """Queue a run. Returns (run, created); an idempotency key seen before returns the
         existing run with created=False."""
-        plan = request.plan
-        params: dict[str, Any] = dict(request.extra)
-        if request.window is not None:
-            params["window_s"] = int(request.window.total_seconds())
-        try:
-            async with self.db.write() as session:
-                run = (
-                    await session.execute(
-                        insert(Run)
-                        .values(
-                            customer_id=plan.customer.id,
-                            requested_by=request.requested_by,
-                            channel_id=request.channel_id,
-                            source=request.source,
-                            targets=[{"account": a, "check": c} for a, c in plan.targets],
-                            params=params,
-                            status=RunStatus.QUEUED,
-                            attempt=0,
-                            max_attempts=self.max_attempts,
-                            idempotency_key=request.idempotency_key,
-                            retry_of=request.retry_of,
-                            created_at=self.db.now(),
-                        )
-                        .returning(Run)
-                    )
-                ).scalar_one()
-                await tx.add_event(
-                    session,
-                    self.db,
-                    run.id,
-                    tx.Event.CREATED,
-                    request.requested_by,
-                    source=request.source,
-                    retry_of=request.retry_of,
-                )
-        except IntegrityError:
-            if request.idempotency_key is None:
-                raise
-            async with self.db.read() as session:
-                existing = (
-                    await session.execute(
-                        select(Run).where(Run.idempotency_key == request.idempotency_key)
-                    )
-                ).scalar_one()
-            return existing, False
-        self._notify(run.id)
-        return run, True
+        [result] = await self.submit_many([request])
+        return result
 
     async def submit_many(self, requests: Sequence[Submit]) -> list[tuple[Run, bool]]:
         """Queue several runs in one transaction — what ``submit`` does for each, in order.
 
-        For bursts (a hundred slash commands at once): one statement inserts them all.
-        Requests whose idempotency key exists already (or repeats an earlier request in the
-        batch) return that run with created=False. If another replica inserts one of the keys
-        meanwhile, the batch falls back to ``submit`` one by one.
+        For bursts (a hundred slash commands at once): one statement inserts them all, one
+        more their events. Requests whose idempotency key exists already (or repeats an
+        earlier request in the batch) return that run with created=False. If another replica
+        inserts one of the keys meanwhile, the batch is tried again (and then finds it).
         """
+        for attempt in range(1, SUBMIT_ATTEMPTS + 1):
+            try:
+                async with self.db.write() as session:
+                    results = await self._insert(session, requests)
+            except IntegrityError:
+                if attempt == SUBMIT_ATTEMPTS or not any(r.idempotency_key for r in requests):
+                    raise
+                continue
+            for run, created in results:
+                if created:
+                    self._notify(run.id)
+            return results
+        raise AssertionError("unreachable")
+
+    async def _insert(
+        self, session: AsyncSession, requests: Sequence[Submit]
+    ) -> list[tuple[Run, bool]]:
         keys = [r.idempotency_key for r in requests if r.idempotency_key is not None]
-        rows: list[dict[str, Any]] = []
-        fresh: list[int] = []  # index into requests of each inserted row
-        try:
-            async with self.db.write() as session:
-                known: dict[str, Run] = {}
-                if keys:
-                    found = await session.execute(select(Run).where(Run.idempotency_key.in_(keys)))
-                    known = {str(run.idempotency_key): run for run in found.scalars()}
-                seen: set[str] = set(known)
-                for index, request in enumerate(requests):
-                    key = request.idempotency_key
-                    if key is not None and key in seen:
-                        continue
-                    if key is not None:
-                        seen.add(key)
-                    fresh.append(index)
-                    rows.append(self._row(request))
-                inserted: list[Run] = []
-                if rows:
-                    inserted = list(
-                        (
-                            await session.execute(
-                                insert(Run)
-                                .values(created_at=self.db.now())
-                                .returning(Run, sort_by_parameter_order=True),
-                                rows,
-                            )
-                        ).scalars()
-                    )
-                    await tx.add_events(
-                        session,
-                        self.db,
-                        [
-                            (
-                                run.id,
-                                tx.Event.CREATED,
-                                requests[i].requested_by,
-                                {"source": requests[i].source, "retry_of": requests[i].retry_of},
-                            )
-                            for i, run in zip(fresh, inserted, strict=True)
-                        ],
-                    )
-                    known.update(
-                        (str(run.idempotency_key), run) for run in inserted if run.idempotency_key
-                    )
-        except IntegrityError:
-            return [await self.submit(request) for request in requests]
-        created = dict(zip(fresh, inserted, strict=True))
+        known: dict[str, Run] = {}
+        if keys:
+            found = await session.execute(select(Run).where(Run.idempotency_key.in_(keys)))
+            known = {str(run.idempotency_key): run for run in found.scalars()}
+        fresh: list[int] = []  # index into requests of each row to insert
+        seen: set[str] = set(known)
+        for index, request in enumerate(requests):
+            key = request.idempotency_key
+            if key is None or key not in seen:
+                fresh.append(index)
+            if key is not None:
+                seen.add(key)
+        rows = [self._row(requests[i]) for i in fresh]
+        created = dict(zip(fresh, await self._insert_rows(session, rows), strict=True))
+        known.update((str(run.idempotency_key), run) for run in created.values())
         results: list[tuple[Run, bool]] = [
             (created[i], True) if i in created else (known[str(r.idempotency_key)], False)
             for i, r in enumerate(requests)
         ]
-        for run in inserted:
-            self._notify(run.id)
+        events: list[tuple[int | None, tx.Event, str, dict[str, Any]]] = []
+        for request, (run, new) in zip(requests, results, strict=True):
+            if request.access is not None:
+                events.append((run.id, tx.Event.ACCESS, request.requested_by, request.access))
+            if new:
+                data = {"source": request.source, "retry_of": request.retry_of}
+                events.append((run.id, tx.Event.CREATED, request.requested_by, data))
+        await tx.add_events(session, self.db, events)
         return results
+
+    async def _insert_rows(self, session: AsyncSession, rows: list[dict[str, Any]]) -> list[Run]:
+        """Insert ``rows`` with one statement; the new runs in the order of ``rows``."""
+        if not rows:
+            return []
+        statement = insert(Run).values(created_at=self.db.now())
+        if not self.db.is_sqlite:
+            ordered = statement.returning(Run, sort_by_parameter_order=True)
+            return list((await session.execute(ordered, rows)).scalars())
+        # SQLAlchemy cannot tie SQLite's RETURNING rows to their parameters, and asked to, it
+        # sends one INSERT per row. One multi-row INSERT numbers its rows in VALUES order (and
+        # the one writer holds the lock), so the ids, sorted, follow ``rows``; checked here.
+        runs = sorted(
+            (await session.execute(statement.returning(Run), rows)).scalars(),
+            key=lambda run: run.id,
+        )
+        for run, row in zip(runs, rows, strict=True):
+            if any(getattr(run, column) != value for column, value in row.items()):
+                raise RuntimeError("SQLite numbered a multi-row INSERT out of order")
+        return runs
 
     def _row(self, request: Submit) -> dict[str, Any]:
         params: dict[str, Any] = dict(request.extra)

@@ -19,7 +19,12 @@ from handlers import replies
 
 
 def register(app: AsyncApp, desk: Desk, public_url: str | None = None) -> None:
-    @app.command(COMMAND)
+    """Register ``/monitor <text>``; an empty ``/monitor`` is left to the modal (handlers.home)."""
+
+    async def has_text(command: dict[str, Any]) -> bool:
+        return bool(str(command.get("text") or "").strip())
+
+    @app.command(COMMAND, matchers=[has_text])
     async def monitor(ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond) -> None:
         asker = replies.asker_from_command(command)
         with logs.context(user=asker.user, channel=asker.channel):

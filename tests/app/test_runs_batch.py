@@ -51,6 +51,38 @@ async def test_it_queues_a_burst_of_runs_like_one_by_one(db: Database) -> None:
     assert [e.type for e in view.events] == ["created"]
 
 
+async def test_each_run_of_a_burst_is_the_one_its_request_asked_for_with_its_grant_first(
+    db: Database,
+) -> None:
+    runs = RunService(db)
+    requests = [
+        Submit(
+            plan("arbel", "rds" if i % 3 else "budget"),
+            f"U{i}",
+            Source.SLASH,
+            channel_id=f"C{i}",
+            idempotency_key=f"slash:{i}",
+            access={"action": "run", "allowed": True, "reason": "user", "channel": f"C{i}"},
+        )
+        for i in range(40)
+    ]
+    results = await runs.submit_many(requests)
+    for request, (run, created) in zip(requests, results, strict=True):
+        assert created
+        assert (run.requested_by, run.channel_id, run.idempotency_key) == (
+            request.requested_by,
+            request.channel_id,
+            request.idempotency_key,
+        )
+        assert run.targets == [{"account": a, "check": c} for a, c in request.plan.targets]
+        events = (await runs.get(run.id, events=True)).events
+        assert [(e.type, e.actor) for e in events] == [
+            ("access", request.requested_by),
+            ("created", request.requested_by),
+        ]
+        assert events[0].data["channel"] == request.channel_id
+
+
 async def test_it_returns_the_existing_run_for_a_key_seen_before_or_repeated(db: Database) -> None:
     runs = RunService(db)
     first, _ = await runs.submit(Submit(plan(), "U1", Source.SLASH, idempotency_key="slash:1"))

@@ -78,7 +78,16 @@ async def test_it_lets_anyone_in_a_granted_channel_run_checks(harness: Harness) 
     assert "Queued *#1*" in ack.read()
     card = await final_card(harness, 1)
     assert card.channel == "C0SHARED"
-    assert (await harness.audit())[0]["reason"] == "channel"
+    # The grant is the run's own first event, written with it.
+    assert (await harness.audit())[0] == {
+        "run_id": 1,
+        "actor": "U0CAROL",
+        "channel": "C0SHARED",
+        "action": "run",
+        "allowed": True,
+        "reason": "channel",
+        "customer": "aryanoble",
+    }
 
 
 async def test_it_cancels_a_slow_run_from_its_card(harness: Harness) -> None:
