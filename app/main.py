@@ -17,6 +17,7 @@ from app.db import Database
 from app.errors import HubError
 from app.executor import Executor, ExecutorOptions
 from app.loader import load_catalog
+from app.prewarm import keep_aws_ready
 from app.runs import RunService
 from app.scheduler import schedule_tasks
 from app.settings import Settings
@@ -108,6 +109,7 @@ async def serve(hub: Hub, *, slack: bool = True, web: bool = True) -> None:
         "executor": lambda: hub.executor.serve(stop),
         "sweeper": lambda: hub.executor.sweep_forever(stop),
     }
+    tasks["aws"] = lambda: keep_aws_ready(lambda: hub.catalog, hub.aws, stop)
     tasks.update(schedule_tasks(hub, stop))  # the scheduler; digests when Slack is set
     side = hub.slack
     if slack and side is not None:

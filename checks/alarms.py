@@ -59,6 +59,7 @@ def describe(alarm: dict[str, Any], label: str | None, now: datetime, tz: ZoneIn
 class AlarmsCheck(Check):
     kind = "alarms"
     Settings = Settings
+    services = ("cloudwatch",)
 
     async def run(self, ctx: CheckContext) -> CheckResult:
         settings = ctx.settings

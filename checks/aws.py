@@ -10,8 +10,10 @@ with explicit timeouts; every call in one bounded thread pool with a per-account
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import threading
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
@@ -36,6 +38,8 @@ from botocore.exceptions import (
 
 from app.config import Account
 from checks.base import CheckError, PermanentError, TransientError
+
+log = logging.getLogger(__name__)
 
 SESSION_NAME = "monitoring-hub"
 
@@ -133,7 +137,12 @@ class AwsClients:
             max_pool_connections=max(10, self.options.calls_per_account),
             user_agent_extra=SESSION_NAME,
         )
+        credentials_log = logging.getLogger("botocore.credentials")
+        if not any(isinstance(f, _Reported) for f in credentials_log.filters):
+            credentials_log.addFilter(_Reported())
         self.calls = 0
+        self.built = 0
+        """How many clients this process has built (each once per account, region, service)."""
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
@@ -188,6 +197,55 @@ class AwsClients:
             items.extend(page.get(key, []))
         return items
 
+    def prepare(
+        self,
+        wanted: Iterable[tuple[Account, str, str]],
+        stopped: Callable[[], bool] = lambda: False,
+    ) -> int:
+        """Build the (account, region, service) clients in ``wanted`` now, one after another,
+        until ``stopped()``; returns how many were built. A client costs ~5 ms of CPU to
+        build: a first sweep of 50 accounts would otherwise spend a few CPU-seconds on it, on
+        one GIL, while its calls wait. Credentials stay lazy (AssumeRole on the first call).
+        A client that cannot be built is logged and left to the check to report."""
+        built = 0
+        for account, region, service in wanted:
+            if stopped():
+                break
+            if (account.id, region, service) in self._clients:
+                continue
+            try:
+                self.client(account, region, service)
+            except Exception as exc:
+                problem = describe_error(exc, account, f"building the {service} client")
+                log.warning("AWS: %s", problem)
+                continue
+            built += 1
+        return built
+
+    def refresh(
+        self, accounts: Iterable[Account], stopped: Callable[[], bool] = lambda: False
+    ) -> dict[str, CheckError]:
+        """Assume each role account's role now if its credentials are missing or due for
+        renewal (15 minutes before they expire), one account after another, until
+        ``stopped()``; returns the accounts whose role could not be assumed. Called every few
+        minutes, this keeps every sweep off the AssumeRole round trip and shows a broken trust
+        policy in the log before a check meets it."""
+        problems: dict[str, CheckError] = {}
+        for account in accounts:
+            if stopped():
+                break
+            if account.role_arn is None:
+                continue
+            try:
+                with self._lock:
+                    session = self._session_for(account)
+                credentials = session.get_credentials()
+                if credentials is not None:
+                    credentials.get_frozen_credentials()
+            except Exception as exc:
+                problems[account.id] = describe_error(exc, account, "AssumeRole")
+        return problems
+
     def client(self, account: Account, region: str, service: str) -> Any:
         """The account's client for (region, service), built once and kept: its credentials
         refresh themselves, so the client outlives them."""
@@ -201,7 +259,11 @@ class AwsClients:
                 cached = self._session_for(account).create_client(
                     service, region_name=region, config=self._config
                 )
+                # Load the paginator model now, under the lock: left to the first
+                # get_paginator, a burst of threads would each scan botocore's data folders.
+                cached.can_paginate(next(iter(cached.meta.method_to_api_mapping)))
                 self._clients[key] = cached
+                self.built += 1
             return cached
 
     def _session_for(self, account: Account) -> botocore.session.Session:
@@ -255,6 +317,16 @@ class AwsClients:
                 client = self._session.create_client("sts", region_name=region, config=self._config)
                 self._clients[key] = client
             return client
+
+
+class _Reported(logging.Filter):
+    """botocore logs a failed credential refresh with its traceback, every time; when the
+    failure is ours (a role that cannot be assumed) it is already reported, with the fix, by
+    the check's result and by ``app.prewarm``."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        return not isinstance(error, CheckError)
 
 
 class _AssumeRole(CredentialProvider):

@@ -34,6 +34,7 @@ class BackupSettings(CheckSettings):
 class BackupCheck(Check):
     kind = "backup"
     Settings = BackupSettings
+    services = ("backup",)
 
     async def run(self, ctx: CheckContext) -> CheckResult:
         settings = cast(BackupSettings, ctx.settings)

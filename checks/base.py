@@ -129,10 +129,17 @@ class CheckContext:
 
 
 class Check:
-    """A check kind: subclass, set ``kind`` and ``Settings``, implement ``run``."""
+    """A check kind: subclass, set ``kind``, ``Settings`` and ``services``, implement ``run``."""
 
     kind: ClassVar[str]
     Settings: ClassVar[type[CheckSettings]] = CheckSettings
+    services: ClassVar[tuple[str, ...]] = ()
+    """The AWS services ``run`` calls in each of the account's regions."""
+
+    def clients(self, account: Account) -> list[tuple[str, str]]:
+        """The (region, service) clients ``run`` uses for ``account``; ``mhub serve`` builds
+        them when it starts, so the first sweep does not."""
+        return [(region, service) for region in account.regions for service in self.services]
 
     async def run(self, ctx: CheckContext) -> CheckResult:
         raise NotImplementedError

@@ -12,6 +12,7 @@ from typing import Any
 
 from pydantic import model_validator
 
+from app.config import Account
 from checks.base import Check, CheckContext, CheckResult, CheckSettings, Severity, resource
 
 REGION = "us-east-1"
@@ -118,6 +119,10 @@ def short(r: dict[str, Any]) -> str:
 class BudgetCheck(Check):
     kind = "budget"
     Settings = Settings
+    services = ("budgets",)
+
+    def clients(self, account: Account) -> list[tuple[str, str]]:
+        return [(REGION, "budgets")]  # AWS Budgets is global: one endpoint, in us-east-1
 
     async def run(self, ctx: CheckContext) -> CheckResult:
         settings = ctx.settings

@@ -183,6 +183,7 @@ def assess(
 class RdsCheck(Check):
     kind = "rds"
     Settings = Settings
+    services = ("rds", "cloudwatch")
 
     async def run(self, ctx: CheckContext) -> CheckResult:
         settings = ctx.settings

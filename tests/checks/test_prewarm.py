@@ -1,0 +1,92 @@
+"""A serving hub builds its AWS clients and assumes its roles before the first sweep: the
+sweep then makes no AssumeRole call and builds no client, and a role that cannot be assumed
+is in the log from the start."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import pytest
+
+from app.catalog import Catalog
+from app.prewarm import keep_aws_ready
+from app.sandbox.edge import Edge
+from checks.aws import AwsClients
+from checks.base import Severity
+from checks.registry import REGISTRY
+from tests.checks.support import (
+    ARBEL,
+    BILLING,
+    account,
+    customer,
+    grant,
+    hub_principal,
+    iam_enforced,
+    role_arn,
+    run_check,
+)
+
+
+async def ready(catalog: Catalog, clients: AwsClients, rounds: int = 1) -> None:
+    """``keep_aws_ready`` for ``rounds`` rounds, then stopped."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(keep_aws_ready(lambda: catalog, clients, stop, every_s=0.05))
+    await asyncio.sleep(0.05 * rounds + 0.5)
+    stop.set()
+    await asyncio.wait_for(task, 10)
+
+
+@pytest.mark.parametrize(
+    ("kind", "clients_built"), [("rds", 4), ("alarms", 2), ("budget", 1), ("backup", 2)]
+)
+async def test_the_first_sweep_after_start_builds_no_client_and_assumes_no_role(
+    edge: Edge, clients: AwsClients, kind: str, clients_built: int
+) -> None:
+    arbel = account("arbel", ARBEL, regions=("eu-west-1", "eu-central-1"))
+    who = customer(arbel.model_copy(update={"checks": (kind,)}))
+
+    await ready(Catalog([who]), clients)
+    assert clients.built == clients_built  # per region; AWS Budgets once (global)
+    assert edge.calls("AssumeRole") == 1
+    edge.reset_counts()
+
+    result = await run_check(clients, who, "arbel", kind)
+
+    assert result.severity != Severity.ERROR, result.summary
+    assert clients.built == clients_built  # every client the check used was built ahead
+    assert edge.calls("AssumeRole") == 0
+    assert edge.calls() > 0
+
+
+async def test_a_role_that_cannot_be_assumed_is_logged_once_with_the_fix(
+    aws: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    grant(aws, ARBEL, ["rds:DescribeDBInstances"])
+    grant(aws, BILLING, ["rds:DescribeDBInstances"])
+    for key, value in hub_principal(aws, may_assume=[role_arn(ARBEL)]).items():
+        monkeypatch.setenv(key, value)
+    who = customer(
+        account("arbel", ARBEL).model_copy(update={"checks": ("rds",)}),
+        account("billing", BILLING).model_copy(update={"checks": ("rds",)}),
+    )
+    clients = AwsClients()
+    caplog.set_level(logging.INFO)
+    try:
+        with iam_enforced(aws):
+            await ready(Catalog([who]), clients, rounds=4)
+    finally:
+        clients.close()
+
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1, warnings
+    assert warnings[0].startswith(f"AWS: billing ({BILLING}): cannot assume {role_arn(BILLING)}")
+    assert "trust policy" in warnings[0]
+    assert "AWS: 4 clients built and 1 roles assumed" in caplog.text
+
+
+async def test_nothing_is_built_for_checks_that_do_not_use_aws(clients: AwsClients) -> None:
+    site = account("site", ARBEL).model_copy(update={"checks": ("http",)})
+    assert REGISTRY["http"].clients(site) == []
+    await ready(Catalog([customer(site)]), clients)
+    assert clients.built == 0
