@@ -117,7 +117,9 @@ class Desk:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.runs = runs
-        self._submits: GroupCommit[Submit, tuple[Run, bool]] = GroupCommit(runs.submit_many)
+        self._submits: GroupCommit[Submit, tuple[Run, bool]] = GroupCommit(
+            runs.submit_many, settle_s=0.002
+        )
         self.access = access
         self.cards = cards
         self.catalog = catalog

@@ -114,6 +114,27 @@ async def test_it_lets_concurrent_callers_share_one_write() -> None:
     assert sum(batches) == 10 and len(batches) <= 2
 
 
+async def test_it_waits_for_a_burst_that_trickles_in_and_writes_it_once() -> None:
+    batches: list[int] = []
+
+    async def write(items: Sequence[int]) -> list[int]:
+        batches.append(len(items))
+        return list(items)
+
+    async def arrive(group: GroupCommit[int, int]) -> list[int]:
+        adds = []
+        for i in range(20):  # one item per turn of the loop, like envelopes being parsed
+            adds.append(asyncio.create_task(group.add(i)))
+            await asyncio.sleep(0)
+        return list(await asyncio.gather(*adds))
+
+    assert await arrive(GroupCommit(write, settle_s=0.05, settle_max_s=5)) == list(range(20))
+    assert batches == [20]
+    batches.clear()
+    await arrive(GroupCommit(write))  # without settling: the first item goes alone
+    assert batches[0] == 1 and sum(batches) == 20
+
+
 async def test_it_gives_every_caller_of_a_failed_batch_the_error() -> None:
     async def write(items: Sequence[int]) -> list[int]:
         raise RuntimeError("disk full")
