@@ -12,8 +12,10 @@ import asyncio
 import contextlib
 import gc
 import logging
+import threading
 import time
 from collections.abc import Callable
+from typing import Any, TypeVar
 
 from app.catalog import Catalog
 from checks.aws import AwsClients
@@ -22,6 +24,8 @@ from checks.registry import REGISTRY
 log = logging.getLogger(__name__)
 
 REFRESH_S = 300.0
+
+T = TypeVar("T")
 
 
 async def keep_aws_ready(
@@ -47,8 +51,12 @@ async def keep_aws_ready(
             for region, service in check.clients(account)
         ]
         accounts = list({account.id: account for account, _, _ in wanted}.values())
-        built = await asyncio.to_thread(aws.prepare, wanted, stop.is_set)
-        problems = await asyncio.to_thread(aws.refresh, accounts, stop.is_set)
+        built = await unless_stopped(in_daemon_thread(aws.prepare, wanted, stop.is_set), stop)
+        if built is None:
+            return
+        problems = await unless_stopped(in_daemon_thread(aws.refresh, accounts, stop.is_set), stop)
+        if problems is None:
+            return
         for account, problem in problems.items():
             if failing.get(account) != str(problem):
                 log.warning("AWS: %s", problem)
@@ -69,3 +77,43 @@ async def keep_aws_ready(
             first = False
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), every_s)
+
+
+def in_daemon_thread(work: Callable[..., T], *args: Any) -> asyncio.Future[T]:
+    """``work(*args)`` in a daemon thread, as a future. Unlike ``asyncio.to_thread``, whose
+    threads the interpreter joins at exit, a call stuck on an AWS endpoint that never answers
+    (up to 4 attempts × 20 s) cannot hold up the exit after SIGTERM."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[T] = loop.create_future()
+
+    def settle(result: T | None, error: BaseException | None) -> None:
+        if done.done():  # abandoned (see unless_stopped)
+            return
+        if error is not None:
+            done.set_exception(error)
+        else:
+            done.set_result(result)  # type: ignore[arg-type]
+
+    def run() -> None:
+        try:
+            result, error = work(*args), None
+        except BaseException as exc:
+            result, error = None, exc
+        with contextlib.suppress(RuntimeError):  # the loop has closed meanwhile
+            loop.call_soon_threadsafe(settle, result, error)
+
+    threading.Thread(target=run, name="aws-warm-up", daemon=True).start()
+    return done
+
+
+async def unless_stopped(work: asyncio.Future[T], stop: asyncio.Event) -> T | None:
+    """``work``'s result, or None (and ``work`` abandoned) if ``stop`` comes first."""
+    stopping: asyncio.Future[Any] = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({work, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopping.cancel()
+    if work.done():
+        return work.result()
+    work.cancel()
+    return None

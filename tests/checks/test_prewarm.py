@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 
 import pytest
 
@@ -90,3 +91,24 @@ async def test_nothing_is_built_for_checks_that_do_not_use_aws(clients: AwsClien
     assert REGISTRY["http"].clients(site) == []
     await ready(Catalog([customer(site)]), clients)
     assert clients.built == 0
+
+
+async def test_stopping_does_not_wait_for_an_aws_endpoint_that_never_answers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    silent = socket.create_server(("127.0.0.1", 0))  # accepts connections, never answers
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{silent.getsockname()[1]}")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    who = customer(account("arbel", ARBEL).model_copy(update={"checks": ("rds",)}))
+    clients = AwsClients()
+    stop = asyncio.Event()
+    try:
+        task = asyncio.create_task(keep_aws_ready(lambda: Catalog([who]), clients, stop))
+        await asyncio.sleep(1.0)  # AssumeRole is now waiting on the silent endpoint (20 s)
+        assert not task.done()
+        stop.set()
+        await asyncio.wait_for(task, 2)  # SIGTERM → the hub stops at once, not in 80 s
+    finally:
+        clients.close()
+        silent.close()
