@@ -16,7 +16,6 @@ since the one before).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -31,6 +30,7 @@ from app.delivery import Card, Outgoing
 from app.errors import NotFound
 from app.models import ACTIVE_STATUSES, Run, Source
 from app.runs import RunService, RunView
+from app.waiting import wait_any
 from blocks.card import run_card, web_link
 
 log = logging.getLogger(__name__)
@@ -94,10 +94,7 @@ class Cards:
             self._wake.clear()
             if self._dirty:
                 continue
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(
-                    _first(self._wake, stop), timeout=max(0.0, next_sweep - loop.time())
-                )
+            await wait_any(self._wake, stop, within_s=next_sweep - loop.time())
         await self.flush()
 
     async def flush(self) -> None:
@@ -171,12 +168,3 @@ class Cards:
             self._swept_at = now
         except (SQLAlchemyError, OSError) as exc:
             log.warning("cards: sweep failed (%s)", exc)
-
-
-async def _first(*events: asyncio.Event) -> None:
-    waits = [asyncio.create_task(e.wait()) for e in events]
-    try:
-        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in waits:
-            task.cancel()

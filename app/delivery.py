@@ -63,6 +63,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 from sqlalchemy import Table, and_, bindparam, case, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.sql.dml import Insert
 
 from app import transitions as tx
 from app.db import Database
@@ -151,6 +152,23 @@ def card_key(run_id: int) -> str:
     return f"card:{run_id}"
 
 
+def _new_row(
+    key: str, kind: str, payload: dict[str, Any], run_id: int | None, channel: str | None
+) -> dict[str, Any]:
+    """A row not delivered yet."""
+    return {
+        "dedupe_key": key,
+        "run_id": run_id,
+        "kind": kind,
+        "channel": channel,
+        "payload": payload,
+        "status": Status.PENDING,
+        "attempts": 0,
+        "version": 1,
+        "sent_version": 0,
+    }
+
+
 def _same(a: Any, b: Any) -> bool:
     return json.dumps(a, sort_keys=True, default=str) == json.dumps(b, sort_keys=True, default=str)
 
@@ -191,19 +209,8 @@ class Outgoing:
         changed: list[int] = []
         for key, card in keys.items():
             if key not in existing:
-                inserts.append(
-                    {
-                        "dedupe_key": key,
-                        "run_id": card.run_id,
-                        "kind": Kind.CARD,
-                        "channel": card.channel,
-                        "payload": {"message": card.message, "reply_url": card.reply_url},
-                        "status": Status.PENDING,
-                        "attempts": 0,
-                        "version": 1,
-                        "sent_version": 0,
-                    }
-                )
+                payload = {"message": card.message, "reply_url": card.reply_url}
+                inserts.append(_new_row(key, Kind.CARD, payload, card.run_id, card.channel))
                 changed.append(card.run_id)
                 continue
             row_id, payload = existing[key]
@@ -218,14 +225,7 @@ class Outgoing:
             return []
         async with self.db.write() as session:
             if inserts:
-                await session.execute(
-                    insert(Outbox).values(
-                        next_attempt_at=self.db.now(),
-                        created_at=self.db.now(),
-                        updated_at=self.db.now(),
-                    ),
-                    inserts,
-                )
+                await session.execute(self._insert(), inserts)
             if updates:
                 table = cast(Table, Outbox.__table__)  # Core: one statement, many rows
                 await session.execute(
@@ -245,26 +245,32 @@ class Outgoing:
 
     async def put_response(self, key: str, url: str, message: dict[str, Any]) -> None:
         """An ephemeral reply through a response_url; once per key."""
+        await self.put_once(key[:255], Kind.RESPONSE, {"url": url, "message": message})
+
+    async def put_once(
+        self,
+        key: str,
+        kind: str,
+        payload: dict[str, Any],
+        run_id: int | None = None,
+        channel: str | None = None,
+    ) -> bool:
+        """Queue a message once per ``key``; False when the key is queued already (by this
+        process or another replica)."""
         try:
             async with self.db.write() as session:
                 await session.execute(
-                    insert(Outbox).values(
-                        dedupe_key=key[:255],
-                        run_id=None,
-                        kind=Kind.RESPONSE,
-                        channel=None,
-                        payload={"url": url, "message": message},
-                        status=Status.PENDING,
-                        attempts=0,
-                        version=1,
-                        sent_version=0,
-                        next_attempt_at=self.db.now(),
-                        created_at=self.db.now(),
-                        updated_at=self.db.now(),
-                    )
+                    self._insert(), [_new_row(key, kind, payload, run_id, channel)]
                 )
         except IntegrityError:
-            pass  # already queued
+            return False
+        return True
+
+    def _insert(self) -> Insert:
+        """An INSERT of new rows, stamped with the database clock."""
+        return insert(Outbox).values(
+            next_attempt_at=self.db.now(), created_at=self.db.now(), updated_at=self.db.now()
+        )
 
     async def row(self, key: str) -> Outbox | None:
         async with self.db.read() as session:

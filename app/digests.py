@@ -18,23 +18,22 @@ Whoever inserts second gets the UNIQUE violation and does nothing.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import insert, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import select
 
 from app.catalog import Catalog
 from app.db import Database
-from app.delivery import Status
+from app.delivery import Outgoing, Status
 from app.executor import DB_TROUBLE
 from app.models import TERMINAL_STATUSES, Outbox, Run, RunStatus, Source
 from app.runs import RunService, Submit
 from app.scheduler import schedule_of
+from app.waiting import wait_any
 from blocks.card import web_link
 from blocks.digest import Previous, digest_message, digest_text, fired_at
 
@@ -76,6 +75,7 @@ class Digests:
         recent: timedelta = RECENT,
     ) -> None:
         self.db = db
+        self.outgoing = Outgoing(db)
         self.runs = runs
         self.catalog = catalog
         self.public_url = public_url
@@ -116,9 +116,7 @@ class Digests:
             self._wake.clear()
             if self._dirty:
                 continue
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(max(0.0, next_sweep - loop.time())):
-                    await _first(self._wake, stop)
+            await wait_any(self._wake, stop, within_s=next_sweep - loop.time())
         await self._safely(self.flush)
 
     async def _safely(self, step: Callable[[], Any]) -> None:
@@ -199,25 +197,8 @@ class Digests:
         if run.channel_id is None:
             log.warning("run #%s: its digest has no channel to go to; set slack.channel", run.id)
             return False
-        try:
-            async with self.db.write() as session:
-                await session.execute(
-                    insert(Outbox).values(
-                        dedupe_key=key,
-                        run_id=run.id,
-                        kind=DIGEST_KIND,
-                        channel=run.channel_id,
-                        payload={"message": rendered.message, "reply_url": None},
-                        status=Status.PENDING,
-                        attempts=0,
-                        version=1,
-                        sent_version=0,
-                        next_attempt_at=self.db.now(),
-                        created_at=self.db.now(),
-                        updated_at=self.db.now(),
-                    )
-                )
-        except IntegrityError:
+        payload = {"message": rendered.message, "reply_url": None}
+        if not await self.outgoing.put_once(key, DIGEST_KIND, payload, run.id, run.channel_id):
             return False  # another replica queued it first
         log.info("run #%s: digest queued for %s", run.id, run.channel_id)
         if self.on_put is not None:
@@ -262,15 +243,6 @@ class Digests:
             return None
         view = await self.runs.get(earlier)
         return Previous(view.run.id, fired_at(view), view.results)
-
-
-async def _first(*events: asyncio.Event) -> None:
-    waits = [asyncio.create_task(e.wait()) for e in events]
-    try:
-        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in waits:
-            task.cancel()
 
 
 # -- mhub digest send --------------------------------------------------------------------------

@@ -55,6 +55,7 @@ from app.errors import ConfigError
 from app.models import TERMINAL_STATUSES, Result, Run
 from app.retry import RetryPolicy
 from app.settings import Settings
+from app.waiting import wait_any
 from checks.aws import AwsClients
 from checks.base import Check, CheckContext, CheckError, CheckResult, CheckSettings, Severity
 
@@ -480,9 +481,7 @@ class Executor:
             await self._pause(self.options.poll_s)
 
     async def _pause(self, seconds: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(seconds):
-                await self._wake.wait()
+        await wait_any(self._wake, within_s=seconds)
 
     async def _claim_and_start(self, limit: int, run_id: int | None = None) -> list[tx.Claimed]:
         async with self.db.write() as session:
@@ -624,9 +623,7 @@ class Executor:
         last_beat = loop.time()
         tick = min(self.options.cancel_poll_s, self.options.heartbeat_s)
         while True:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(tick):
-                    await self._check_leases.wait()
+            await wait_any(self._check_leases, within_s=tick)
             self._check_leases.clear()
             watched = [a for a in self.active.values() if not a.finishing]
             if not watched:
@@ -932,9 +929,7 @@ class Executor:
                 log.warning(
                     "sweeping failed (%s); trying again in %.0f s", exc, self.options.sweep_s
                 )
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.options.sweep_s):
-                    await stop.wait()
+            await wait_any(stop, within_s=self.options.sweep_s)
 
 
 def _refused_means_lost(active: _Active, future: asyncio.Future[Any]) -> None:

@@ -22,7 +22,6 @@ of the tab, not on every re-publish.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -37,6 +36,7 @@ from app.catalog import Catalog
 from app.db import Database
 from app.runboard import Runboard, snapshot
 from app.scheduler import next_fire_times
+from app.waiting import wait_any
 from blocks.home import NextRun, home_view
 
 log = logging.getLogger(__name__)
@@ -132,8 +132,7 @@ class HomeTab:
             if refresh is not None:
                 until = refresh - self.clock()
                 wait = until if wait is None else min(wait, until)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(_first(self._wake, stop), timeout=wait)
+            await wait_any(self._wake, stop, within_s=wait)
 
     def _next_due_in(self) -> float | None:
         """Seconds until the first dirty user may be published (None: nobody is dirty)."""
@@ -209,12 +208,3 @@ class HomeTab:
             self._wake.set()
             return
         log.warning("home: views.publish for %s refused (%s)", user, exc.response.get("error"))
-
-
-async def _first(*events: asyncio.Event) -> None:
-    waits = [asyncio.create_task(e.wait()) for e in events]
-    try:
-        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in waits:
-            task.cancel()

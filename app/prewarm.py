@@ -18,6 +18,8 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from app.catalog import Catalog
+from app.config import Account
+from app.waiting import wait_any
 from checks.aws import AwsClients
 from checks.registry import REGISTRY
 
@@ -42,14 +44,7 @@ async def keep_aws_ready(
     first = True
     while not stop.is_set():
         started = time.perf_counter()
-        wanted = [
-            (account, region, service)
-            for customer in catalog().customers.values()
-            for account in customer.accounts
-            for kind in account.checks
-            if (check := REGISTRY.get(kind)) is not None
-            for region, service in check.clients(account)
-        ]
+        wanted = clients_to_build(catalog())
         accounts = list({account.id: account for account, _, _ in wanted}.values())
         built = await unless_stopped(in_daemon_thread(aws.prepare, wanted, stop.is_set), stop)
         if built is None:
@@ -75,8 +70,19 @@ async def keep_aws_ready(
                 time.perf_counter() - started,
             )
             first = False
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), every_s)
+        await wait_any(stop, within_s=every_s)
+
+
+def clients_to_build(catalog: Catalog) -> list[tuple[Account, str, str]]:
+    """Every (account, region, service) client the configured checks use."""
+    return [
+        (account, region, service)
+        for customer in catalog.customers.values()
+        for account in customer.accounts
+        for kind in account.checks
+        if (check := REGISTRY.get(kind)) is not None
+        for region, service in check.clients(account)
+    ]
 
 
 def in_daemon_thread(work: Callable[..., T], *args: Any) -> asyncio.Future[T]:

@@ -21,6 +21,7 @@ from blocks.marks import (
     bar,
     mark,
     sparkline,
+    took,
 )
 
 MAX_ROWS_PER_RESULT = 8
@@ -67,11 +68,11 @@ def _header(view: RunView, customer_name: str | None) -> str:
         by = f" by {run.cancel_requested_by}" if run.cancel_requested_by else ""
         progress = f"{view.done} of {view.total} checks"
         return f"{STATUS_MARK['cancelled']} Cancelled{by} after {progress} · {where}"
-    took = _duration(run.started_at, run.finished_at)
+    finished = took(run.started_at, run.finished_at)
     word = "Failed" if run.status == "failed" else SEVERITY_WORD.get(run.outcome or "ok", "Done")
     return (
         f"{mark(run.status, run.outcome)} {word} · {where} · "
-        f"{view.total} checks{took}{_window(run.params)}"
+        f"{view.total} checks{finished}{_window(run.params)}"
     )
 
 
@@ -124,13 +125,6 @@ def _checks(targets: Sequence[dict[str, str]]) -> list[str]:
 def _window(params: dict[str, Any]) -> str:
     seconds = params.get("window_s")
     return f" · window {format_window(timedelta(seconds=seconds))}" if seconds else ""
-
-
-def _duration(start: datetime | None, end: datetime | None) -> str:
-    if start is None or end is None:
-        return ""
-    seconds = max(0.0, (end - start).total_seconds())
-    return f" in {seconds:.0f} s" if seconds < 120 else f" in {seconds / 60:.0f} min"
 
 
 def _clock(moment: datetime | None, tz: ZoneInfo | None) -> str:

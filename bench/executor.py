@@ -20,15 +20,12 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, datetime
 from typing import ClassVar
 
-from sqlalchemy import func, insert, select, text
-from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy import func, insert, select
 
 from app.catalog import Catalog, Plan
 from app.config import Account, Customer
@@ -38,6 +35,9 @@ from app.models import Run, RunStatus, Source
 from app.runs import RunService, Submit
 from checks.aws import AwsClients
 from checks.base import Check, CheckContext, CheckResult, Severity
+from tests.conftest import pg_database as new_pg_database
+
+pg_database = contextmanager(new_pg_database)  # a fresh database beside --pg, dropped after
 
 NOOP = Account(
     id="noop", name="No-op", account_id="000000000001", regions=("eu-west-1",), checks=("http",)
@@ -199,24 +199,6 @@ async def queue_and_wait(url: str, count: int) -> tuple[float, float]:
     result = await rates(db, count)
     await db.close()
     return result
-
-
-@contextmanager
-def pg_database(base: str) -> Iterator[str]:
-    url = make_url(base)
-    name = f"mhub_bench_{uuid.uuid4().hex[:8]}"
-
-    async def admin(sql: str) -> None:
-        engine = create_async_engine(url, isolation_level="AUTOCOMMIT")
-        async with engine.connect() as conn:
-            await conn.execute(text(sql))
-        await engine.dispose()
-
-    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
-    try:
-        yield url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 def report(label: str, claimed: float, completed: float) -> None:

@@ -41,6 +41,7 @@ from app.config import Account, Customer
 from app.db import Database
 from app.executor import Executor, ExecutorOptions
 from app.models import Result, Source
+from app.prewarm import clients_to_build
 from app.runs import RunService, Submit
 from app.sandbox.edge import Edge
 from app.sandbox.moto import FAKE_ENV, moto_server, seed_session
@@ -230,12 +231,7 @@ async def bench(args: argparse.Namespace, moto_url: str, edge: Edge) -> None:
         cold = await sweep(db, catalog, kinds, clients, concurrent, edge, pids)
         clients.close()
         clients = AwsClients(aws)
-        wanted = [
-            (account, region, service)
-            for account in customer.accounts
-            for kind in kinds
-            for region, service in REGISTRY[kind].clients(account)
-        ]
+        wanted = clients_to_build(catalog)
         before, began = cpu_seconds(pids), time.perf_counter()
         built = await asyncio.to_thread(clients.prepare, wanted)
         problems = await asyncio.to_thread(clients.refresh, customer.accounts)

@@ -14,7 +14,15 @@ from typing import TYPE_CHECKING, Any
 
 from blocks import text as t
 from blocks.ids import ActionId, BlockId
-from blocks.marks import CHECK_TITLE, SEVERITY_MARK, SEVERITY_WORD, STATUS_MARK, bar, sparkline
+from blocks.marks import (
+    CHECK_TITLE,
+    SEVERITY_MARK,
+    SEVERITY_WORD,
+    STATUS_MARK,
+    bar,
+    sparkline,
+    took,
+)
 
 if TYPE_CHECKING:
     from app.runs import RunView
@@ -104,7 +112,7 @@ def _title(view: RunView, customer_name: str) -> str:
             f"{STATUS_MARK['cancelled']} Cancelled{by} after {view.done} of "
             f"{checks_count(view.total)} · {where}"
         )
-    took = _duration(run.started_at, run.finished_at)
+    finished = took(run.started_at, run.finished_at)
     if run.status == "failed":
         return (
             f"{SEVERITY_MARK['error']} Failed · {where} · {view.done} of {checks_count(view.total)}"
@@ -112,7 +120,7 @@ def _title(view: RunView, customer_name: str) -> str:
     outcome = run.outcome or "ok"
     word = SEVERITY_WORD.get(outcome, "Done")
     mark = SEVERITY_MARK.get(outcome, SEVERITY_MARK["ok"])
-    return f"{mark} {word} · {where} · {checks_count(view.total)}{took}{window}"
+    return f"{mark} {word} · {where} · {checks_count(view.total)}{finished}{window}"
 
 
 def _meta(view: RunView, tz: tzinfo, now: datetime) -> str:
@@ -234,13 +242,6 @@ def _window(params: Mapping[str, Any]) -> str:
     if minutes % 60 == 0:
         return f" · window {minutes // 60}h"
     return f" · window {minutes}m"
-
-
-def _duration(start: datetime | None, end: datetime | None) -> str:
-    if start is None or end is None:
-        return ""
-    seconds = max(0.0, (end - start).total_seconds())
-    return f" in {seconds:.0f} s" if seconds < 120 else f" in {seconds / 60:.0f} min"
 
 
 def clock(moment: datetime | None, tz: tzinfo, now: datetime) -> str:

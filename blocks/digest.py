@@ -32,7 +32,15 @@ from typing import TYPE_CHECKING, Any
 
 from blocks import text as t
 from blocks.card import checks_count, clock
-from blocks.marks import SEVERITY_MARK, SEVERITY_WORD, STATUS_MARK, bar, mark, sparkline
+from blocks.marks import (
+    SEVERITY_MARK,
+    SEVERITY_WORD,
+    STATUS_MARK,
+    bar,
+    duration,
+    mark,
+    sparkline,
+)
 
 if TYPE_CHECKING:
     from app.runs import RunView
@@ -483,8 +491,7 @@ def _footer(view: RunView, web_url: str | None, style: _Style) -> str:
     run = view.run
     parts = [f"#{run.id}"]
     if run.started_at and run.finished_at:
-        seconds = max(0.0, (run.finished_at - run.started_at).total_seconds())
-        parts.append(f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min")
+        parts.append(duration(max(0.0, (run.finished_at - run.started_at).total_seconds())))
     if run.source != "schedule":
         parts.append(f"sent by {style.esc(run.requested_by)} with mhub digest send")
     if web_url:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
 SEVERITY_MARK = {
     "ok": "✅",
@@ -64,6 +65,18 @@ def bar(fraction: float, width: int = 10) -> str:
     """``▕██████░░░░▏`` for a fraction (clamped to 0..1)."""
     filled = round(max(0.0, min(1.0, fraction)) * width)
     return "▕" + "█" * filled + "░" * (width - filled) + "▏"
+
+
+def duration(seconds: float) -> str:
+    """How long a run took: seconds under two minutes, whole minutes after."""
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min"
+
+
+def took(start: datetime | None, end: datetime | None) -> str:
+    """`` in 42 s`` for a run that has finished, else "" (the card's and terminal's title)."""
+    if start is None or end is None:
+        return ""
+    return f" in {duration(max(0.0, (end - start).total_seconds()))}"
 
 
 def run_ref(run_id: int) -> str:
