@@ -16,6 +16,7 @@ lint: install
 	$(UV) run ruff check .
 	$(UV) run ruff format --check .
 	$(UV) run mypy
+	$(UV) run lint-imports
 
 bench: install
 	@for script in bench/*.py; do echo "== $$script"; $(UV) run python $$script; done

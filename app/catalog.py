@@ -6,8 +6,9 @@ import difflib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from app.config import CHECK_KINDS, Account, Customer
+from app.config import Account, Customer
 from app.errors import NotFound, UsageError
+from checks import kinds
 
 
 @dataclass(frozen=True)
@@ -60,11 +61,11 @@ class Catalog:
         customer, accounts = self.resolve(target)
         wanted = tuple(dict.fromkeys(check.strip().lower() for check in checks))
         for check in wanted:
-            if check not in CHECK_KINDS:
-                hint = difflib.get_close_matches(check, CHECK_KINDS, n=1)
+            if check not in kinds.NAMES:
+                hint = difflib.get_close_matches(check, kinds.NAMES, n=1)
                 also = f" Did you mean `{hint[0]}`?" if hint else ""
                 raise UsageError(
-                    f'There is no check "{check}".{also} The checks are {", ".join(CHECK_KINDS)}.'
+                    f'There is no check "{check}".{also} The checks are {", ".join(kinds.NAMES)}.'
                 )
         configured = tuple(dict.fromkeys(c for a in accounts for c in a.checks))
         missing = [check for check in wanted if check not in configured]

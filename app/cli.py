@@ -13,14 +13,15 @@ import click
 from app import logs
 from app.config import WindowError, parse_window
 from app.db import Database
-from app.digests import send_now
+from app.engine.runs import RunView, Submit, parse_run_id, run_json
 from app.errors import HubError
 from app.loader import ConfigInvalid, check_config, load_catalog
 from app.main import Hub, build, serve
 from app.models import Source
-from app.render import render_run
-from app.runs import RunView, Submit, parse_run_id, run_json
 from app.settings import EnvironmentInvalid, Settings
+from app.slack.digests import send_now
+from blocks.terminal import render_run
+from checks import kinds
 
 EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 
@@ -62,7 +63,13 @@ def serve_command(no_slack: bool, no_web: bool) -> None:
     _run(go())
 
 
-@main.command("run")
+@main.command(
+    "run",
+    help="Run CHECKS (default: the account's configured checks) on TARGET, a customer or an "
+    "account alias, and print the result.\n\nThe checks: "
+    + "; ".join(f"{k.name} ({k.about})" for k in kinds.KINDS)
+    + ".",
+)
 @click.argument("target")
 @click.argument("checks", nargs=-1)
 @click.option("--window", help="How far back to look: 30m, 12h, 7d (default: per check).")
@@ -71,9 +78,6 @@ def serve_command(no_slack: bool, no_web: bool) -> None:
 def run_command(
     target: str, checks: tuple[str, ...], window: str | None, as_json: bool, no_wait: bool
 ) -> None:
-    """Run CHECKS (default: the account's configured checks) on TARGET, a customer or an
-    account alias, and print the result."""
-
     async def go() -> int:
         settings = _settings()
         catalog = load_catalog(settings.config_dir)
@@ -186,7 +190,12 @@ def digest_send(customer: str, schedule: str | None) -> None:
         settings = _settings()
         async with build(settings, load_catalog(settings.config_dir)) as hub:
             sent = await send_now(
-                hub, customer, schedule, lambda run_id: click.echo(f"⏳ #{run_id}…", err=True)
+                hub.digests,
+                hub.executor.run_until_done,
+                hub.side.deliverer.deliver_due if hub.side is not None else None,
+                customer,
+                schedule,
+                lambda run_id: click.echo(f"⏳ #{run_id}…", err=True),
             )
         click.echo(sent.text)
         click.echo(sent.note, err=True)

@@ -27,8 +27,7 @@ from pydantic import (
     model_validator,
 )
 
-CHECK_KINDS: tuple[str, ...] = ("backup", "rds", "alarms", "budget", "http")
-"""Every check kind a config may name; ``checks.registry`` implements exactly these."""
+from checks import kinds
 
 _WINDOW = re.compile(r"^(\d+)([mhd])$")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days"}
@@ -137,10 +136,10 @@ def _account_id(value: Any) -> Any:
 
 
 def _check_kind(value: str) -> str:
-    if value not in CHECK_KINDS:
+    if value not in kinds.NAMES:
         raise ValueError(
-            f'unknown check "{value}".{did_you_mean(value, CHECK_KINDS)} '
-            f"The checks are {', '.join(CHECK_KINDS)}."
+            f'unknown check "{value}".{did_you_mean(value, kinds.NAMES)} '
+            f"The checks are {', '.join(kinds.NAMES)}."
         )
     return value
 

@@ -22,6 +22,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import event, func, literal
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import (
     AsyncSession,
     async_sessionmaker,
@@ -34,6 +35,9 @@ from app.models import Stamp
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 BUSY_TIMEOUT_MS = 30_000
+DB_TROUBLE: tuple[type[BaseException], ...] = (SQLAlchemyError, OSError)
+"""Errors that mean "the database is unreachable or refused": background loops log them and
+try again; they are never fatal."""
 
 
 class DatabaseError(HubError):

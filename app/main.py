@@ -1,4 +1,12 @@
-"""The composition root: every client and service is built here, once, and passed down."""
+"""The composition root: every client and service is built here, once, and passed down.
+
+:func:`build` makes the hub — database, AWS clients, run changes, run service, executor,
+scheduler, digests and, when both Slack tokens are set, the Slack side with its listeners —
+and :func:`serve` runs its background tasks under one supervisor. Nothing below this module
+imports it; each service receives the narrow things it uses. Tests and benchmarks build the hub
+here too, swapping what they must through ``build``'s keyword arguments (stand-in checks,
+faster timings, a clock).
+"""
 
 from __future__ import annotations
 
@@ -7,29 +15,52 @@ import contextlib
 import gc
 import logging
 import signal
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
+import handlers
 from app.catalog import Catalog
 from app.db import Database
+from app.engine.changes import RunChanges
+from app.engine.executor import Executor, ExecutorOptions
+from app.engine.prewarm import keep_aws_ready
+from app.engine.runs import RunService
 from app.errors import HubError
-from app.executor import Executor, ExecutorOptions
 from app.loader import load_catalog
-from app.prewarm import keep_aws_ready
-from app.runs import RunService
-from app.scheduler import schedule_tasks
+from app.schedules.timer import Scheduler
 from app.settings import Settings
+from app.slack.access import Access
+from app.slack.bolt import Slack, web_client
+from app.slack.cards import Cards
+from app.slack.deliverer import Deliverer, DeliveryOptions, deliver
+from app.slack.desk import Desk
+from app.slack.digests import Digests
+from app.slack.home import HomeTab
+from app.slack.modal import Launcher
+from app.slack.outbox import Outgoing
+from app.web import create_app
 from app.web.metrics import HubMetrics
-from app.web.server import web_task
+from app.web.security import check_exposure
+from app.web.server import database_probe, executor_probe, serve_site, slack_probe
 from checks.aws import AwsClients, AwsOptions
+from checks.base import Check
 from checks.registry import REGISTRY
 
-if TYPE_CHECKING:
-    from app.slack import Slack
-
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class SlackSide:
+    """What exists only when Slack is configured."""
+
+    slack: Slack
+    deliverer: Deliverer
+    cards: Cards
+    home: HomeTab
+    desk: Desk
 
 
 @dataclass
@@ -38,50 +69,101 @@ class Hub:
     db: Database
     catalog: Catalog
     aws: AwsClients
+    changes: RunChanges
     runs: RunService
     executor: Executor
-    slack: Slack | None = None
-    metrics: HubMetrics = field(default_factory=HubMetrics)
+    scheduler: Scheduler
+    digests: Digests
+    metrics: HubMetrics
+    side: SlackSide | None = None
 
 
 @asynccontextmanager
-async def build(settings: Settings, catalog: Catalog | None = None) -> AsyncIterator[Hub]:
-    """Build the hub from settings; the database schema must be current (SQLite upgrades)."""
+async def build(
+    settings: Settings,
+    catalog: Catalog | None = None,
+    *,
+    db: Database | None = None,
+    registry: Mapping[str, Check] = REGISTRY,
+    executor: ExecutorOptions | None = None,
+    delivery: DeliveryOptions | None = None,
+    clock: Callable[[], datetime] | None = None,
+    owner: str | None = None,
+) -> AsyncIterator[Hub]:
+    """Build the hub from settings; the database schema must be current (SQLite upgrades).
+
+    Tests and benchmarks may pass the catalog, an open database (left open afterwards), the
+    check kinds, executor and delivery timings, the scheduler's clock, and the executor's name
+    (unique per process; by default host, process id and a random part)."""
     catalog = catalog if catalog is not None else load_catalog(settings.config_dir)
-    db = Database(settings.database_url)
+    own_db = db is None
+    db = db if db is not None else Database(settings.database_url)
     aws = AwsClients(AwsOptions(threads=settings.aws_threads))
     try:
         await db.ensure_schema()
-        runs = RunService(db, max_attempts=settings.max_attempts)
-        executor = Executor(
-            db,
-            lambda: hub.catalog,
-            REGISTRY,
-            aws,
-            ExecutorOptions.from_settings(settings),
+        metrics = HubMetrics()
+        changes = RunChanges()
+        runs = RunService(db, settings.max_attempts, changes)
+        options = executor or ExecutorOptions.from_settings(settings)
+        engine = Executor(db, catalog, registry, aws, options, owner=owner, changes=changes)
+        timer = Scheduler(
+            runs,
+            catalog,
+            grace=settings.misfire_grace,
+            test_slot_s=settings.test_slot_s,
+            clock=clock,
         )
-        runs.on_change(executor.poke)
-        hub = Hub(settings, db, catalog, aws, runs, executor)
-        if settings.slack_enabled:  # Slack: the Bolt app, card refresher and outbox deliverer
-            from app.slack import build_slack, web_client
-
-            hub.slack = build_slack(
-                settings,
-                db=db,
-                runs=runs,
-                catalog=lambda: hub.catalog,
-                client=web_client(settings),
-                metrics=hub.metrics,
-            )
-            runs.on_change(hub.slack.changed)
-            executor.on_change(hub.slack.changed)
-            if hub.slack.home is not None:  # the App Home runboard follows run changes too
-                runs.on_change(hub.slack.home.changed)
-                executor.on_change(hub.slack.home.changed)
-        yield hub
+        side = _slack_side(settings, db, runs, catalog, changes, metrics, delivery)
+        digests = Digests(
+            db,
+            runs,
+            catalog,
+            public_url=settings.public_url,
+            on_put=side.deliverer.poke if side is not None else None,
+        )
+        if side is not None:  # without Slack nobody would deliver a digest
+            changes.subscribe(digests.changed)
+        yield Hub(settings, db, catalog, aws, changes, runs, engine, timer, digests, metrics, side)
     finally:
         aws.close()
-        await db.close()
+        if own_db:
+            await db.close()
+
+
+def _slack_side(
+    settings: Settings,
+    db: Database,
+    runs: RunService,
+    catalog: Catalog,
+    changes: RunChanges,
+    metrics: HubMetrics,
+    delivery: DeliveryOptions | None,
+) -> SlackSide | None:
+    """The Bolt app with its listeners, the outbox deliverer, cards and the Home tab."""
+    if not settings.slack_enabled:
+        return None
+    assert settings.slack_app_token is not None
+    client = web_client(settings)
+    slack = Slack(client, settings.slack_app_token.get_secret_value(), on_ack=metrics.slack_acked)
+    metrics.slack_connected = slack.connected
+    outgoing = Outgoing(db)
+    deliverer = Deliverer(
+        db,
+        client,
+        delivery,
+        outgoing=outgoing,
+        on_failure=lambda kind, permanent: metrics.slack_delivery_failed(kind, permanent=permanent),
+    )
+    public_url = settings.public_url
+    cards = Cards(runs, outgoing, catalog, public_url=public_url, on_put=deliverer.poke)
+    access = Access(db)
+    desk = Desk(runs, access, cards, catalog)
+    home = HomeTab(client, db, catalog, access, public_url=public_url)
+    changes.subscribe(cards.changed)
+    changes.subscribe(home.changed)
+    services = handlers.Services(desk, home, Launcher(desk), slack.followups, public_url)
+    handlers.register(slack.app, services)
+    return SlackSide(slack, deliverer, cards, home, desk)
 
 
 class BackgroundTaskDied(HubError):
@@ -91,6 +173,50 @@ class BackgroundTaskDied(HubError):
 
 Tasks = dict[str, Callable[[], Coroutine[Any, Any, None]]]
 """Named background tasks: each runs until the shared ``stop`` event is set."""
+
+
+def tasks_of(hub: Hub, stop: asyncio.Event, *, slack: bool = True, web: bool = True) -> Tasks:
+    """The named background tasks of ``mhub serve``. Refuses here, before anything starts, to
+    serve the web view beyond loopback without auth."""
+    settings = hub.settings
+    tasks: Tasks = {
+        "executor": lambda: hub.executor.serve(stop),
+        "sweeper": lambda: hub.executor.sweep_forever(stop),
+        "aws": lambda: keep_aws_ready(hub.catalog, hub.aws, stop),
+        "scheduler": lambda: hub.scheduler.serve(stop),
+    }
+    side = hub.side if slack else None
+    if side is not None:
+
+        def busy() -> bool:  # runs still finishing: their last changes still go out
+            return bool(hub.executor.active)
+
+        tasks["slack"] = lambda: side.slack.run(stop)
+        tasks["delivery"] = lambda: deliver(side.deliverer, [side.cards, side.home], stop, busy)
+        tasks["digests"] = lambda: hub.digests.serve(stop)
+    else:
+        log.info("digests: not sent without Slack tokens; scheduled runs still run")
+    if web:
+        auth = settings.web_auth.get_secret_value() if settings.web_auth else None
+        check_exposure(settings.web_host, settings.web_port, auth)
+        probes = {
+            "database": database_probe(hub.db),
+            "executor": executor_probe(lambda: hub.executor.last_loop_at),
+        }
+        if side is not None:
+            probes["slack"] = slack_probe(side.slack.connected)
+        site = create_app(
+            db=hub.db,
+            runs=hub.runs,
+            catalog=hub.catalog,
+            metrics=hub.metrics,
+            auth=auth,
+            public_url=settings.public_url,
+            probes=probes,
+            changes=hub.changes,
+        )
+        tasks["web"] = lambda: serve_site(site, settings.web_host, settings.web_port, stop)
+    return tasks
 
 
 async def serve(hub: Hub, *, slack: bool = True, web: bool = True) -> None:
@@ -103,20 +229,9 @@ async def serve(hub: Hub, *, slack: bool = True, web: bool = True) -> None:
     --no-web``) this is a bare executor replica.
     """
     stop = asyncio.Event()
-    if slack and not hub.settings.slack_enabled:
+    if slack and hub.side is None:
         log.warning("Slack is off: SLACK_BOT_TOKEN and SLACK_APP_TOKEN are not both set")
-    tasks: Tasks = {
-        "executor": lambda: hub.executor.serve(stop),
-        "sweeper": lambda: hub.executor.sweep_forever(stop),
-    }
-    tasks["aws"] = lambda: keep_aws_ready(lambda: hub.catalog, hub.aws, stop)
-    tasks.update(schedule_tasks(hub, stop))  # the scheduler; digests when Slack is set
-    side = hub.slack
-    if slack and side is not None:
-        tasks["slack"] = lambda: side.run(stop)
-        tasks["delivery"] = lambda: side.deliver(stop, busy=lambda: bool(hub.executor.active))
-    if web:  # refuses here, before anything starts, to listen beyond loopback without auth
-        tasks["web"] = web_task(hub, stop, slack=slack and side is not None)
+    tasks = tasks_of(hub, stop, slack=slack, web=web)
     # What start-up allocated (config, models, clients) lives as long as the process: take it
     # out of the collector's sight so full collections stay short and Slack acks stay fast.
     gc.collect()

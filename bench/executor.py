@@ -30,9 +30,11 @@ from sqlalchemy import func, insert, select
 from app.catalog import Catalog, Plan
 from app.config import Account, Customer
 from app.db import Database
-from app.executor import Executor, ExecutorOptions
+from app.engine.executor import Executor, ExecutorOptions
+from app.engine.runs import Submit
+from app.main import Hub, build
 from app.models import Run, RunStatus, Source
-from app.runs import RunService, Submit
+from app.settings import Settings
 from checks.aws import AwsClients
 from checks.base import Check, CheckContext, CheckResult, Severity
 from tests.conftest import pg_database as new_pg_database
@@ -56,7 +58,7 @@ class Noop(Check):
 
 def executor(db: Database, owner: str | None = None) -> tuple[Executor, AwsClients]:
     aws = AwsClients()
-    return Executor(db, lambda: CATALOG, {"http": Noop()}, aws, OPTIONS, owner=owner), aws
+    return Executor(db, CATALOG, {"http": Noop()}, aws, OPTIONS, owner=owner), aws
 
 
 async def queue(db: Database, count: int) -> None:
@@ -99,16 +101,17 @@ async def rates(db: Database, count: int) -> tuple[float, float]:
 
 
 @asynccontextmanager
-async def serving(db: Database) -> AsyncIterator[Executor]:
-    ex, aws = executor(db)
-    stop = asyncio.Event()
-    task = asyncio.create_task(ex.serve(stop))
-    try:
-        yield ex
-    finally:
-        stop.set()
-        await task
-        aws.close()
+async def serving(db: Database) -> AsyncIterator[Hub]:
+    """The hub as ``mhub serve`` builds it (no Slack, no web), its executor serving."""
+    settings = Settings(DATABASE_URL=db.url)
+    async with build(settings, CATALOG, db=db, registry={"http": Noop()}, executor=OPTIONS) as hub:
+        stop = asyncio.Event()
+        task = asyncio.create_task(hub.executor.serve(stop))
+        try:
+            yield hub
+        finally:
+            stop.set()
+            await task
 
 
 async def throughput_in_process(url: str, count: int) -> tuple[float, float]:
@@ -127,11 +130,10 @@ async def latency(url: str, samples: int) -> tuple[float, float]:
     command takes: the replica that receives it submits it and claims it)."""
     db = Database(url)
     await db.upgrade()
-    service = RunService(db)
     plan = Plan(CUSTOMER, (("noop", "http"),))
     waits: list[float] = []
-    async with serving(db) as ex:
-        service.on_change(ex.poke)
+    async with serving(db) as hub:
+        service, ex = hub.runs, hub.executor
         for _ in range(samples):
             run, _ = await service.submit(Submit(plan, "bench", Source.CLI))
             while True:

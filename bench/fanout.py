@@ -39,10 +39,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from app.catalog import Catalog
 from app.config import Account, Customer
 from app.db import Database
-from app.executor import Executor, ExecutorOptions
+from app.engine.executor import Executor, ExecutorOptions
+from app.engine.prewarm import clients_to_build
+from app.engine.runs import RunService, Submit
 from app.models import Result, Source
-from app.prewarm import clients_to_build
-from app.runs import RunService, Submit
 from app.sandbox.edge import Edge
 from app.sandbox.moto import FAKE_ENV, moto_server, seed_session
 from checks.aws import AwsClients, AwsOptions
@@ -186,7 +186,7 @@ async def sweep(
     runs = RunService(db)
     plan = catalog.plan(customer.id, kinds)
     run, _ = await runs.submit(Submit(plan, "bench", Source.CLI))
-    executor = Executor(db, lambda: catalog, REGISTRY, clients, options=options)
+    executor = Executor(db, catalog, REGISTRY, clients, options=options)
     edge.reset_counts()
     before, wall = cpu_seconds(pids), time.perf_counter()
     await executor.run_until_done(run.id)

@@ -1,8 +1,8 @@
 """App Home build time with 100,000 runs in the database.
 
 One build is what the Home publisher does per publish: read the runboard snapshot
-(:func:`app.runboard.snapshot`) and render one person's Home view from it
-(:meth:`app.home.HomeTab.render`). The viewer may see all 20 customers (the most work).
+(:func:`app.engine.runboard.read`) and render one person's Home view from it
+(:meth:`app.slack.home.HomeTab.render`). The viewer may see all 20 customers (the most work).
 Seeds the same data as ``bench/web.py`` (20 customers, 100 days) into its own SQLite file —
 copied from the web benchmark's file when that one exists — and prints p50 / p95 / p99 and the
 query plans. Target: p95 at most 50 ms.
@@ -27,12 +27,12 @@ from sqlalchemy import text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from app.access import Access as AccessLog
 from app.catalog import Catalog
 from app.config import Access, SlackSettings
 from app.db import Database
-from app.home import HomeTab
-from app.runboard import snapshot
+from app.engine import runboard
+from app.slack.access import Access as AccessLog
+from app.slack.home import RECENT_SCAN, HomeTab
 from bench.web import catalog as web_catalog
 from bench.web import ensure, machine
 
@@ -76,12 +76,14 @@ def copy_web_data(runs: int) -> None:
 async def measure(url: str, iterations: int) -> list[float]:
     db = Database(url)
     catalog = viewer_catalog()
-    tab = HomeTab(AsyncWebClient(token="xoxb-bench"), db, lambda: catalog, AccessLog(db))
+    tab = HomeTab(AsyncWebClient(token="xoxb-bench"), db, catalog, AccessLog(db))
     timings: list[float] = []
     try:
         for i in range(iterations + 20):
             began = time.perf_counter()
-            board = await snapshot(db, catalog.customers, datetime.now(UTC))
+            board = await runboard.read(
+                db, catalog.customers, datetime.now(UTC), recent=RECENT_SCAN
+            )
             view = tab.render(VIEWER, catalog, board)
             elapsed = (time.perf_counter() - began) * 1000
             if i >= 20:  # warm-up: statement caches, page cache

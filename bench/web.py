@@ -39,8 +39,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from app.catalog import Catalog
 from app.config import Account, Customer, Schedule, SlackSettings
 from app.db import Database
+from app.engine.runs import RunService
 from app.models import Result, Run, RunEvent
-from app.runs import RunService
 from app.web import create_app
 from app.web.metrics import HubMetrics
 
@@ -240,7 +240,7 @@ def serve(url: str, port: int, board_cache_s: float) -> None:
         app = create_app(
             db=db,
             runs=RunService(db),
-            catalog=lambda: customers,
+            catalog=customers,
             metrics=HubMetrics(),
             board_cache_s=board_cache_s,
         )

@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 from blocks import text as t
 from blocks.ids import ActionId, BlockId
 from blocks.marks import (
-    CHECK_TITLE,
     SEVERITY_MARK,
     SEVERITY_WORD,
     STATUS_MARK,
@@ -23,9 +22,10 @@ from blocks.marks import (
     sparkline,
     took,
 )
+from checks import kinds
 
 if TYPE_CHECKING:
-    from app.runs import RunView
+    from app.engine.runs import RunView
 
 MAX_RESOURCES = 8
 """Resources listed under one result row; the rest are counted."""
@@ -182,8 +182,7 @@ def _pending(view: RunView) -> str:
     if not left:
         return ""
     names = ", ".join(
-        f"{t.escape(x['account'])} · {CHECK_TITLE.get(x['check'], t.escape(x['check']))}"
-        for x in left
+        f"{t.escape(x['account'])} · {t.escape(kinds.title(x['check']))}" for x in left
     )
     if run.status == "running":
         return t.truncate(f"{STATUS_MARK['running']} {names} — running…", t.SECTION_TEXT)
@@ -218,7 +217,7 @@ def checks_count(n: int) -> str:
 
 
 def _label(result: Any) -> str:
-    return f"{t.escape(result.account)} · {CHECK_TITLE.get(result.check, t.escape(result.check))}"
+    return f"{t.escape(result.account)} · {t.escape(kinds.title(result.check))}"
 
 
 def _accounts(targets: Sequence[Mapping[str, str]]) -> str:

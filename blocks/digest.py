@@ -41,17 +41,11 @@ from blocks.marks import (
     mark,
     sparkline,
 )
+from checks import kinds
 
 if TYPE_CHECKING:
-    from app.runs import RunView
+    from app.engine.runs import RunView
 
-GROUP_TITLE = {
-    "backup": "Backups",
-    "rds": "RDS",
-    "alarms": "Alarms",
-    "budget": "Budgets",
-    "http": "Endpoints",
-}
 MAX_LINES_PER_GROUP = 12
 """Problem lines under one check kind; the rest are counted (the web view lists them all)."""
 MAX_CHANGES = 8
@@ -59,15 +53,8 @@ MAX_CHANGES = 8
 MAX_SUMMARY = 160
 _ORDER = {"crit": 0, "error": 1, "warn": 2, "skipped": 3, "ok": 4}
 _QUIET = ("ok", "skipped")
-_KINDS = tuple(GROUP_TITLE)
 _BACKUP_STATES = ("COMPLETED", "FAILED", "ABORTED", "EXPIRED", "PARTIAL")
 _BACKUP_RUNNING = ("CREATED", "PENDING", "RUNNING", "ABORTING")
-_TOTALS = {
-    "rds": ("instances", "instance", "instances"),
-    "budget": ("budgets", "budget", "budgets"),
-    "http": ("endpoints", "endpoint", "endpoints"),
-    "alarms": ("in_alarm", "alarm in ALARM", "alarms in ALARM"),
-}
 
 
 @dataclass(frozen=True)
@@ -364,7 +351,7 @@ def _resolved_line(problem: Problem, style: _Style) -> str:
 
 
 def _where(problem: Problem, style: _Style) -> str:
-    kind = GROUP_TITLE.get(problem.check, problem.check)
+    kind = kinds.group(problem.check)
     if problem.name is None:
         return f"{style.esc(problem.account)} · {style.esc(kind)}"
     return f"{style.esc(problem.account)} · {style.code(style.esc(problem.name))}"
@@ -374,7 +361,7 @@ def _what(problem: Problem, style: _Style) -> str:
     summary = style.esc(t.truncate(problem.summary, MAX_SUMMARY))
     drawing = f"  {problem.drawing}" if problem.drawing else ""
     if problem.name is None:
-        kind = GROUP_TITLE.get(problem.check, problem.check)
+        kind = kinds.group(problem.check)
         return f"{style.esc(problem.account)} · {style.esc(kind)} — {summary}"
     return (
         f"{style.esc(problem.account)} · {style.code(style.esc(problem.name))} {summary}{drawing}"
@@ -388,14 +375,14 @@ def _problem_groups(results: Sequence[Any]) -> list[tuple[str, list[Problem]]]:
         grouped.setdefault(problem.check, []).append(problem)
     for group in grouped.values():
         group.sort(key=_sort)
-    order = {kind: index for index, kind in enumerate(_KINDS)}
+    order = {kind: index for index, kind in enumerate(kinds.NAMES)}
     return sorted(grouped.items(), key=lambda g: (g[1][0].rank, order.get(g[0], 99), g[0]))
 
 
 def _group(kind: str, group: list[Problem], results: Sequence[Any], style: _Style) -> str:
     """``🔴 Backups — 42 completed, 1 failed · 10 accounts`` and one line per problem."""
     of_kind = [r for r in results if r.check == kind]
-    title = style.bold(style.esc(GROUP_TITLE.get(kind, kind)))
+    title = style.bold(style.esc(kinds.group(kind)))
     head = f"{SEVERITY_MARK.get(group[0].severity, '❔')} {title} — {_counts(kind, of_kind)}"
     lines = [f"{SEVERITY_MARK.get(p.severity, '❔')} {_what(p, style)}" for p in group]
     if len(lines) > MAX_LINES_PER_GROUP:
@@ -414,8 +401,8 @@ def _counts(kind: str, results: Sequence[Any]) -> str:
         text = ""
     elif kind == "backup":
         text = _backup_counts(looked)
-    elif kind in _TOTALS:
-        text = _total_counts(kind, looked)
+    elif (totals := kinds.BY_NAME[kind].totals if kind in kinds.BY_NAME else None) is not None:
+        text = _total_counts(totals, looked)
     else:
         text = _severity_counts(Counter(r.severity for r in looked))
     accounts = len({r.account for r in results})
@@ -439,16 +426,16 @@ def _backup_counts(results: Sequence[Any]) -> str:
     return ", ".join(parts)
 
 
-def _total_counts(kind: str, results: Sequence[Any]) -> str:
-    key, one, many = _TOTALS[kind]
+def _total_counts(totals: kinds.Totals, results: Sequence[Any]) -> str:
+    key = totals.key
     total = sum(n for r in results if isinstance(n := (r.details or {}).get(key), int) and n >= 0)
-    noun = one if total == 1 else many
-    if kind == "alarms":
+    noun = totals.one if total == 1 else totals.many
+    if not totals.severities:
         return f"{total} {noun}"
     severities: Counter[str] = Counter()
     for result in results:
         details = result.details or {}
-        if kind == "rds" and isinstance(details.get("counts"), Mapping):
+        if isinstance(details.get("counts"), Mapping):  # severities counted by the check
             severities.update({k: v for k, v in details["counts"].items() if isinstance(v, int)})
         else:
             severities.update(
@@ -473,14 +460,14 @@ def _severity_counts(counts: Mapping[str, int], quiet: bool = False) -> str:
 
 def _quiet(results: Sequence[Any], style: _Style) -> str:
     """``✅ OK: Alarms in 10 accounts · Budgets in 9 accounts`` and the skipped ones."""
-    order = {kind: index for index, kind in enumerate(_KINDS)}
+    order = {kind: index for index, kind in enumerate(kinds.NAMES)}
     lines = []
     for severity, word in (("ok", "OK"), ("skipped", "skipped")):
         per_kind = Counter(r.check for r in results if r.severity == severity)
         if not per_kind:
             continue
         items = [
-            f"{style.esc(GROUP_TITLE.get(kind, kind))} in {n} account{'s' if n != 1 else ''}"
+            f"{style.esc(kinds.group(kind))} in {n} account{'s' if n != 1 else ''}"
             for kind, n in sorted(per_kind.items(), key=lambda i: (order.get(i[0], 99), i[0]))
         ]
         lines.append(f"{SEVERITY_MARK[severity]} {word}: " + " · ".join(items))

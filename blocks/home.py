@@ -1,7 +1,7 @@
-"""The App Home tab: the runboard (see /work/shared/UX.md, "App Home — the runboard").
+"""The App Home tab: the runboard (docs/slack-home.md).
 
-Pure: a :class:`~app.runboard.Runboard` snapshot (already narrowed to what the viewer may see),
-the viewer's customers and their next schedules in, a ``home`` view out. Every part has a cap
+Pure: a :class:`~app.engine.runboard.Runboard` snapshot (already narrowed to what the viewer may
+see), the viewer's customers and their next schedules in, a ``home`` view out. Every part has a cap
 and summarises what it leaves out ("… and 14 more"), so the view stays far inside Slack's 100
 blocks however much history there is: at most ``FIXED + 2 × MAX_RUNNING + MAX_RECENT`` blocks.
 """
@@ -17,12 +17,13 @@ from zoneinfo import ZoneInfo
 from blocks import text as t
 from blocks.card import clock
 from blocks.ids import ActionId, BlockId
-from blocks.marks import CHECK_TITLE, SEVERITY_MARK, STATUS_MARK, mark, run_ref
+from blocks.marks import SEVERITY_MARK, STATUS_MARK, duration, mark, run_ref
+from checks import kinds
 
 if TYPE_CHECKING:
     from app.config import Customer
+    from app.engine.runboard import Runboard, Steps
     from app.models import Run
-    from app.runboard import Runboard, Steps
 
 MAX_RUNNING = 8
 MAX_RECENT = 15
@@ -196,7 +197,7 @@ def step_list(run: Run, steps: Steps) -> str:
     for target in ordered:
         key = (target["account"], target["check"])
         state = SEVERITY_MARK.get(steps[key], "❔") if key in steps else waiting
-        label = CHECK_TITLE.get(key[1], t.escape(key[1]))
+        label = t.escape(kinds.title(key[1]))
         items.append(f"{state} {t.escape(key[0])} {label}")
     return _fit_inline(items)
 
@@ -237,22 +238,14 @@ def _alive(run: Run, now: datetime) -> str:
         return "starting"
     age = max(0, int((now - beat).total_seconds()))
     if age >= STALE_HEARTBEAT_S:
-        return f"{SEVERITY_MARK['error']} no heartbeat for {_span(age)}"
+        return f"{SEVERITY_MARK['error']} no heartbeat for {duration(age)}"
     return f"alive {age} s ago"
-
-
-def _span(seconds: int) -> str:
-    if seconds < 120:
-        return f"{seconds} s"
-    if seconds < 7200:
-        return f"{seconds // 60} min"
-    return f"{seconds // 3600} h"
 
 
 def _took(run: Run) -> str:
     if run.started_at is None or run.finished_at is None:
         return ""
-    return _span(max(0, int((run.finished_at - run.started_at).total_seconds())))
+    return duration((run.finished_at - run.started_at).total_seconds())
 
 
 def _what(run: Run, customers: Mapping[str, Customer]) -> str:

@@ -24,13 +24,6 @@ SEVERITY_WORD = {
     "error": "Error",
     "skipped": "Skipped",
 }
-CHECK_TITLE = {
-    "backup": "Backup",
-    "rds": "RDS",
-    "alarms": "Alarms",
-    "budget": "Budget",
-    "http": "HTTP",
-}
 SPARKS = "▁▂▃▄▅▆▇█"
 
 
@@ -67,9 +60,25 @@ def bar(fraction: float, width: int = 10) -> str:
     return "▕" + "█" * filled + "░" * (width - filled) + "▏"
 
 
-def duration(seconds: float) -> str:
-    """How long a run took: seconds under two minutes, whole minutes after."""
-    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min"
+def duration(seconds: float, *, precise: bool = True) -> str:
+    """How long something took or has lasted, the one wording everywhere: ``42 s``, ``3 min``,
+    ``2 h 5 min``, ``3 d 4 h`` (``precise=False``: the largest unit alone, ``2 h``)."""
+    s = max(0, int(seconds))
+    if s < 120:
+        return f"{s} s"
+    if s < 7200:
+        return f"{s // 60} min"
+    if s < 172800:
+        hours, minutes = divmod(s // 60, 60)
+        return f"{hours} h {minutes} min" if precise and minutes else f"{hours} h"
+    days, hours = divmod(s // 3600, 24)
+    return f"{days} d {hours} h" if precise and hours else f"{days} d"
+
+
+def ago(seconds: float) -> str:
+    """``3 min ago``: how long since something happened, to the largest unit (the web view's
+    script keeps these fresh with the same rule, app/web/static/live.js)."""
+    return f"{duration(seconds, precise=False)} ago"
 
 
 def took(start: datetime | None, end: datetime | None) -> str:

@@ -15,7 +15,8 @@ from typing import Any
 from blocks import text as t
 from blocks.card import clock
 from blocks.ids import COMMAND, BlockId
-from blocks.marks import CHECK_TITLE, STATUS_MARK, mark
+from blocks.marks import STATUS_MARK, mark
+from checks import kinds
 
 USAGE = f"`{COMMAND} run TARGET [CHECK ...] [--window 12h]`"
 HELP_LINES = (
@@ -201,7 +202,7 @@ def _listed_run(run: ListedRun, now: datetime) -> str:
     accounts = ", ".join(t.escape(a) for a in run.accounts[:3])
     if len(run.accounts) > 3:
         accounts += f" (+{len(run.accounts) - 3})"
-    checks = ", ".join(CHECK_TITLE.get(c, t.escape(c)) for c in run.checks[:5])
+    checks = ", ".join(t.escape(kinds.title(c)) for c in run.checks[:5])
     state = run.status if run.status in ("queued", "running") else (run.outcome or run.status)
     return (
         f"{mark(run.status, run.outcome)} *#{run.id}* {t.escape(run.customer_name)} / "

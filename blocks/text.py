@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-# Slack's documented limits (see /work/shared/slack/README.md); the fake Slack in tests holds
+# Slack's documented limits (Slack's Block Kit reference); the fake Slack in tests holds
 # every payload to the same numbers.
 MAX_BLOCKS = 50
 MAX_VIEW_BLOCKS = 100

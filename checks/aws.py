@@ -37,7 +37,7 @@ from botocore.exceptions import (
 )
 
 from app.config import Account
-from checks.base import CheckError, PermanentError, TransientError
+from checks.errors import CheckError, PermanentError, TransientError
 
 log = logging.getLogger(__name__)
 
@@ -322,7 +322,7 @@ class AwsClients:
 class _Reported(logging.Filter):
     """botocore logs a failed credential refresh with its traceback, every time; when the
     failure is ours (a role that cannot be assumed) it is already reported, with the fix, by
-    the check's result and by ``app.prewarm``."""
+    the check's result and by ``app.engine.prewarm``."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         error = record.exc_info[1] if record.exc_info else None

@@ -1,11 +1,5 @@
-"""What every check shares: severities, results, the context a check runs in, and errors.
-
-Errors form one small tree::
-
-    CheckError                 a check could not look; becomes an ``error`` result
-    ├── PermanentError         retrying will not help (access denied, role not assumable)
-    └── TransientError         retrying may help (throttling, timeouts, 5xx)
-"""
+"""What every check shares: severities, results, and the context a check runs in. Why a check
+could not look is :mod:`checks.errors`."""
 
 from __future__ import annotations
 
@@ -13,14 +7,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
 from app.config import Account, Customer
-
-if TYPE_CHECKING:
-    from checks.aws import AwsClients
+from checks.aws import AwsClients
 
 
 class Severity(StrEnum):
@@ -43,20 +35,6 @@ class Severity(StrEnum):
 
 # crit outranks error: a finding we are sure of matters more than one we could not look for.
 _RANK = {Severity.SKIPPED: 0, Severity.OK: 1, Severity.WARN: 2, Severity.ERROR: 3, Severity.CRIT: 4}
-
-
-class CheckError(Exception):
-    """A check could not look. The message says what to do; it becomes an ``error`` result."""
-
-    permanent: bool = False
-
-
-class PermanentError(CheckError):
-    permanent = True
-
-
-class TransientError(CheckError):
-    permanent = False
 
 
 def resource(

@@ -1,5 +1,6 @@
-"""Check kinds by name. Adding a check: write ``checks/<kind>.py`` and list it here
-(see docs/adding-a-check.md)."""
+"""The check of each kind, by name, in the order of :data:`checks.kinds.KINDS`. Adding a check:
+name it in ``checks/kinds.py``, write ``checks/<kind>.py`` and list it here
+(docs/adding-a-check.md)."""
 
 from __future__ import annotations
 
@@ -13,10 +14,10 @@ from checks.rds import RdsCheck
 REGISTRY: dict[str, Check] = {
     check.kind: check
     for check in (
+        BackupCheck(),
         RdsCheck(),
         AlarmsCheck(),
         BudgetCheck(),
-        BackupCheck(),
         HttpCheck(),
     )
 }

@@ -9,17 +9,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+from slack_bolt.async_app import AsyncApp, AsyncRespond
 
-from app.desk import Asker, Desk, Outcome
 from app.models import Source
+from app.slack.desk import Asker, Outcome
 from blocks.ids import ActionId
 from handlers import replies
+from handlers.ack import acknowledge
+from handlers.services import Services
 
 
-def register(app: AsyncApp, desk: Desk, public_url: str | None = None) -> None:
-    async def acknowledge(ack: AsyncAck) -> None:
-        await ack()
+def register(app: AsyncApp, services: Services) -> None:
+    desk, public_url = services.desk, services.public_url
 
     async def cancel(body: dict[str, Any], respond: AsyncRespond) -> None:
         reply = await replies.press(desk.cancel, body, public_url)

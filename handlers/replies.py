@@ -1,18 +1,20 @@
-"""From a desk outcome to the message Slack shows, and the ack-within-budget rule shared by
-the listeners. Rendering is done by ``blocks``; this module only picks the builder."""
+"""From a command or a click to the message Slack shows: who asked, what the desk answered, and
+which ``blocks`` builder renders it. Never raises: an unexpected error becomes a short reply
+with an id that is also in the log."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from functools import singledispatch
 from typing import Any
 
-from app import commands
-from app.desk import (
+from app.engine.runs import parse_run_id
+from app.errors import HubError, UsageError
+from app.slack import grammar
+from app.slack.desk import (
     Asker,
     Cancelled,
     CustomerList,
@@ -25,22 +27,18 @@ from app.desk import (
     ScheduleList,
     Shown,
 )
-from app.errors import HubError, UsageError
-from app.runs import parse_run_id
 from blocks import messages
 from blocks.card import run_card, web_link
 
 log = logging.getLogger(__name__)
 
 Message = dict[str, Any]
-ACK_BUDGET_S = 2.0
-"""How long a slash command may work before it is acknowledged anyway (Slack allows 3 s)."""
 
 
 async def answer(desk: Desk, asker: Asker, text: str, public_url: str | None) -> Message:
     """The reply to ``/monitor <text>``: never raises."""
     try:
-        command = commands.parse(text)
+        command = grammar.parse(text)
     except UsageError as exc:
         return messages.usage(str(exc))
     return await _safely(lambda: desk.handle(command, asker), public_url)
@@ -60,45 +58,6 @@ async def press(
     except UsageError as exc:
         return messages.error(str(exc))
     return await _safely(lambda: action(run_id, asker), public_url)
-
-
-async def ack_in_time(
-    reply: asyncio.Future[Message],
-    ack: Callable[..., Awaitable[Any]],
-    respond: Callable[..., Awaitable[Any]],
-    budget_s: float = ACK_BUDGET_S,
-) -> asyncio.Task[None] | None:
-    """Acknowledge with the reply if it is ready within the budget; else acknowledge with
-    "working on it" and send the reply through the response_url when it is ready (in the
-    returned background task)."""
-    done, _ = await asyncio.wait({reply}, timeout=budget_s)
-    if done:
-        await ack(reply.result())
-        return None
-    await ack(messages.working())
-
-    async def follow_up() -> None:
-        await respond(await reply)
-
-    return later(follow_up())
-
-
-_LATER: set[asyncio.Task[None]] = set()
-
-
-def later(work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
-    """Run ``work`` after the listener has returned (and so after the ack went out), keeping
-    a reference until it ends and logging it if it fails."""
-    task = asyncio.create_task(work)
-    _LATER.add(task)
-    task.add_done_callback(_finished)
-    return task
-
-
-def _finished(task: asyncio.Task[None]) -> None:
-    _LATER.discard(task)
-    if not task.cancelled() and task.exception() is not None:
-        log.error("a Slack follow-up failed", exc_info=task.exception())
 
 
 def asker_from_command(command: dict[str, Any]) -> Asker:

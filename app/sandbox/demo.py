@@ -15,14 +15,14 @@ from pathlib import Path
 
 import click
 
+from app.engine.runs import Submit
 from app.main import build, serve
 from app.models import Source
-from app.render import render_run
-from app.runs import Submit
 from app.sandbox.edge import Edge
 from app.sandbox.moto import FAKE_ENV, moto_server
 from app.sandbox.seed import seed
 from app.settings import Settings
+from blocks.terminal import render_run
 
 DEMO_CUSTOMER = "demo"
 DATA = Path("data/demo")

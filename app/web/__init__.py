@@ -7,6 +7,7 @@ docs/web.md. Nothing here reads the environment or holds global state.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -20,7 +21,8 @@ from aiohttp.typedefs import Handler
 
 from app.catalog import Catalog
 from app.db import Database
-from app.runs import RunService
+from app.engine.changes import RunChanges
+from app.engine.runs import RunService
 from app.web import security, views
 from app.web.cache import PageCache
 from app.web.keys import BOARD_CACHE, CATALOG, CLOCK, DB, METRICS, PROBES, RUNS, Probe
@@ -30,7 +32,6 @@ __all__ = ["HubMetrics", "Probe", "create_app"]
 
 log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
-Subscribe = Callable[[Callable[[int], None]], None]
 
 
 def _utcnow() -> datetime:
@@ -41,12 +42,12 @@ def create_app(
     *,
     db: Database,
     runs: RunService,
-    catalog: Callable[[], Catalog],
+    catalog: Catalog,
     metrics: HubMetrics,
     auth: str | None = None,
     public_url: str | None = None,
     probes: Mapping[str, Probe] | None = None,
-    subscribe: Subscribe | None = None,
+    changes: RunChanges | None = None,
     clock: Callable[[], datetime] = _utcnow,
     board_cache_s: float = 5.0,
 ) -> web.Application:
@@ -55,8 +56,8 @@ def create_app(
     ``auth`` is ``user:password`` for HTTP Basic (None: no auth; the caller decides whether
     that is safe, see :func:`security.check_exposure`); without it the view answers only to
     loopback names and ``public_url``'s host. ``probes`` are the readiness checks
-    behind ``/readyz``. ``subscribe`` registers a listener for run changes in this process
-    (the executor's), used to record run and check durations. ``board_cache_s`` is how long
+    behind ``/readyz``. ``changes`` are this process's run changes, followed to record run
+    and check durations. ``board_cache_s`` is how long
     an unchanged runboard may be served from its render cache (0 turns it off).
     """
     hosts = security.known_hosts(public_url) if auth is None else None
@@ -86,19 +87,23 @@ def create_app(
     app.router.add_routes(views.ROUTES)
     app.router.add_static("/static/", HERE / "static", name="static")
     app.on_response_prepare.append(security.add_headers)
-    if subscribe is not None:
-        app.cleanup_ctx.append(_observer(db, metrics, subscribe))
+    if changes is not None:
+        app.cleanup_ctx.append(_observer(db, metrics, changes))
     return app
 
 
 def _observer(
-    db: Database, metrics: HubMetrics, subscribe: Subscribe
+    db: Database, metrics: HubMetrics, changes: RunChanges
 ) -> Callable[[web.Application], AsyncIterator[None]]:
     async def observe(_app: web.Application) -> AsyncIterator[None]:
         observer = RunObserver(db, metrics)
-        subscribe(observer.changed)
+        changes.subscribe(observer.changed)
+        stop = asyncio.Event()
+        task = asyncio.create_task(observer.serve(stop), name="web-metrics")
         yield
-        await observer.close()
+        changes.unsubscribe(observer.changed)
+        stop.set()
+        await task
 
     return observe
 

@@ -9,7 +9,7 @@ from aiohttp import web
 
 from app.catalog import Catalog
 from app.db import Database
-from app.runs import RunService
+from app.engine.runs import RunService
 from app.web.cache import PageCache
 from app.web.metrics import HubMetrics
 
@@ -19,7 +19,7 @@ Probe = Callable[[], Awaitable[str | None]]
 DB = web.AppKey("db", Database)
 RUNS = web.AppKey("runs", RunService)
 METRICS = web.AppKey("metrics", HubMetrics)
-CATALOG: web.AppKey[Callable[[], Catalog]] = web.AppKey("catalog")
+CATALOG = web.AppKey("catalog", Catalog)
 PROBES: web.AppKey[Mapping[str, Probe]] = web.AppKey("probes")
 CLOCK: web.AppKey[Callable[[], datetime]] = web.AppKey("clock")
 BOARD_CACHE = web.AppKey("board_cache", PageCache)

@@ -15,7 +15,6 @@ Two kinds of figures:
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections import deque
@@ -26,6 +25,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from app.db import Database
+from app.engine.changes import Follower
 from app.models import RunStatus
 from app.web import queries
 
@@ -151,30 +151,25 @@ class HubMetrics:
         return generate_latest(self.registry)
 
 
-class RunObserver:
-    """Records run and check durations when a run this process owns reaches its end.
+class RunObserver(Follower):
+    """Records run and check durations when a run this process changed reaches its end.
 
-    Subscribed to the executor's change notifications (a run id, synchronously); it looks the
-    run up in a task of its own, once per finished run.
+    Follows run changes (:class:`~app.engine.changes.Follower`): runs this process executed
+    end here, so each finished run is looked up once, from the follower's task.
     """
 
+    name = "metrics"
+
     def __init__(self, db: Database, metrics: HubMetrics, remember: int = 2048) -> None:
+        super().__init__()
         self.db = db
         self.metrics = metrics
         self._seen: deque[int] = deque(maxlen=remember)
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._closed = False
 
-    def changed(self, run_id: int) -> None:
-        if self._closed or run_id in self._seen:
-            return
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:  # told from outside the loop: nothing to record with
-            return
-        task = loop.create_task(self._look(run_id), name=f"observe-{run_id}")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+    async def flush(self, run_ids: set[int]) -> None:
+        for run_id in sorted(run_ids):
+            if run_id not in self._seen:
+                await self._look(run_id)
 
     async def _look(self, run_id: int) -> None:
         try:
@@ -182,7 +177,7 @@ class RunObserver:
         except Exception:
             log.exception("metrics: could not read run #%s", run_id)
             return
-        if found is None or run_id in self._seen:
+        if found is None:
             return
         self._seen.append(run_id)
         run, results = found
@@ -192,15 +187,3 @@ class RunObserver:
             )
         for check, severity, seconds in results:
             self.metrics.check_finished(check, severity, seconds)
-
-    async def settle(self) -> None:
-        """Wait for the lookups under way (tests, and a tidy shutdown)."""
-        while self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
-
-    async def close(self) -> None:
-        self._closed = True
-        for task in list(self._tasks):
-            task.cancel()
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)

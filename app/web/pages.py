@@ -11,12 +11,14 @@ from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 from app.catalog import Catalog
-from app.config import CHECK_KINDS, Customer
-from app.runs import RunView
+from app.config import Customer
+from app.engine.runboard import Runboard
+from app.engine.runs import RunView
 from app.web import present, queries
 from app.web.params import OUTCOMES, STATUSES
-from app.web.queries import Board, Page
-from blocks.marks import CHECK_TITLE, SEVERITY_MARK
+from app.web.queries import Page
+from blocks.marks import SEVERITY_MARK
+from checks import kinds
 
 FORM_KEYS = ("customer", "status", "outcome", "check", "from", "to")
 
@@ -33,7 +35,7 @@ class Tile:
     run: present.RunRow | None
 
 
-def runboard(board: Board, catalog: Catalog, now: datetime) -> dict[str, Any]:
+def runboard(board: Runboard, catalog: Catalog, now: datetime) -> dict[str, Any]:
     customers = catalog.customers
 
     def row(run: Any, with_steps: bool = False) -> present.RunRow:
@@ -68,7 +70,7 @@ def _ago(moment: datetime | None, now: datetime) -> tuple[present.Stamp, str] | 
     return present.stamp(moment, present.UTC_ZONE, now), present.ago(moment, now)
 
 
-def _tile(customer: Customer, board: Board, now: datetime) -> Tile:
+def _tile(customer: Customer, board: Runboard, now: datetime) -> Tile:
     run = board.latest.get(customer.id)
     if run is None:
         return Tile(customer.id, customer.name, "·", "none", "no finished runs yet", None)
@@ -113,7 +115,7 @@ def runs_list(
         "customers": sorted(customers.values(), key=lambda c: c.name.lower()),
         "statuses": STATUSES,
         "outcomes": [(o, SEVERITY_MARK[o]) for o in OUTCOMES],
-        "checks": [(c, CHECK_TITLE.get(c, c)) for c in CHECK_KINDS],
+        "checks": [(k.name, k.title) for k in kinds.KINDS],
         "zone": tz.key if tz.key != "UTC" else "UTC",
         "api": f"/api/runs?{urlencode({**filters, **_cursor(query)})}",
     }
@@ -181,12 +183,12 @@ def customer_page(customer: Customer, page: Page, now: datetime) -> dict[str, An
                 "account_id": a.account_id,
                 "regions": ", ".join(a.regions),
                 "access": a.role_arn or (f"profile {a.profile}" if a.profile else "default chain"),
-                "checks": [(c, CHECK_TITLE.get(c, c)) for c in a.checks],
+                "checks": [(c, kinds.title(c)) for c in a.checks],
             }
             for a in customer.accounts
         ],
         "settings": [
-            (CHECK_TITLE.get(kind, kind), json.dumps(value, indent=2, ensure_ascii=False))
+            (kinds.title(kind), json.dumps(value, indent=2, ensure_ascii=False))
             for kind, value in sorted(customer.checks.items())
         ],
         "schedules": schedules,

@@ -10,10 +10,10 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 
 from app.catalog import Catalog
-from app.config import CHECK_KINDS
 from app.models import RunStatus
 from app.web.present import UTC_ZONE
 from app.web.queries import RunFilter
+from checks import kinds
 
 STATUSES = tuple(s.value for s in RunStatus)
 OUTCOMES = ("crit", "error", "warn", "ok", "skipped")
@@ -68,7 +68,7 @@ def run_filter(query: Mapping[str, str], catalog: Catalog) -> tuple[RunFilter, Z
         customer=customer,
         status=_choice(query, "status", STATUSES),
         outcome=_choice(query, "outcome", OUTCOMES),
-        check=_choice(query, "check", CHECK_KINDS),
+        check=_choice(query, "check", kinds.NAMES),
         since=datetime.combine(since, time(), tz) if since else None,
         until=datetime.combine(until + timedelta(days=1), time(), tz) if until else None,
     )

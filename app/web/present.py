@@ -1,6 +1,6 @@
 """From rows to what the pages show: marks, words, local times, ordered results, charts.
 
-Pure functions, no I/O. The wording and ordering follow the terminal card (``app.render``) and
+Pure functions, no I/O. The wording and ordering follow the terminal card (``blocks.terminal``) and
 the marks are the shared ones (``blocks.marks``): problems first, OK folded, run ids as #1842,
 times in the customer's zone with its abbreviation.
 """
@@ -17,14 +17,16 @@ from zoneinfo import ZoneInfo
 
 from markupsafe import Markup
 
-from app import scheduler
 from app.config import Customer, format_window
 from app.models import Result, Run, RunEvent
+from app.schedules import slots
 from app.web import svg
-from blocks.marks import CHECK_TITLE, SEVERITY_MARK, SEVERITY_WORD, STATUS_MARK, mark
+from blocks import marks
+from blocks.marks import SEVERITY_MARK, SEVERITY_WORD, STATUS_MARK, mark
+from checks import kinds
 
 ORDER = {"crit": 0, "error": 1, "warn": 2, "skipped": 3, "ok": 4}
-"""Result order, as on the card: problems first (``app.render``)."""
+"""Result order, as on the card: problems first (``blocks.terminal``)."""
 QUIET = frozenset({"ok", "skipped"})
 UTC_ZONE = ZoneInfo("UTC")
 STALE_S = 30.0
@@ -168,28 +170,13 @@ def stamp(moment: datetime, tz: ZoneInfo, now: datetime, seconds: bool = False) 
 
 
 def ago(moment: datetime, now: datetime) -> str:
-    seconds = max(0, int((now - moment).total_seconds()))
-    if seconds < 120:
-        return f"{seconds} s ago"
-    if seconds < 7200:
-        return f"{seconds // 60} min ago"
-    if seconds < 172800:
-        return f"{seconds // 3600} h ago"
-    return f"{seconds // 86400} d ago"
-
-
-def span(seconds: float) -> str:
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds // 3600:.0f} h {seconds % 3600 // 60:.0f} min"
+    return marks.ago((now - moment).total_seconds())
 
 
 def took(start: datetime | None, end: datetime | None) -> str:
     if start is None or end is None:
         return ""
-    return span(max(0.0, (end - start).total_seconds()))
+    return marks.duration((end - start).total_seconds())
 
 
 def fire_times(cron: str, tz: ZoneInfo, now: datetime, count: int = 1) -> list[datetime]:
@@ -202,7 +189,7 @@ def fire_times(cron: str, tz: ZoneInfo, now: datetime, count: int = 1) -> list[d
 
 @lru_cache(maxsize=512)
 def _fire_times(cron: str, tz: ZoneInfo, minute: datetime, count: int) -> tuple[datetime, ...]:
-    fires = scheduler.fire_times(scheduler.CronCadence(cron, tz), minute, count)
+    fires = slots.fire_times(slots.CronCadence(cron, tz), minute, count)
     return tuple(fire.astimezone(tz) for fire in fires)
 
 
@@ -341,7 +328,7 @@ def result_blocks(results: Iterable[Result]) -> list[ResultBlock]:
                 tone=result.severity,
                 account=result.account,
                 check=result.check,
-                title=CHECK_TITLE.get(result.check, result.check),
+                title=kinds.title(result.check),
                 summary=result.summary,
                 problems=[r for r in rows if r.tone not in QUIET],
                 quiet=[r for r in rows if r.tone in QUIET],
@@ -364,7 +351,7 @@ def pending(run: Run, results: Iterable[Result], terminal: bool) -> list[Pending
             Pending(
                 STATUS_MARK["running"] if running else STATUS_MARK["queued"],
                 key[0],
-                CHECK_TITLE.get(key[1], key[1]),
+                kinds.title(key[1]),
                 "running…" if running else "not run" if terminal else "queued",
             )
         )
@@ -467,7 +454,7 @@ def event_row(event: RunEvent, tz: ZoneInfo, now: datetime) -> EventRow:
     kind = event.type
     if kind == "check_finished":
         severity = str(data.get("severity", ""))
-        title = CHECK_TITLE.get(str(data.get("check")), str(data.get("check", "?")))
+        title = kinds.title(str(data.get("check", "?")))
         text = (
             f"{data.get('account', '?')} · {title} finished: "
             f"{SEVERITY_WORD.get(severity, severity)}"

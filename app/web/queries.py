@@ -1,14 +1,9 @@
-"""The web view's read queries. Each one is shaped to walk an index, never the whole table.
+"""The web view's read queries (the runboard's are :mod:`app.engine.runboard`, shared with the
+App Home tab). Each one is shaped to walk an index, never the whole table.
 
 =========================  ==========================================================
 query                      index it walks
 =========================  ==========================================================
-queue depth, running       ``ix_runs_status_id`` (status, id)
-recent finished runs       the primary key, newest first, skipping the few active ones
-                           (``NOT IN`` on purpose: an ``IN`` list of statuses would sort)
-latest run per customer    ``ix_runs_customer_id`` (customer_id, id), one probe each
-last 24 h counts           ``ix_runs_created_at`` for the first id, then id ranges of the
-                           primary key, ``ix_runs_outcome_id`` and ``ix_runs_status_id``
 runs page, no filter       the primary key (keyset on id)
 … by customer / status     ``ix_runs_customer_id`` / ``ix_runs_status_id``
 … by outcome               ``ix_runs_outcome_id`` (outcome, id)
@@ -16,7 +11,6 @@ runs page, no filter       the primary key (keyset on id)
                            entries per page, then primary-key lookups
 … by date range            two probes of ``ix_runs_created_at`` turn dates into id bounds
 results of listed runs     ``uq_results_target`` (run_id, …)
-change token               max of the run_events primary key; running runs' heartbeats
 metrics counts             ``ix_runs_status_id`` and ``ix_runs_outcome_id``, index only
 =========================  ==========================================================
 
@@ -26,24 +20,17 @@ a keyset walk on one index: ``id < :before ORDER BY id DESC LIMIT n``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import lru_cache
-from typing import Any
 
-from sqlalchemy import Integer, Select, bindparam, func, select, text
+from sqlalchemy import Select, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.sql.elements import ColumnElement
-from sqlalchemy.sql.selectable import ScalarSelect
 
 from app.db import Database
-from app.models import Result, Run, RunEvent, RunStatus
+from app.engine.runboard import first_id_at, queue_head, severities
+from app.models import TERMINAL_STATUSES, Result, Run, RunStatus
 
-ACTIVE = (RunStatus.QUEUED, RunStatus.RUNNING)
-FINISHED = (RunStatus.COMPLETED, RunStatus.FAILED)
-TERMINAL = (RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED)
-PROBLEMS = ("crit", "error", "warn")
 PAGE_SIZE = 50
 CHECK_SCAN = 2000
 """Results of one check kind examined per page of ``/runs?check=…``."""
@@ -75,21 +62,6 @@ class Page:
 
 
 @dataclass(frozen=True)
-class Board:
-    queued: int
-    oldest_queued_at: datetime | None
-    running: Sequence[Run]
-    waiting: Sequence[Run]
-    recent: Sequence[Run]
-    latest: dict[str, Run]
-    day: dict[str, int]
-    steps: dict[int, dict[tuple[str, str], str]]
-    """run id → (account, check) → severity, for every run on the board."""
-    version: str
-    """The live-update token as of this board (see :func:`version`)."""
-
-
-@dataclass(frozen=True)
 class Figures:
     by_status: dict[str, int]
     by_outcome: dict[str, int]
@@ -98,126 +70,6 @@ class Figures:
     @property
     def queued(self) -> int:
         return self.by_status.get(RunStatus.QUEUED, 0)
-
-
-# -- the runboard ------------------------------------------------------------------------------
-
-
-async def board(
-    db: Database,
-    customers: Iterable[str],
-    since: datetime,
-    recent: int = 15,
-    waiting: int = 10,
-) -> Board:
-    async with db.read() as session:
-        queued, oldest = await _queue(session)
-        running = await _scalars(
-            session, select(Run).where(Run.status == RunStatus.RUNNING).order_by(Run.id)
-        )
-        queue = await _scalars(
-            session,
-            select(Run).where(Run.status == RunStatus.QUEUED).order_by(Run.id).limit(waiting),
-        )
-        latest_runs = await _scalars(
-            session,
-            select(Run).where(Run.status.not_in(ACTIVE)).order_by(Run.id.desc()).limit(recent),
-        )
-        latest = await _latest(session, list(customers))
-        day = await _day(session, since)
-        ids = {r.id for r in (*running, *latest_runs, *latest.values())}
-        steps = await severities(session, ids)
-        token = await _version(session)
-    return Board(queued, oldest, running, queue, latest_runs, latest, day, steps, token)
-
-
-async def _latest(session: AsyncSession, customers: Sequence[str]) -> dict[str, Run]:
-    """Each customer's latest finished run: one probe of ``ix_runs_customer_id`` per customer,
-    all in one statement, then one primary-key fetch."""
-    found: dict[str, int] = {}
-    for start in range(0, len(customers), 200):
-        chunk = tuple(customers[start : start + 200])
-        ids = (await session.execute(_latest_statement(chunk))).one()
-        found.update({c: i for c, i in zip(chunk, ids, strict=True) if i is not None})
-    if not found:
-        return {}
-    rows = await _scalars(session, select(Run).where(Run.id.in_(list(found.values()))))
-    by_id = {run.id: run for run in rows}
-    return {customer: by_id[run_id] for customer, run_id in found.items()}
-
-
-@lru_cache(maxsize=8)
-def _latest_statement(customers: tuple[str, ...]) -> Select[Any]:
-    """Built once per set of customers: building twenty subqueries costs more than running
-    them."""
-    return select(
-        *(
-            select(Run.id)
-            .where(Run.customer_id == customer, Run.status.in_(FINISHED))
-            .order_by(Run.id.desc())
-            .limit(1)
-            .scalar_subquery()
-            for customer in customers
-        )
-    )
-
-
-async def _queue(session: AsyncSession) -> tuple[int, datetime | None]:
-    depth, oldest = (
-        await session.execute(
-            select(func.count(), func.min(Run.created_at)).where(Run.status == RunStatus.QUEUED)
-        )
-    ).one()
-    return depth, oldest
-
-
-DAY_KEYS = ("runs", "crit", "warn", "error", "failed")
-
-
-async def _day(session: AsyncSession, since: datetime) -> dict[str, int]:
-    """Counts of the runs created since ``since``: all, by outcome, and failed. The date
-    becomes an id bound; each count is then a range of one index, never the table."""
-    first = await _first_id_at(session, since)
-    if first is None:
-        return dict.fromkeys(DAY_KEYS, 0)
-    counts = (await session.execute(_day_statement(), {"first": first})).one()
-    return dict(zip(DAY_KEYS, counts, strict=True))
-
-
-@lru_cache(maxsize=1)
-def _day_statement() -> Select[int, int, int, int, int]:
-    first = bindparam("first", type_=Integer)
-
-    def count(*where: ColumnElement[bool]) -> ScalarSelect[int]:
-        return select(func.count()).where(Run.id >= first, *where).scalar_subquery()
-
-    return select(
-        count(),
-        count(Run.outcome == "crit"),
-        count(Run.outcome == "warn"),
-        count(Run.outcome == "error"),
-        count(Run.status == RunStatus.FAILED),
-    )
-
-
-async def severities(
-    session: AsyncSession, run_ids: Iterable[int], problems_only: bool = False
-) -> dict[int, dict[tuple[str, str], str]]:
-    """run id → (account, check) → severity; through ``uq_results_target``. Lists only show
-    problems, so they ask for those alone (most results are OK)."""
-    ids = sorted(set(run_ids))
-    out: dict[int, dict[tuple[str, str], str]] = {run_id: {} for run_id in ids}
-    if not ids:
-        return out
-    query = select(Result.run_id, Result.account, Result.check, Result.severity).where(
-        Result.run_id.in_(ids)
-    )
-    if problems_only:
-        query = query.where(Result.severity.in_(PROBLEMS))
-    rows = await session.execute(query)
-    for run_id, account, check, severity in rows.all():
-        out[run_id][(account, check)] = severity
-    return out
 
 
 # -- the runs list -----------------------------------------------------------------------------
@@ -251,7 +103,7 @@ async def runs_page(
         if candidates is not None:
             query = query.where(Run.id.in_(candidates))
         order = Run.id.asc() if backwards else Run.id.desc()
-        rows = await _scalars(session, query.order_by(order).limit(limit + 1))
+        rows = list((await session.scalars(query.order_by(order).limit(limit + 1))).all())
         onward: int | None = rows[limit - 1].id if len(rows) > limit else None
         if onward is None and candidates is not None:
             onward = await _scan_edge(session, candidates, backwards)
@@ -315,25 +167,12 @@ async def _id_span(session: AsyncSession, flt: RunFilter) -> tuple[int | None, i
     """The date range as ids ``[low, high)``; None when it holds no run at all."""
     low = high = None
     if flt.since is not None:
-        low = await _first_id_at(session, flt.since)
+        low = await first_id_at(session, flt.since)
         if low is None:
             return None
     if flt.until is not None:
-        high = await _first_id_at(session, flt.until)
+        high = await first_id_at(session, flt.until)
     return low, high
-
-
-async def _first_id_at(session: AsyncSession, moment: datetime) -> int | None:
-    """The first run created at or after ``moment`` (one probe of ``ix_runs_created_at``)."""
-    return (
-        await session.execute(
-            select(Run.id).where(Run.created_at >= moment).order_by(Run.created_at, Run.id).limit(1)
-        )
-    ).scalar_one_or_none()
-
-
-async def _scalars(session: AsyncSession, query: Select[Run]) -> list[Run]:
-    return list((await session.scalars(query)).all())
 
 
 async def results_of(db: Database, run_ids: Sequence[int]) -> dict[int, list[Result]]:
@@ -353,27 +192,6 @@ async def results_of(db: Database, run_ids: Sequence[int]) -> dict[int, list[Res
 # -- live updates, metrics, readiness -----------------------------------------------------------
 
 
-async def version(db: Database) -> str:
-    """A token that changes whenever something on a page could have: any run event (every
-    state change writes one) or a running run's heartbeat."""
-    async with db.read() as session:
-        return await _version(session)
-
-
-async def _version(session: AsyncSession) -> str:
-    event, beat = (
-        await session.execute(
-            select(
-                select(func.max(RunEvent.id)).scalar_subquery(),
-                select(func.max(Run.heartbeat_at))
-                .where(Run.status == RunStatus.RUNNING)
-                .scalar_subquery(),
-            )
-        )
-    ).one()
-    return f"{event or 0}.{int(beat.timestamp()) if beat else 0}"
-
-
 async def figures(db: Database) -> Figures:
     """Runs by status and by outcome: two scans of an index each, never of the table."""
     async with db.read() as session:
@@ -383,7 +201,7 @@ async def figures(db: Database) -> Figures:
         )
         by_status = {status: count for status, count in statuses.all()}
         by_outcome = {outcome: count for outcome, count in outcomes.all() if outcome}
-        _, oldest = await _queue(session)
+        _, oldest = await queue_head(session)
     return Figures(by_status, by_outcome, oldest)
 
 
@@ -393,7 +211,7 @@ async def finished_run(
     """A run that has ended, with (check, severity, seconds) per timed result; else None."""
     async with db.read() as session:
         run = await session.get(Run, run_id)
-        if run is None or run.status not in TERMINAL:
+        if run is None or run.status not in TERMINAL_STATUSES:
             return None
         rows = await session.execute(
             select(Result.check, Result.severity, Result.started_at, Result.finished_at).where(

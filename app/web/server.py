@@ -1,28 +1,24 @@
-"""Serving the web view inside ``mhub serve``: readiness probes and the supervised task.
+"""Serving the web view inside ``mhub serve``: the readiness probes and the site itself.
 
-:func:`web_task` checks the exposure rules *now* (so ``mhub serve`` refuses to start with a
-clear message instead of failing later in a background task), and returns the task that binds
-``HUB_WEB_HOST:HUB_WEB_PORT``, serves until ``stop`` is set, and shuts the site down.
+The composition root checks the exposure rules (:func:`app.web.security.check_exposure`)
+before anything starts, so ``mhub serve`` refuses to start with a clear message instead of
+failing later in a background task, then runs :func:`serve_site` on
+``HUB_WEB_HOST:HUB_WEB_PORT`` until ``stop`` is set.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
 from app.db import Database
-from app.web import create_app, queries
+from app.web import queries
 from app.web.keys import Probe
-from app.web.security import check_exposure
-
-if TYPE_CHECKING:
-    from app.main import Hub
 
 log = logging.getLogger(__name__)
 
@@ -82,51 +78,18 @@ def slack_probe(connected: Callable[[], Awaitable[bool]]) -> Probe:
     return probe
 
 
-def web_task(
-    hub: Hub, stop: asyncio.Event, *, slack: bool
-) -> Callable[[], Coroutine[Any, Any, None]]:
-    """The supervised "web" task of ``mhub serve``; raises WebRefused at once if unsafe."""
-    settings = hub.settings
-    auth = settings.web_auth.get_secret_value() if settings.web_auth else None
-    check_exposure(settings.web_host, settings.web_port, auth)
-    probes = {
-        "database": database_probe(hub.db),
-        "executor": executor_probe(lambda: hub.executor.last_loop_at),
-    }
-
-    async def slack_connected() -> bool:
-        handler = hub.slack.handler if hub.slack is not None else None
-        return handler is not None and bool(await handler.client.is_connected())
-
-    if slack:
-        probes["slack"] = slack_probe(slack_connected)
-        hub.metrics.slack_connected = slack_connected
-
-    def subscribe(listener: Callable[[int], None]) -> None:
-        hub.executor.on_change(listener)
-
-    async def run() -> None:
-        app = create_app(
-            db=hub.db,
-            runs=hub.runs,
-            catalog=lambda: hub.catalog,
-            metrics=hub.metrics,
-            auth=auth,
-            public_url=settings.public_url,
-            probes=probes,
-            subscribe=subscribe,
-        )
-        runner = web.AppRunner(app, access_log_class=AccessLogger, shutdown_timeout=5.0)
-        await runner.setup()
-        try:
-            site = web.TCPSite(runner, settings.web_host, settings.web_port)
-            await site.start()
-            log.info("web view on %s", url(settings.web_host, settings.web_port))
-            await stop.wait()
-        finally:
-            await runner.cleanup()
-
-    return run
+async def serve_site(app: web.Application, host: str, port: int, stop: asyncio.Event) -> None:
+    """Bind ``host:port``, serve ``app`` until ``stop`` is set, then shut the site down (the
+    supervised "web" task of ``mhub serve``)."""
+    runner = web.AppRunner(app, access_log_class=AccessLogger, shutdown_timeout=5.0)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, host, port)
+        await site.start()
+        log.info("web view on %s", url(host, port))
+        await stop.wait()
+    finally:
+        await runner.cleanup()
 
 
 def url(host: str, port: int) -> str:

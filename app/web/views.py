@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import json
-from datetime import timedelta
 from typing import Any
 
 import aiohttp_jinja2
 from aiohttp import web
 
+from app.engine import runboard
+from app.engine.runs import RunView, run_json
 from app.errors import NotFound
-from app.runs import RunView, run_json
 from app.web import pages, params, queries
 from app.web.keys import BOARD_CACHE, CATALOG, CLOCK, DB, METRICS, PROBES, RUNS
 from app.web.metrics import CONTENT_TYPE
@@ -25,12 +25,12 @@ def _json(data: Any, status: int = 200) -> web.Response:
 
 
 @ROUTES.get("/", name="runboard")
-async def runboard(request: web.Request) -> web.Response:
-    app, catalog, now = request.app, request.app[CATALOG](), request.app[CLOCK]()
+async def board(request: web.Request) -> web.Response:
+    app, catalog, now = request.app, request.app[CATALOG], request.app[CLOCK]()
     cache = app[BOARD_CACHE]
-    if cache.ttl_s > 0 and (body := cache.get(await queries.version(app[DB]))) is not None:
+    if cache.ttl_s > 0 and (body := cache.get(await runboard.version(app[DB]))) is not None:
         return web.Response(body=body, content_type="text/html", charset="utf-8")
-    board = await queries.board(app[DB], catalog.customers, now - timedelta(hours=24))
+    board = await runboard.read(app[DB], catalog.customers, now)
     response = aiohttp_jinja2.render_template(
         "runboard.html", request, pages.runboard(board, catalog, now)
     )
@@ -41,7 +41,7 @@ async def runboard(request: web.Request) -> web.Response:
 
 @ROUTES.get("/runs", name="runs")
 async def runs(request: web.Request) -> web.Response:
-    catalog, query = request.app[CATALOG](), request.query
+    catalog, query = request.app[CATALOG], request.query
     flt, tz = params.run_filter(query, catalog)
     before, after = params.cursor(query, "before"), params.cursor(query, "after")
     page = await queries.runs_page(request.app[DB], flt, before=before, after=after)
@@ -53,15 +53,15 @@ async def runs(request: web.Request) -> web.Response:
 @ROUTES.get(r"/runs/{id:\d{1,15}}", name="run")
 async def run(request: web.Request) -> web.Response:
     view = await _view(request, events=True)
-    customer = request.app[CATALOG]().customers.get(view.run.customer_id)
-    version = "" if view.terminal else await queries.version(request.app[DB])
+    customer = request.app[CATALOG].customers.get(view.run.customer_id)
+    version = "" if view.terminal else await runboard.version(request.app[DB])
     context = pages.run_page(view, customer, request.app[CLOCK](), version)
     return aiohttp_jinja2.render_template("run.html", request, context)
 
 
 @ROUTES.get(r"/customers/{id}", name="customer")
 async def customer(request: web.Request) -> web.Response:
-    found = request.app[CATALOG]().customers.get(request.match_info["id"])
+    found = request.app[CATALOG].customers.get(request.match_info["id"])
     if found is None:
         raise web.HTTPNotFound(text=f'There is no customer "{request.match_info["id"]}".')
     page = await queries.runs_page(request.app[DB], queries.RunFilter(customer=found.id), limit=10)
@@ -71,7 +71,7 @@ async def customer(request: web.Request) -> web.Response:
 
 @ROUTES.get("/api/runs", name="api_runs")
 async def api_runs(request: web.Request) -> web.Response:
-    flt, _ = params.run_filter(request.query, request.app[CATALOG]())
+    flt, _ = params.run_filter(request.query, request.app[CATALOG])
     before, after = params.cursor(request.query, "before"), params.cursor(request.query, "after")
     page = await queries.runs_page(request.app[DB], flt, before=before, after=after)
     results = await queries.results_of(request.app[DB], [r.id for r in page.runs])
@@ -92,7 +92,7 @@ async def api_run(request: web.Request) -> web.Response:
 @ROUTES.get("/api/version", name="version")
 async def version(request: web.Request) -> web.Response:
     """The live-update token; pages poll it and reload their content when it changes."""
-    return _json({"version": await queries.version(request.app[DB])})
+    return _json({"version": await runboard.version(request.app[DB])})
 
 
 @ROUTES.get("/healthz", name="healthz")

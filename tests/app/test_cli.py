@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from checks import kinds
 from tests.conftest import demo_env, mhub
 
 
@@ -68,3 +69,11 @@ def test_it_explains_a_bad_window_and_queues_nothing(env: dict[str, str]) -> Non
 def test_it_says_which_run_is_missing(env: dict[str, str]) -> None:
     done = mhub(env, "status", "99")
     assert done.returncode == 2 and "There is no run #99" in done.stderr
+
+
+def test_it_lists_every_check_kind_in_the_run_help(env: dict[str, str]) -> None:
+    done = mhub(env, "run", "--help")
+    assert done.returncode == 0
+    text = " ".join(done.stdout.split())
+    assert "The checks: backup (AWS Backup jobs" in text
+    assert all(f"{kind.name} (" in text for kind in kinds.KINDS)

@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 
 from app.catalog import Catalog
-from app.config import CHECK_KINDS, WindowError, format_window, parse_window
+from app.config import WindowError, format_window, parse_window
 from app.errors import NotFound, UsageError
 from app.loader import ConfigInvalid, check_config, load_catalog
+from checks import kinds
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = [
@@ -23,7 +24,7 @@ SHIPPED = [
     for directory in (ROOT / "configs", ROOT / "configs" / "demo")
     if any((directory / "customers").glob("*.yaml"))
 ]
-CHECKS = ", ".join(CHECK_KINDS)
+CHECKS = ", ".join(kinds.NAMES)
 
 # Lines 1-9 of most files below; tests append what they break from line 10 on.
 GOOD = """\

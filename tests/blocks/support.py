@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from app.engine.runs import RunView
 from app.models import Result, Run
-from app.runs import RunView
 
 NOW = datetime(2026, 11, 21, 0, 5, tzinfo=UTC)  # 07:05 in Jakarta
 WIB = ZoneInfo("Asia/Jakarta")

@@ -12,16 +12,13 @@ import json
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, cast
+from typing import Any
 
 import boto3
 
-from app.catalog import Catalog
 from app.config import Account, Customer, parse_window
-from app.db import Database
-from app.executor import Executor
-from app.models import Run
-from app.retry import RetryPolicy
+from app.engine.checking import CheckRunner
+from app.engine.retry import RetryPolicy
 from app.sandbox.moto import seed_session
 from checks.aws import AwsClients
 from checks.base import CheckResult
@@ -63,15 +60,9 @@ async def run_check(
 ) -> CheckResult:
     """Exactly the executor's path: settings from the customer, the window, the context, and
     errors turned into ``error`` results. ``run_check`` does not touch the database."""
-    executor = Executor(
-        cast(Database, None),
-        lambda: Catalog([who]),
-        REGISTRY,
-        clients,
-        retry=RetryPolicy(max_tries=1),
-    )
-    params = {"window_s": parse_window(window).total_seconds()} if window else {}
-    return await executor.run_check(Run(id=1, params=params), who, alias, kind)
+    runner = CheckRunner(REGISTRY, clients, retry=RetryPolicy(max_tries=1))
+    span = parse_window(window) if window else None
+    return await runner.run(who, alias, kind, run_id=1, window=span)
 
 
 def grant(url: str, account_id: str, actions: list[str]) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
 import boto3
 import pytest
@@ -16,10 +16,11 @@ from botocore.exceptions import ClientError
 from app.catalog import Catalog
 from app.config import Customer
 from app.db import Database
-from app.executor import Executor
-from app.models import Run, RunStatus, Source
-from app.retry import RetryPolicy
-from app.runs import RunService, Submit
+from app.engine.checking import CheckRunner
+from app.engine.executor import Executor
+from app.engine.retry import RetryPolicy
+from app.engine.runs import RunService, Submit
+from app.models import RunStatus, Source
 from app.sandbox.edge import Edge
 from checks.aws import AwsClients, AwsOptions
 from checks.base import CheckResult, Severity
@@ -50,10 +51,8 @@ async def check(
     clients: AwsClients, who: Customer, alias: str, retry: RetryPolicy = QUICK
 ) -> CheckResult:
     """The executor's own path for one target, with its retry policy."""
-    executor = Executor(
-        cast(Database, None), lambda: Catalog([who]), REGISTRY, clients, retry=retry
-    )
-    return await executor.run_check(Run(id=1, params={}), who, alias, "backup")
+    runner = CheckRunner(REGISTRY, clients, retry=retry)
+    return await runner.run(who, alias, "backup", run_id=1)
 
 
 async def test_it_rides_out_throttling_twice_then_reports_ok(
@@ -127,7 +126,7 @@ async def test_it_never_lets_one_failing_account_hide_the_others(
     runs = RunService(db)
     run, _ = await runs.submit(Submit(catalog.plan("aryanoble"), "U0TEST", Source.CLI))
 
-    await Executor(db, lambda: catalog, REGISTRY, clients, retry=QUICK).run_until_done(run.id)
+    await Executor(db, catalog, REGISTRY, clients, retry=QUICK).run_until_done(run.id)
 
     view = await runs.get(run.id)
     by_account = {r.account: (r.severity, r.summary) for r in view.results}

@@ -9,7 +9,7 @@ import ssl
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import pytest
 from aiohttp import web
@@ -19,12 +19,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from pydantic import ValidationError
 
-from app.catalog import Catalog
 from app.config import Customer
-from app.db import Database
-from app.executor import Executor
-from app.models import Run
-from app.retry import RetryPolicy
+from app.engine.checking import CheckRunner
+from app.engine.retry import RetryPolicy
 from app.sandbox.moto import free_port
 from checks.aws import AwsClients
 from checks.base import CheckResult, Severity
@@ -94,14 +91,8 @@ async def run_http(
     clients: AwsClients, who: Customer, alias: str = "arbel", check: HttpCheck | None = None
 ) -> CheckResult:
     """The executor's path for one target (settings from the customer, errors as results)."""
-    executor = Executor(
-        cast(Database, None),
-        lambda: Catalog([who]),
-        {"http": check or HttpCheck()},
-        clients,
-        retry=RetryPolicy(max_tries=1),
-    )
-    return await executor.run_check(Run(id=1, params={}), who, alias, "http")
+    runner = CheckRunner({"http": check or HttpCheck()}, clients, retry=RetryPolicy(max_tries=1))
+    return await runner.run(who, alias, "http", run_id=1)
 
 
 async def test_it_reports_a_healthy_endpoint_as_ok_with_its_latency(

@@ -11,7 +11,7 @@ import socket
 import pytest
 
 from app.catalog import Catalog
-from app.prewarm import keep_aws_ready
+from app.engine.prewarm import keep_aws_ready
 from app.sandbox.edge import Edge
 from checks.aws import AwsClients
 from checks.base import Severity
@@ -32,7 +32,7 @@ from tests.checks.support import (
 async def ready(catalog: Catalog, clients: AwsClients, rounds: int = 1) -> None:
     """``keep_aws_ready`` for ``rounds`` rounds, then stopped."""
     stop = asyncio.Event()
-    task = asyncio.create_task(keep_aws_ready(lambda: catalog, clients, stop, every_s=0.05))
+    task = asyncio.create_task(keep_aws_ready(catalog, clients, stop, every_s=0.05))
     await asyncio.sleep(0.05 * rounds + 0.5)
     stop.set()
     await asyncio.wait_for(task, 10)
@@ -104,7 +104,7 @@ async def test_stopping_does_not_wait_for_an_aws_endpoint_that_never_answers(
     clients = AwsClients()
     stop = asyncio.Event()
     try:
-        task = asyncio.create_task(keep_aws_ready(lambda: Catalog([who]), clients, stop))
+        task = asyncio.create_task(keep_aws_ready(Catalog([who]), clients, stop))
         await asyncio.sleep(1.0)  # AssumeRole is now waiting on the silent endpoint (20 s)
         assert not task.done()
         stop.set()

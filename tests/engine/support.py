@@ -15,9 +15,10 @@ from sqlalchemy import func, insert, select
 from app.catalog import Catalog
 from app.config import Account, Customer
 from app.db import Database
-from app.executor import Executor, ExecutorOptions, current_target
+from app.engine.checking import current_target
+from app.engine.executor import Executor, ExecutorOptions
+from app.engine.retry import RetryPolicy
 from app.models import TERMINAL_STATUSES, Run, RunStatus
-from app.retry import RetryPolicy
 from checks.aws import AwsClients
 from checks.base import Check, CheckContext, CheckResult, Severity
 
@@ -178,7 +179,7 @@ async def serving(
     """An executor serving in the background; stopped (gracefully) on exit."""
     aws = AwsClients()
     executor = Executor(
-        db, lambda: CATALOG, {KIND: check}, aws, options or fast(), retry=retry, owner=owner
+        db, CATALOG, {KIND: check}, aws, options or fast(), retry=retry, owner=owner
     )
     stop = asyncio.Event()
     tasks = [asyncio.create_task(executor.serve(stop), name="test-executor")]

@@ -8,15 +8,17 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select, update
 
-from app import transitions as tx
 from app.catalog import Catalog
 from app.db import Database
-from app.executor import Executor
+from app.engine import transitions as tx
+from app.engine.executor import Executor
+from app.engine.results import ResultRow
+from app.engine.retry import RetryPolicy
+from app.engine.runs import RunService
 from app.models import Result, Run, RunEvent, RunStatus
-from app.retry import RetryPolicy
-from app.runs import RunService
 from checks.aws import AwsClients
-from checks.base import CheckContext, CheckResult, PermanentError, Severity, TransientError
+from checks.base import CheckContext, CheckResult, Severity
+from checks.errors import PermanentError, TransientError
 from tests.engine.support import (
     CATALOG,
     KIND,
@@ -120,7 +122,7 @@ async def test_it_runs_no_more_checks_of_a_run_at_once_than_allowed(db: Database
 async def test_it_runs_a_run_in_the_calling_process_for_the_cli(db: Database) -> None:
     [run_id] = await queue(db)
     aws = AwsClients()
-    executor = Executor(db, lambda: CATALOG, {KIND: Scripted()}, aws, fast())
+    executor = Executor(db, CATALOG, {KIND: Scripted()}, aws, fast())
     await executor.run_until_done(run_id)
     aws.close()
     assert (await one(db, run_id)).status == RunStatus.COMPLETED
@@ -129,7 +131,7 @@ async def test_it_runs_a_run_in_the_calling_process_for_the_cli(db: Database) ->
 async def test_it_fails_a_run_whose_customer_is_no_longer_configured(db: Database) -> None:
     [run_id] = await queue(db)
     aws = AwsClients()
-    executor = Executor(db, lambda: Catalog([]), {KIND: Scripted()}, aws, fast())
+    executor = Executor(db, Catalog([]), {KIND: Scripted()}, aws, fast())
     await executor.run_until_done(run_id)
     aws.close()
     run = await one(db, run_id)
@@ -205,8 +207,7 @@ async def test_it_cancels_a_running_run_within_2s_and_keeps_its_partial_results(
     options = fast(lease_s=120, heartbeat_s=60, cancel_poll_s=60)
     [run_id] = await queue(db, accounts=("quick", "slow"))
     async with serving(db, check, options) as executor:
-        service = RunService(db)
-        service.on_change(executor.poke)
+        service = RunService(db, changes=executor.changes)
         await wait_until(lambda: results_for(db, run_id, 1))
         asked = asyncio.get_running_loop().time()
         outcome = await service.cancel(run_id, "U1")
@@ -277,7 +278,7 @@ async def test_it_reruns_only_the_checks_a_dead_worker_had_not_recorded(db: Data
     run = await dead_worker_claims(db)
     lease = tx.Lease.of(run)
     now = datetime.now(UTC)
-    done = tx.ResultRow(
+    done = ResultRow(
         run_id, 1, "quick", KIND, "warn", "recorded before the crash", {}, {}, now, now, "dead"
     )
     async with db.write() as session:
@@ -371,7 +372,7 @@ async def test_it_claims_nothing_once_told_to_stop(db: Database) -> None:
     first, second = await queue(db, 2)
     stop = asyncio.Event()
     aws = AwsClients()
-    executor = Executor(db, lambda: CATALOG, {KIND: check}, aws, fast(max_runs=1))
+    executor = Executor(db, CATALOG, {KIND: check}, aws, fast(max_runs=1))
     serving_task = asyncio.create_task(executor.serve(stop))
     await wait_until(lambda: asyncio.sleep(0, result=check.running == 1))
     stop.set()
@@ -383,7 +384,7 @@ async def test_it_claims_nothing_once_told_to_stop(db: Database) -> None:
 
 
 def test_it_starts_every_accounts_first_check_before_any_accounts_second() -> None:
-    from app.executor import interleaved
+    from app.engine.executor import interleaved
 
     targets = [{"account": a, "check": c} for a in ("a", "b", "c") for c in ("rds", "backup")]
     order = [(t["account"], t["check"]) for t in interleaved(targets)]

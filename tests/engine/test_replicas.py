@@ -18,8 +18,8 @@ import pytest
 from sqlalchemy import func, select, text
 
 from app.db import Database
+from app.engine.runs import RunService
 from app.models import TERMINAL_STATUSES, RunEvent, RunStatus
-from app.runs import RunService
 from tests.conftest import PG_SKIP, PG_URL, ROOT, pg_database
 from tests.engine.support import all_done, queue, runs, wait_until
 

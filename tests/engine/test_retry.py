@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from random import Random
 
-from app.retry import RetryPolicy
-from checks.base import PermanentError, TransientError
+from app.engine.retry import RetryPolicy
+from checks.errors import PermanentError, TransientError
 
 
 def test_it_retries_throttling_with_growing_jittered_delays() -> None:

@@ -9,8 +9,8 @@ from sqlalchemy import func, select
 
 from app.catalog import Plan
 from app.db import Database
+from app.engine.runs import RunService, Submit
 from app.models import Run, RunStatus, Source
-from app.runs import RunService, Submit
 from tests.engine.support import CUSTOMER, KIND, Scripted, fast, serving, sleeps, wait_until
 
 
@@ -44,8 +44,7 @@ async def test_it_never_tells_a_caller_the_database_is_locked(tmp_path: Path) ->
 
     try:
         async with serving(db, Scripted(slow=sleeps(0.01)), fast(max_runs=32)) as executor:
-            here = RunService(db)
-            here.on_change(executor.poke)
+            here = RunService(db, changes=executor.changes)
             readers = [asyncio.create_task(read(d)) for d in (db, db, other, other)]
             await asyncio.gather(submit(here, 100), submit(RunService(other), 50))
 

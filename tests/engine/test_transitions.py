@@ -10,8 +10,9 @@ import pytest
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app import transitions as tx
 from app.db import Database
+from app.engine import transitions as tx
+from app.engine.results import ResultRow
 from app.models import Result, Run, RunEvent, RunStatus
 from tests.engine.support import queue, runs
 
@@ -246,9 +247,9 @@ async def test_it_refuses_to_extend_a_lost_lease(db: Database) -> None:
     assert (await get(db, run_id)).lease_owner == "w2"
 
 
-def result(lease: tx.Lease, account: str) -> tx.ResultRow:
+def result(lease: tx.Lease, account: str) -> ResultRow:
     now = datetime.now(UTC)
-    return tx.ResultRow(
+    return ResultRow(
         lease.run_id, lease.attempt, account, "http", "ok", "fine", {}, {}, now, now, lease.owner
     )
 

@@ -18,12 +18,12 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
 from app.db import Database
-from app.executor import Executor, ExecutorOptions, current_target
-from app.main import Hub, serve
-from app.runs import RunService
+from app.engine.checking import current_target
+from app.engine.executor import ExecutorOptions
+from app.main import build, serve
 from app.settings import Settings
-from checks.aws import AwsClients
-from checks.base import Check, CheckContext, CheckResult, PermanentError, Severity
+from checks.base import Check, CheckContext, CheckResult, Severity
+from checks.errors import PermanentError
 from tests.engine.support import CATALOG, KIND
 
 
@@ -79,7 +79,6 @@ def parse(argv: list[str]) -> argparse.Namespace:
 async def main(args: argparse.Namespace) -> None:
     settings = Settings.from_env(database_url=args.url, grace_s=args.grace)
     db = Database(args.url)
-    aws = AwsClients()
     delays = {k: float(v) for k, v in (item.split("=", 1) for item in args.delay)}
     options = ExecutorOptions(
         max_runs=args.max_runs,
@@ -91,13 +90,12 @@ async def main(args: argparse.Namespace) -> None:
         grace_s=args.grace,
     )
     check = Recording(db, args.owner, delays, args.jitter)
-    executor = Executor(db, lambda: CATALOG, {KIND: check}, aws, options, owner=args.owner)
-    runs = RunService(db)
-    runs.on_change(executor.poke)
     try:
-        await serve(Hub(settings, db, CATALOG, aws, runs, executor), slack=False, web=False)
+        async with build(
+            settings, CATALOG, db=db, registry={KIND: check}, executor=options, owner=args.owner
+        ) as hub:
+            await serve(hub, slack=False, web=False)
     finally:
-        aws.close()
         await db.close()
 
 

@@ -1,5 +1,6 @@
-"""The Slack side in-process: the real Bolt app, desk, outbox and executor on a real database,
-talking to the fake Slack over real HTTP and Socket Mode. Checks are stand-ins (no AWS)."""
+"""The Slack side in-process: the hub as ``app.main.build`` wires it (the real Bolt app,
+listeners, desk, outbox and executor on a real database), talking to the fake Slack over real
+HTTP and Socket Mode. Checks are stand-ins (no AWS)."""
 
 from __future__ import annotations
 
@@ -14,14 +15,14 @@ from sqlalchemy import select
 from app.catalog import Catalog
 from app.config import Access, Account, Customer, Schedule, SlackSettings
 from app.db import Database
-from app.delivery import DeliveryOptions
-from app.executor import Executor, ExecutorOptions
+from app.engine.executor import ExecutorOptions
+from app.engine.runs import RunService
+from app.main import Hub, SlackSide, build
 from app.models import RunEvent
-from app.runs import RunService
 from app.settings import Settings
-from app.slack import Slack, build_slack, web_client
-from checks.aws import AwsClients
-from checks.base import Check, CheckContext, CheckResult, PermanentError, Severity
+from app.slack.deliverer import DeliveryOptions, deliver
+from checks.base import Check, CheckContext, CheckResult, Severity
+from checks.errors import PermanentError
 from tests.fakeslack import FakeSlack
 
 ARYANOBLE = Customer(
@@ -120,26 +121,28 @@ class BackupStandIn(Check):
 
 
 @dataclass
-class Metrics:
-    acks: list[float] = field(default_factory=list)
-    failures: list[tuple[str, bool]] = field(default_factory=list)
-
-    def slack_acked(self, seconds: float) -> None:
-        self.acks.append(seconds)
-
-    def slack_delivery_failed(self, kind: str, *, permanent: bool) -> None:
-        self.failures.append((kind, permanent))
-
-
-@dataclass
 class Harness:
     fake: FakeSlack
-    db: Database
-    runs: RunService
-    slack: Slack
+    hub: Hub
     rds: RdsStandIn
-    metrics: Metrics
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    @property
+    def db(self) -> Database:
+        return self.hub.db
+
+    @property
+    def runs(self) -> RunService:
+        return self.hub.runs
+
+    @property
+    def slack(self) -> SlackSide:
+        assert self.hub.side is not None
+        return self.hub.side
+
+    def metric(self, name: str, **labels: str) -> float | None:
+        """A sample of the hub's /metrics."""
+        return self.hub.metrics.registry.get_sample_value(name, labels)
 
     async def audit(self) -> list[dict[str, Any]]:
         async with self.db.read() as session:
@@ -156,53 +159,49 @@ class Harness:
 
 
 @pytest.fixture
-async def harness(db: Database) -> AsyncIterator[Harness]:
+def hub_catalog() -> Catalog:
+    """The customers the harness's hub is built with (a test may parametrize another)."""
+    return CATALOG
+
+
+@pytest.fixture
+async def harness(db: Database, hub_catalog: Catalog) -> AsyncIterator[Harness]:
+    """The hub as ``app.main.build`` wires it, with stand-in checks and fast timings, serving
+    the executor, the Socket Mode connection and delivery (cards, Home) until the test ends."""
     fake = FakeSlack(channels=["C0OPS", "C0SHARED"]).start()
     rds = RdsStandIn()
     registry: dict[str, Check] = {"rds": rds, "budget": BudgetStandIn(), "backup": BackupStandIn()}
-    aws = AwsClients()
-    runs = RunService(db)
-    executor = Executor(
-        db,
-        lambda: CATALOG,
-        registry,
-        aws,
-        ExecutorOptions(
-            poll_s=0.05, heartbeat_s=0.2, lease_s=5, cancel_poll_s=0.1, sweep_s=1, grace_s=2
-        ),
-    )
-    runs.on_change(executor.poke)
     settings = Settings(
         SLACK_BOT_TOKEN="xoxb-test",
         SLACK_APP_TOKEN="xapp-test",
         SLACK_API_URL=fake.api_url,
         HUB_PUBLIC_URL="https://hub.example",
     )
-    metrics = Metrics()
-    slack = build_slack(
-        settings,
-        metrics=metrics,
-        db=db,
-        runs=runs,
-        catalog=lambda: CATALOG,
-        client=web_client(settings),
-        delivery=DeliveryOptions(backoff_base_s=0.2, unknown_min_s=0.5),
+    executor = ExecutorOptions(
+        poll_s=0.05, heartbeat_s=0.2, lease_s=5, cancel_poll_s=0.1, sweep_s=1, grace_s=2
     )
-    runs.on_change(slack.changed)
-    executor.on_change(slack.changed)
+    delivery = DeliveryOptions(backoff_base_s=0.2, unknown_min_s=0.5)
     stop = asyncio.Event()
-    hub = Harness(fake, db, runs, slack, rds, metrics)
-    hub.tasks = [
-        asyncio.create_task(c)
-        for c in (executor.serve(stop), slack.run(stop), slack.deliver(stop, linger_s=2))
-    ]
-    try:
-        await fake.await_(fake.connected, 10, "the app to connect")
-        yield hub
-    finally:
-        rds.gate.set()
-        stop.set()
-        await asyncio.gather(*hub.tasks)
-        aws.close()
-        fake.stop()
+    async with build(
+        settings, hub_catalog, db=db, registry=registry, executor=executor, delivery=delivery
+    ) as hub:
+        side = hub.side
+        assert side is not None
+        harness = Harness(fake, hub, rds)
+        harness.tasks = [
+            asyncio.create_task(c)
+            for c in (
+                hub.executor.serve(stop),
+                side.slack.run(stop),
+                deliver(side.deliverer, [side.cards, side.home], stop, linger_s=2),
+            )
+        ]
+        try:
+            await fake.await_(fake.connected, 10, "the app to connect")
+            yield harness
+        finally:
+            rds.gate.set()
+            stop.set()
+            await asyncio.gather(*harness.tasks)
+            fake.stop()
     assert fake.violations == []

@@ -11,12 +11,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from app.access import Access
-from app.cards import Cards
 from app.db import Database
-from app.delivery import Outgoing
-from app.desk import Asker, Desk
-from app.runs import RunService
+from app.engine.runs import RunService
+from app.slack.access import Access
+from app.slack.cards import Cards
+from app.slack.desk import Asker, Desk
+from app.slack.outbox import Outgoing
 from handlers import replies
 from tests.fakeslack.validate import message_problems
 from tests.handlers.conftest import CATALOG
@@ -95,8 +95,8 @@ def desk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[asyncio.Run
         db = Database(f"sqlite+aiosqlite:///{path}")
         runner.run(db.upgrade())
         runs = RunService(db)
-        cards = Cards(runs, Outgoing(db), lambda: CATALOG)
-        yield runner, Desk(runs, Access(db), cards, lambda: CATALOG)
+        cards = Cards(runs, Outgoing(db), CATALOG)
+        yield runner, Desk(runs, Access(db), cards, CATALOG)
         runner.run(db.close())
 
 

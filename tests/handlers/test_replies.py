@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from app.slack.followups import FollowUps
 from blocks import messages
-from handlers import replies
+from handlers.ack import ack_in_time
 
 
 class Recorder:
@@ -20,7 +21,7 @@ class Recorder:
 async def test_it_acks_with_the_answer_when_it_is_ready_in_time() -> None:
     ack, respond = Recorder(), Recorder()
     ready = asyncio.ensure_future(asyncio.sleep(0, messages.notice("done")))
-    await replies.ack_in_time(ready, ack, respond, budget_s=5)
+    await ack_in_time(ready, ack, respond, FollowUps(), budget_s=5)
     assert ack.sent == [messages.notice("done")] and respond.sent == []
 
 
@@ -32,11 +33,13 @@ async def test_it_acks_with_working_on_it_and_answers_later_when_the_answer_is_s
         await proceed.wait()
         return messages.notice("done")
 
-    follow_up = await replies.ack_in_time(
-        asyncio.ensure_future(slow()), ack, respond, budget_s=0.01
+    followups = FollowUps()
+    follow_up = await ack_in_time(
+        asyncio.ensure_future(slow()), ack, respond, followups, budget_s=0.01
     )
     assert ack.sent == [messages.working()] and respond.sent == []
-    assert follow_up is not None
+    assert follow_up is not None and len(followups) == 1
     proceed.set()
     await follow_up
     assert respond.sent == [messages.notice("done")]
+    assert len(followups) == 0

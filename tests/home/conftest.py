@@ -21,9 +21,9 @@ from app.db import Database
 from app.models import Result, Run
 from tests.fakeslack import FakeSlack
 from tests.fakeslack import server as fake_server
-from tests.handlers.conftest import Harness, harness
+from tests.handlers.conftest import Harness, harness, hub_catalog
 
-__all__ = ["harness"]  # the handlers harness, reused here
+__all__ = ["harness", "hub_catalog"]  # the handlers harness, reused here
 
 TEAM = fake_server.TEAM
 APP_ID = fake_server.APP_ID
@@ -233,10 +233,7 @@ def home_fake(monkeypatch: pytest.MonkeyPatch) -> HomeFake:
 
 @pytest.fixture
 async def home(home_fake: HomeFake, harness: Harness) -> AsyncIterator[Harness]:
-    """The handlers harness, with the Home publisher following run changes (as app.main does)."""
-    tab = harness.slack.home
-    assert tab is not None
-    harness.runs.on_change(tab.changed)
+    """The handlers harness (the Home publisher follows run changes, as app.main wires it)."""
     yield harness
 
 

@@ -7,8 +7,8 @@ from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 from app.config import Access, Account, Customer, SlackSettings
-from app.modal import ModalMeta
-from app.runboard import Runboard
+from app.engine.runboard import Runboard
+from app.slack.modal import ModalMeta
 from blocks.home import NextRun, home_view, step_list
 from blocks.modal import Choice, run_modal
 from tests.blocks.support import NOW, run
@@ -43,11 +43,14 @@ def crowded() -> tuple[Runboard, dict[str, Customer], list[NextRun]]:
     ]
     board = Runboard(
         queued=12,
+        oldest_queued_at=None,
         running=running,
+        waiting=[],
         recent=recent,
         latest={r.customer_id: r for r in recent},
         day={"runs": 400, "crit": 40},
         steps={r.id: {("acct1", "rds"): "error"} for r in (*running, *recent)},
+        version="1.0",
         taken_at=NOW,
     )
     tz = ZoneInfo("Asia/Jakarta")

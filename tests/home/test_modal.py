@@ -36,12 +36,9 @@ def billing(number: int = 0) -> Customer:
     )
 
 
-@pytest.fixture
-def two_customers(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Alice may run checks for Aryanoble and Billing Co."""
-    monkeypatch.setattr(
-        handlers, "CATALOG", Catalog([handlers.ARYANOBLE, handlers.LOCKED, billing()])
-    )
+TWO_CUSTOMERS = Catalog([handlers.ARYANOBLE, handlers.LOCKED, billing()])
+"""Alice may run checks for Aryanoble and Billing Co."""
+MANY_CUSTOMERS = Catalog([handlers.ARYANOBLE, *(billing(n) for n in range(1, 131))])
 
 
 def fake_of(hub: Harness) -> HomeFake:
@@ -58,8 +55,9 @@ def picked(*values: str) -> dict[str, Any]:
     return {"selected_options": [{"value": v} for v in values]}
 
 
+@pytest.mark.parametrize("hub_catalog", [TWO_CUSTOMERS])
 async def test_it_guides_a_run_from_open_to_card_with_an_inline_error_on_the_way(
-    two_customers: None, home: Harness
+    home: Harness,
 ) -> None:
     fake = fake_of(home)
     ack = await fake.acommand("", channel="C0OPS")
@@ -131,8 +129,9 @@ async def test_it_says_so_when_the_trigger_expired(home: Harness) -> None:
     assert fake.opened == []
 
 
+@pytest.mark.parametrize("hub_catalog", [TWO_CUSTOMERS])
 async def test_it_runs_from_the_home_button_and_posts_in_the_customer_channel(
-    two_customers: None, home: Harness
+    home: Harness,
 ) -> None:
     fake = fake_of(home)
     fake.members.add("C0BILL")
@@ -149,11 +148,10 @@ async def test_it_runs_from_the_home_button_and_posts_in_the_customer_channel(
     assert card[0].channel == "C0BILL"
 
 
+@pytest.mark.parametrize("hub_catalog", [MANY_CUSTOMERS])
 async def test_it_offers_an_external_select_with_suggestions_above_100_customers(
-    monkeypatch: pytest.MonkeyPatch, home: Harness
+    home: Harness,
 ) -> None:
-    many = [billing(n) for n in range(1, 131)]
-    monkeypatch.setattr(handlers, "CATALOG", Catalog([handlers.ARYANOBLE, *many]))
     fake = fake_of(home)
     await fake.acommand("", channel="C0OPS")
     form = await fake.await_(lambda: fake.opened and fake.opened[0], 3, "the modal to open")

@@ -8,10 +8,10 @@ from typing import Any
 
 from sqlalchemy import insert
 
-from app.access import Access
 from app.db import Database
-from app.home import HomeTab
 from app.models import Run
+from app.slack.access import Access
+from app.slack.home import HomeTab
 from tests.fakeslack import validate
 from tests.handlers.conftest import CATALOG
 
@@ -51,7 +51,7 @@ async def test_it_refreshes_the_heartbeat_of_a_running_run_without_any_change(
     tab = HomeTab(
         client,  # type: ignore[arg-type]
         db,
-        lambda: CATALOG,
+        CATALOG,
         Access(db),
         min_gap_s=0.2,
         refresh_s=0.4,

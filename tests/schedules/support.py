@@ -10,8 +10,8 @@ from zoneinfo import ZoneInfo
 
 from app.catalog import Catalog
 from app.config import Account, Customer, Schedule, SlackSettings
+from app.engine.runs import RunView
 from app.models import Result, Run
-from app.runs import RunView
 
 WIB = ZoneInfo("Asia/Jakarta")
 SEVEN_WIB = datetime(2026, 11, 21, 0, 0, tzinfo=UTC)  # Sat 21 Nov 2026, 07:00 in Jakarta

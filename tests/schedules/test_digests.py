@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -15,16 +15,17 @@ import pytest
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import select
 
-from app.cards import has_card
 from app.catalog import Catalog
 from app.db import Database
-from app.delivery import Deliverer, DeliveryOptions
-from app.digests import DIGEST_KIND, Digests, digest_key
-from app.executor import Executor, ExecutorOptions
+from app.engine.executor import Executor, ExecutorOptions
+from app.engine.runs import RunService
+from app.main import Hub, build
 from app.models import Outbox, Run
-from app.runs import RunService
-from app.scheduler import Scheduler
-from checks.aws import AwsClients
+from app.schedules.timer import Scheduler
+from app.settings import Settings
+from app.slack.cards import has_card
+from app.slack.deliverer import Deliverer, DeliveryOptions
+from app.slack.digests import DIGEST_KIND, Digests, digest_key
 from checks.base import Check, CheckContext, CheckResult, Severity, resource
 from tests.fakeslack import FakeSlack
 from tests.schedules.support import SEVEN_WIB, Clock, catalog
@@ -55,36 +56,33 @@ class Estate(Check):
 
 @dataclass
 class Replica:
-    """What ``mhub serve`` runs for schedules, in this process: scheduler, executor, digests."""
+    """What ``mhub serve`` runs for schedules, in this process (the hub as ``app.main.build``
+    wires it, Slack configured so that digests follow run changes; nothing is delivered)."""
 
-    db: Database
-    cat: Catalog
-    clock: Clock
-    estate: Estate
-    runs: RunService = field(init=False)
-    executor: Executor = field(init=False)
-    digests: Digests = field(init=False)
-    scheduler: Scheduler = field(init=False)
+    hub: Hub
 
-    def __post_init__(self) -> None:
-        self.runs = RunService(self.db)
-        self.executor = Executor(
-            self.db, lambda: self.cat, {"http": self.estate}, AwsClients(), FAST
-        )
-        self.digests = Digests(
-            self.db, self.runs, lambda: self.cat, public_url="https://hub.example"
-        )
-        self.executor.on_change(self.digests.changed)
-        self.runs.on_change(self.digests.changed)
-        self.runs.on_change(self.executor.poke)
-        self.scheduler = Scheduler(self.runs, lambda: self.cat, clock=self.clock)
+    @property
+    def cat(self) -> Catalog:
+        return self.hub.catalog
+
+    @property
+    def scheduler(self) -> Scheduler:
+        return self.hub.scheduler
+
+    @property
+    def executor(self) -> Executor:
+        return self.hub.executor
+
+    @property
+    def digests(self) -> Digests:
+        return self.hub.digests
 
     async def fire(self) -> Run:
         """Tick the slot due at the clock's time and wait for its run to end."""
         run = await self.scheduler.tick("aryanoble", "daily")
         assert run is not None
         await self.executor.run_until_done(run.id)
-        await self.digests.flush()
+        await self.digests.step()
         return run
 
 
@@ -95,7 +93,16 @@ def estate() -> Estate:
 
 @asynccontextmanager
 async def replica(db: Database, estate: Estate, clock: Clock) -> AsyncIterator[Replica]:
-    yield Replica(db, catalog(accounts=("arbel", "billing", "cargo")), clock, estate)
+    settings = Settings(
+        SLACK_BOT_TOKEN="xoxb-test",
+        SLACK_APP_TOKEN="xapp-test",
+        SLACK_API_URL="http://127.0.0.1:9/api/",  # never called: nothing is delivered here
+        HUB_PUBLIC_URL="https://hub.example",
+    )
+    cat = catalog(accounts=("arbel", "billing", "cargo"))
+    registry = {"http": estate}
+    async with build(settings, cat, db=db, registry=registry, executor=FAST, clock=clock) as hub:
+        yield Replica(hub)
 
 
 async def digests(db: Database) -> list[Outbox]:
@@ -116,9 +123,9 @@ async def test_it_queues_one_digest_per_scheduled_run_into_the_schedules_channel
 ) -> None:
     async with replica(db, estate, Clock(SEVEN_WIB)) as hub:
         run = await hub.fire()
-        other = Digests(db, RunService(db), lambda: hub.cat)  # another replica saw it end too
+        other = Digests(db, RunService(db), hub.cat)  # another replica saw it end too
         assert await other.enqueue(run.id) is False
-        assert await other.sweep() == 0
+        assert await other.sweep() == []
     [row] = await digests(db)
     assert row.dedupe_key == digest_key(run.id) == f"digest:{run.id}"
     assert row.channel == "C0OPS" and row.run_id == run.id and row.status == "pending"
@@ -132,7 +139,7 @@ async def test_it_queues_the_digest_once_when_replicas_race(db: Database, estate
         await hub.executor.run_until_done(run.id)
         handles = [Database(db.url) for _ in range(3)]
         try:
-            racers = [Digests(h, RunService(h), lambda: hub.cat) for h in handles]
+            racers = [Digests(h, RunService(h), hub.cat) for h in handles]
             queued = await asyncio.gather(*(r.enqueue(run.id) for r in racers * 2))
         finally:
             for handle in handles:
@@ -156,11 +163,11 @@ async def test_it_sweeps_up_the_digest_of_a_run_whose_replica_died_before_queuei
     async with replica(db, estate, Clock(SEVEN_WIB)) as hub:
         run = await hub.scheduler.tick("aryanoble", "daily")
         assert run is not None
-        hub.digests._dirty.clear()  # this replica "dies" before rendering
-        await hub.executor.run_until_done(run.id)
-        survivor = Digests(db, RunService(db), lambda: hub.cat)
-        assert await survivor.sweep() == 1
-        assert await survivor.sweep() == 0
+        await hub.executor.run_until_done(run.id)  # this replica "dies" before rendering
+        survivor = Digests(db, RunService(db), hub.cat)
+        assert await survivor.sweep() == [run.id]
+        await survivor.flush({run.id})
+        assert await survivor.sweep() == []
     [row] = await digests(db)
     assert row.dedupe_key == f"digest:{run.id}"
 

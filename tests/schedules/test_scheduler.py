@@ -20,9 +20,9 @@ from sqlalchemy import select
 from app.catalog import Catalog
 from app.config import Schedule
 from app.db import Database
+from app.engine.runs import RunService, Submit
 from app.models import Run
-from app.runs import RunService, Submit
-from app.scheduler import Scheduler
+from app.schedules.timer import Scheduler
 from tests.schedules.support import SEVEN_WIB, Clock, catalog, customer
 
 
@@ -35,7 +35,7 @@ def replica(db: Database, cat: Catalog, clock: Clock | None = None, **options: A
     """One replica's scheduler, with its own run service."""
     if clock is not None:
         options["clock"] = clock
-    return Scheduler(RunService(db), lambda: cat, **options)
+    return Scheduler(RunService(db), cat, **options)
 
 
 @asynccontextmanager
@@ -95,7 +95,7 @@ async def test_it_fires_a_slot_missed_within_the_grace_once_when_a_replica_start
 async def test_it_logs_a_slot_missed_beyond_the_grace_and_does_not_run_it(
     db: Database, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="app.scheduler")
+    caplog.set_level(logging.WARNING, logger="app.schedules.timer")
     with time_machine.travel(SEVEN_WIB + timedelta(minutes=16), tick=False):
         assert await replica(db, catalog()).catch_up() == []
     assert await all_runs(db) == []
@@ -110,7 +110,7 @@ async def test_it_does_not_call_a_slot_missed_when_another_replica_fired_it(
 ) -> None:
     cat = catalog()
     await replica(db, cat, Clock(SEVEN_WIB)).tick("aryanoble", "daily")
-    caplog.set_level(logging.WARNING, logger="app.scheduler")
+    caplog.set_level(logging.WARNING, logger="app.schedules.timer")
     assert await replica(db, cat, Clock(SEVEN_WIB + timedelta(hours=2))).catch_up() == []
     assert len(await all_runs(db)) == 1 and not caplog.records
 
@@ -124,7 +124,7 @@ async def test_it_honours_a_longer_misfire_grace(db: Database) -> None:
 async def test_it_treats_a_tick_later_than_the_grace_as_missed(
     db: Database, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="app.scheduler")
+    caplog.set_level(logging.WARNING, logger="app.schedules.timer")
     clock = Clock(SEVEN_WIB + timedelta(minutes=15, seconds=1))
     assert await replica(db, catalog(), clock).tick("aryanoble", "daily") is None
     assert await all_runs(db) == []
@@ -152,9 +152,9 @@ async def test_it_retries_a_slot_while_the_database_refuses_within_the_grace(
                 raise OSError("connection refused")
             return await super().submit(request)
 
-    caplog.set_level(logging.WARNING, logger="app.scheduler")
+    caplog.set_level(logging.WARNING, logger="app.schedules.timer")
     cat = catalog()
-    scheduler = Scheduler(Flaky(db), lambda: cat, clock=Clock(SEVEN_WIB), retry_s=0.01)
+    scheduler = Scheduler(Flaky(db), cat, clock=Clock(SEVEN_WIB), retry_s=0.01)
     run = await scheduler.tick("aryanoble", "daily")
     assert run is not None and [r.id for r in await all_runs(db)] == [run.id]
     assert caplog.text.count("cannot submit slot 2026-11-21T00:00:00Z") == 2

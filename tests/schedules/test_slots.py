@@ -11,16 +11,16 @@ import pytest
 import time_machine
 
 from app.config import Schedule
-from app.scheduler import (
+from app.schedules.slots import (
     CronCadence,
     EverySeconds,
     Slot,
-    SlotTrigger,
     fire_times,
     fires_between,
     next_fire,
     next_fire_times,
 )
+from app.schedules.timer import SlotTrigger
 from app.settings import Settings
 from tests.schedules.support import SEVEN_WIB, WIB, catalog, customer
 

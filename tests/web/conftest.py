@@ -8,7 +8,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from app.db import Database
-from app.runs import RunService
+from app.engine.runs import RunService
 from app.web import create_app
 from app.web.keys import Probe
 from app.web.metrics import HubMetrics
@@ -37,7 +37,7 @@ async def start(
     app = create_app(
         db=db,
         runs=RunService(db),
-        catalog=lambda: CATALOG,
+        catalog=CATALOG,
         metrics=metrics or HubMetrics(),
         auth=auth,
         public_url=public_url,

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from aiohttp.test_utils import TestClient
 
 from app.db import Database
-from app.runs import RunService, run_json
+from app.engine.runs import RunService, run_json
 from app.web.keys import Probe
 from app.web.metrics import HubMetrics, RunObserver
 from tests.web.conftest import start
@@ -147,7 +147,7 @@ async def test_it_records_run_and_check_durations_when_a_run_ends(
     observer.changed(estate.hot)
     observer.changed(estate.hot)  # told twice: counted once
     observer.changed(estate.running)  # not finished: nothing yet
-    await observer.settle()
+    await observer.step()
     text = (await metrics.render(db, datetime.now(UTC))).decode()
     runs = samples(text, "mhub_run_duration_seconds_count")
     assert runs == {'{source="slash",status="completed"}': 1}

@@ -18,7 +18,7 @@ import pytest
 from aiohttp import web
 
 from app.db import Database
-from app.runs import RunService
+from app.engine.runs import RunService
 from app.web import create_app
 from app.web.metrics import HubMetrics
 from tests.web.sample import CATALOG, Estate, plant
@@ -53,7 +53,7 @@ async def site(sqlite: str) -> AsyncIterator[tuple[str, Database, Estate]]:
     await db.upgrade()
     now = datetime.now(UTC)
     estate = await plant(db, now)
-    app = create_app(db=db, runs=RunService(db), catalog=lambda: CATALOG, metrics=HubMetrics())
+    app = create_app(db=db, runs=RunService(db), catalog=CATALOG, metrics=HubMetrics())
     runner = web.AppRunner(app)
     await runner.setup()
     with socket.socket() as s:

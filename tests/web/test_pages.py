@@ -10,9 +10,9 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from app.db import Database
-from app.render import render_run
-from app.runs import RunService
+from app.engine.runs import RunService
 from app.web import queries
+from blocks.terminal import render_run
 from tests.web.sample import DEMO, NOW, Estate, alarms, insert_run, ok, rds_hot
 
 

@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import event, inspect
 
 from app.db import Database
+from app.engine import runboard
 from app.models import Base
 from app.web import queries
 from app.web.queries import RunFilter
@@ -87,7 +88,7 @@ async def test_it_counts_the_last_day_and_finds_each_customers_latest_run(db: Da
         db, "billing", [("billing-prod", "rds")], outcome="ok", created=NOW - timedelta(hours=1)
     )
     await insert_run(db, "billing", [("billing-prod", "rds")], status="queued")
-    board = await queries.board(db, list(CATALOG.customers), NOW - timedelta(hours=24))
+    board = await runboard.read(db, list(CATALOG.customers), NOW)
     assert board.day == {"runs": 2, "crit": 0, "warn": 0, "error": 0, "failed": 0}
     assert board.latest["billing"].id == new and "demo" not in board.latest
     assert board.queued == 1 and [r.id for r in board.recent] == [new, old]
@@ -129,7 +130,7 @@ async def test_it_reads_runs_pages_through_indexes(
     await plant_many(db, 5)
     with captured(db) as statements:
         await queries.runs_page(db, flt, before=10_000)
-        await queries.board(db, list(CATALOG.customers), NOW - timedelta(hours=24))
+        await runboard.read(db, list(CATALOG.customers), NOW)
     async with db.reader.connect() as conn:
         for sql, params in statements:
             plan = " / ".join(

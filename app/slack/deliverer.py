@@ -1,24 +1,5 @@
-"""The outbox: every message to Slack is a database row first, then delivered by a loop that
-retries, backs off, honours ``Retry-After``, coalesces card updates and never posts a card twice.
-
-Rows (``outbox`` table) and their states::
-
-    pending ──claim──► posting ──ok──────────────► posted ◄──ok── updating ◄──claim── changed
-       ▲                 │ ├─rejected (429, refused connection, 4xx) ─► pending      │  ▲
-       │                 │ ├─outcome unknown (timeout, reset, 5xx) ──► unknown      │  │
-       │                 │ └─permanent (not_in_channel, …) ─────────► failed        └──┘
-       └─────────────────┘            unknown ──claim──► posting (history first)   error:
-                                      posted ──a new rendering──► changed          backoff
-
-``posted`` means Slack shows the newest rendering; a send that leaves a newer one waiting ends
-in ``changed`` instead (one guarded statement decides, comparing ``version``).
-
-- A **card** (``kind = card``, key ``card:<run id>``) is posted once with ``chat.postMessage``
-  and then updated with ``chat.update``. Its payload is the newest rendering; ``version`` counts
-  renderings and ``sent_version`` is the one Slack shows. Updates go out at most once per
-  ``min_update_interval_s`` per card: after every send the row is not due again before then,
-  so renderings made meanwhile coalesce into one update.
-- A **response** (``kind = response``) is one POST to a ``response_url`` (an ephemeral reply).
+"""The deliverer: claims due outbox rows (:mod:`app.slack.outbox`) and sends them to Slack;
+safe to run on any number of replicas.
 
 **Claims.** A row is claimed by one guarded ``UPDATE … WHERE id = :id AND status = :seen AND
 attempts = :seen_attempts`` that sets a lease (``next_attempt_at`` = now + lease) and bumps
@@ -46,49 +27,32 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import random
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from enum import StrEnum
 from functools import partial
-from typing import Any, cast
+from typing import Any
 
 import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
-from sqlalchemy import Table, and_, bindparam, case, func, insert, or_, select, update
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
-from sqlalchemy.sql.dml import Insert
+from sqlalchemy import and_, case, func, or_, select, update
 
-from app import transitions as tx
-from app.db import Database
+from app.db import DB_TROUBLE, Database
+from app.engine.changes import Follower
+from app.engine.events import Event, add_event
 from app.models import Outbox
+from app.slack.outbox import Kind, Outgoing, Status
 from blocks import messages
 from blocks.ids import CARD_EVENT
 
 log = logging.getLogger(__name__)
 
 STAMP = "mhub:"
-
-
-class Status(StrEnum):
-    PENDING = "pending"
-    POSTING = "posting"
-    UNKNOWN = "unknown"
-    POSTED = "posted"
-    CHANGED = "changed"
-    UPDATING = "updating"
-    FAILED = "failed"
-
-
-class Kind(StrEnum):
-    CARD = "card"
-    RESPONSE = "response"
 
 
 _CLAIMABLE = (Status.PENDING, Status.UNKNOWN, Status.POSTING, Status.UPDATING, Status.CHANGED)
@@ -136,147 +100,6 @@ class DeliveryOptions:
     concurrency: int = 8
     poll_s: float = 1.0
     history_pages: int = 5
-
-
-@dataclass(frozen=True)
-class Card:
-    """A rendering of a run's card, to be stored in the outbox."""
-
-    run_id: int
-    channel: str
-    message: dict[str, Any]
-    reply_url: str | None = field(default=None, repr=False)
-
-
-def card_key(run_id: int) -> str:
-    return f"card:{run_id}"
-
-
-def _new_row(
-    key: str, kind: str, payload: dict[str, Any], run_id: int | None, channel: str | None
-) -> dict[str, Any]:
-    """A row not delivered yet."""
-    return {
-        "dedupe_key": key,
-        "run_id": run_id,
-        "kind": kind,
-        "channel": channel,
-        "payload": payload,
-        "status": Status.PENDING,
-        "attempts": 0,
-        "version": 1,
-        "sent_version": 0,
-    }
-
-
-def _same(a: Any, b: Any) -> bool:
-    return json.dumps(a, sort_keys=True, default=str) == json.dumps(b, sort_keys=True, default=str)
-
-
-class Outgoing:
-    """Writing rows: what should be delivered (the deliverer decides when and how)."""
-
-    def __init__(self, db: Database) -> None:
-        self.db = db
-
-    async def put_card(
-        self, run_id: int, channel: str, message: dict[str, Any], reply_url: str | None = None
-    ) -> bool:
-        """Create or refresh a run's card. Returns True when the row changed (a new version)."""
-        return bool(await self.put_cards([Card(run_id, channel, message, reply_url)]))
-
-    async def put_cards(self, cards: Sequence[Card]) -> list[int]:
-        """Create or refresh several cards in one transaction; returns the run ids whose card
-        changed (created, or a new version because the rendering differs)."""
-        for _ in range(3):
-            try:
-                return await self._put_cards(cards)
-            except IntegrityError:
-                continue  # another replica created one of them meanwhile: look again
-        return []
-
-    async def _put_cards(self, cards: Sequence[Card]) -> list[int]:
-        keys = {card_key(c.run_id): c for c in cards}
-        async with self.db.read() as session:
-            found = await session.execute(
-                select(Outbox.dedupe_key, Outbox.id, Outbox.payload).where(
-                    Outbox.dedupe_key.in_(list(keys))
-                )
-            )
-            existing = {row.dedupe_key: (row.id, dict(row.payload or {})) for row in found}
-        inserts: list[dict[str, Any]] = []
-        updates: list[dict[str, Any]] = []
-        changed: list[int] = []
-        for key, card in keys.items():
-            if key not in existing:
-                payload = {"message": card.message, "reply_url": card.reply_url}
-                inserts.append(_new_row(key, Kind.CARD, payload, card.run_id, card.channel))
-                changed.append(card.run_id)
-                continue
-            row_id, payload = existing[key]
-            if _same(payload.get("message"), card.message):
-                continue
-            payload["message"] = card.message
-            if card.reply_url and not payload.get("reply_url"):
-                payload["reply_url"] = card.reply_url
-            updates.append({"row_id": row_id, "new_payload": payload})
-            changed.append(card.run_id)
-        if not changed:
-            return []
-        async with self.db.write() as session:
-            if inserts:
-                await session.execute(self._insert(), inserts)
-            if updates:
-                table = cast(Table, Outbox.__table__)  # Core: one statement, many rows
-                await session.execute(
-                    update(table)
-                    .where(table.c.id == bindparam("row_id"))
-                    .values(
-                        payload=bindparam("new_payload"),
-                        version=table.c.version + 1,
-                        status=case(
-                            (table.c.status == Status.POSTED, Status.CHANGED.value),
-                            else_=table.c.status,
-                        ),
-                    ),
-                    updates,
-                )
-        return changed
-
-    async def put_response(self, key: str, url: str, message: dict[str, Any]) -> None:
-        """An ephemeral reply through a response_url; once per key."""
-        await self.put_once(key[:255], Kind.RESPONSE, {"url": url, "message": message})
-
-    async def put_once(
-        self,
-        key: str,
-        kind: str,
-        payload: dict[str, Any],
-        run_id: int | None = None,
-        channel: str | None = None,
-    ) -> bool:
-        """Queue a message once per ``key``; False when the key is queued already (by this
-        process or another replica)."""
-        try:
-            async with self.db.write() as session:
-                await session.execute(
-                    self._insert(), [_new_row(key, kind, payload, run_id, channel)]
-                )
-        except IntegrityError:
-            return False
-        return True
-
-    def _insert(self) -> Insert:
-        """An INSERT of new rows, stamped with the database clock."""
-        return insert(Outbox).values(
-            next_attempt_at=self.db.now(), created_at=self.db.now(), updated_at=self.db.now()
-        )
-
-    async def row(self, key: str) -> Outbox | None:
-        async with self.db.read() as session:
-            return (
-                await session.execute(select(Outbox).where(Outbox.dedupe_key == key))
-            ).scalar_one_or_none()
 
 
 @dataclass(frozen=True)
@@ -363,7 +186,7 @@ class Deliverer:
             return
         try:
             claims = await self._claim(free)
-        except (SQLAlchemyError, OSError) as exc:
+        except DB_TROUBLE as exc:
             log.warning("outbox: cannot claim (%s); trying again shortly", exc)
             return
         for claim in claims:
@@ -389,7 +212,7 @@ class Deliverer:
                         select(func.min(Outbox.next_attempt_at)).where(_due_rows())
                     )
                 ).scalar_one_or_none()
-        except (SQLAlchemyError, OSError):
+        except DB_TROUBLE:
             return self.options.poll_s
         if soonest is None:
             return self.options.poll_s
@@ -591,8 +414,8 @@ class Deliverer:
                 },
             )
             if done and row.run_id is not None:
-                await tx.add_event(
-                    session, self.db, row.run_id, tx.Event.DELIVERED, "slack",
+                await add_event(
+                    session, self.db, row.run_id, Event.DELIVERED, "slack",
                     channel=row.channel, ts=ts,
                 )  # fmt: skip
         self.poke()
@@ -754,3 +577,34 @@ def _classify(exc: SlackApiError) -> _Outcome:
     if error in AMBIGUOUS_ERRORS:
         return _Outcome("unknown", data, error)
     return _Outcome("rejected", data, error)  # e.g. invalid_auth: fixable by an operator
+
+
+async def deliver(
+    deliverer: Deliverer,
+    followers: Sequence[Follower],
+    stop: asyncio.Event,
+    busy: Callable[[], bool] = lambda: False,
+    linger_s: float = 30.0,
+) -> None:
+    """Deliver the outbox, and keep ``followers`` (the cards, the Home tab) rendering into it,
+    until ``stop``; then carry on while ``busy()`` (runs are still finishing) and until nothing
+    is due, for at most ``linger_s``, so the final state of a draining run still reaches its
+    card."""
+    done = asyncio.Event()
+
+    async def linger() -> None:
+        await stop.wait()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + linger_s
+        while loop.time() < deadline:
+            try:
+                if not busy() and not await deliverer.anything_due():
+                    break
+            except DB_TROUBLE:
+                break  # the database is gone; what is queued goes out after a restart
+            await asyncio.sleep(0.2)
+        done.set()
+
+    await asyncio.gather(
+        deliverer.serve(done), linger(), *(follower.serve(done) for follower in followers)
+    )

@@ -9,10 +9,9 @@
     /monitor cancel RUN_ID | retry RUN_ID
     /monitor customers | schedules | help
 
-``mhub run TARGET [CHECK ...] [--window 12h]`` shares :func:`run_command` with the slash
-command, so the two accept exactly the same targets, checks and windows. Whether a TARGET or
-CHECK exists is the catalogue's question (it answers with "did you mean"); this module only
-knows the shape. Malformed text raises :class:`~app.errors.UsageError` with what to type instead.
+Whether a TARGET or CHECK exists is the catalogue's question (it answers with "did you mean");
+this module only knows the shape. Malformed text raises :class:`~app.errors.UsageError` with what
+to type instead.
 """
 
 from __future__ import annotations
@@ -23,13 +22,13 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from app.config import WindowError, format_window, parse_window
+from app.engine.runs import parse_run_id
 from app.errors import UsageError
-from app.runs import parse_run_id
+from blocks.ids import COMMAND
 
 MAX_TEXT = 2000
 MAX_NAME = 64
 MAX_CHECKS = 20
-COMMAND = "/monitor"
 USAGE = {
     "run": f"`{COMMAND} run TARGET [CHECK ...] [--window 12h]`, for example "
     f"`{COMMAND} run arbel rds --window 12h`",

@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
-from checks.base import CheckError
+from checks.errors import CheckError
 
 
 @dataclass(frozen=True)

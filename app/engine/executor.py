@@ -2,16 +2,18 @@
 
 How it keeps its promises (docs/architecture.md, "Run engine and its guarantees"):
 
-- **Claims** are one atomic statement (:func:`app.transitions.claim_batch`); a run is never
-  claimed twice.
+- **Claims** are one atomic statement (:func:`app.engine.transitions.claim_batch`); a run is
+  never claimed twice.
 - **Leases.** A claimed run is leased for ``lease_s`` by the database clock. One lease keeper
   per executor extends the leases of all its runs every ``heartbeat_s`` in one statement, and in
   between polls (one read) every ``cancel_poll_s`` for cancel requests made on other replicas.
   A request made in this process pokes the keeper, so it acts at once.
-- **Writes** of every run go through one writer task that commits them in batches (group
-  commit). Each is guarded by the run's lease, so a worker that lost its lease writes nothing.
-  Because the writer, not the run's task, performs them, final writes are shielded: cancelling
-  a run's task (shutdown) does not lose its last write.
+- **Writes** of every run go through one writer task (:mod:`app.engine.writer`) that commits
+  them in batches (group commit). Each is guarded by the run's lease, so a worker that lost its
+  lease writes nothing. Because the writer, not the run's task, performs them, final writes are
+  shielded: cancelling a run's task (shutdown) does not lose its last write.
+- **Checks** run through :class:`~app.engine.checking.CheckRunner` (settings, window, timeout,
+  retries); every change of a run is published to :class:`~app.engine.changes.RunChanges`.
 - **Recovery.** :meth:`Executor.sweep` (on every replica) requeues runs whose lease expired,
   counting the attempt, and fails them after ``max_attempts``. A check may therefore run again
   after a crash; the next attempt skips the checks whose results were already recorded.
@@ -27,45 +29,42 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import contextvars
 import functools
 import logging
 import os
 import socket
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from enum import StrEnum
 from typing import Any
 
-from pydantic import ValidationError
 from sqlalchemy import select
-from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import logs
-from app import transitions as tx
 from app.catalog import Catalog
 from app.config import Customer
-from app.db import Database
+from app.db import DB_TROUBLE, Database
+from app.engine import transitions as tx
+from app.engine.changes import Change, RunChanges
+from app.engine.checking import CheckRunner, Retrying, Target, running_for
+from app.engine.events import Event
+from app.engine.results import ResultRow
+from app.engine.retry import RetryPolicy
+from app.engine.writer import ENDED, Beat, Item, Note, Write, WriteKind, Writer
 from app.errors import ConfigError
 from app.models import TERMINAL_STATUSES, Result, Run
-from app.retry import RetryPolicy
 from app.settings import Settings
 from app.waiting import wait_any
 from checks.aws import AwsClients
-from checks.base import Check, CheckContext, CheckError, CheckResult, CheckSettings, Severity
+from checks.base import Check, Severity
 
 log = logging.getLogger(__name__)
 
-DEFAULT_WINDOW = timedelta(hours=24)
 CLAIM_LINGER_S = 0.02
 """How long a busy executor may wait for more free slots before claiming into fewer."""
-DB_TROUBLE: tuple[type[BaseException], ...] = (SQLAlchemyError, OSError)
-"""Errors that mean "the database is unreachable or refused": logged, retried, never fatal."""
 
 
 @dataclass(frozen=True)
@@ -111,225 +110,12 @@ class ExecutorOptions:
         return self.lease_s + self.sweep_s + self.poll_s
 
 
-@dataclass(frozen=True)
-class Target:
-    """The run and target a check is running for; see :func:`current_target`."""
-
-    run_id: int
-    attempt: int
-    account: str
-    check: str
-
-
-_TARGET: contextvars.ContextVar[Target] = contextvars.ContextVar("mhub_target")
-
-
-def current_target() -> Target | None:
-    """The run and target the calling check runs for (for log lines); None outside a check."""
-    return _TARGET.get(None)
-
-
 def worker_id() -> str:
     """Unique per executor: host, process, and a random part (a restarted process differs)."""
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
 
-# -- the writer (group commit) -----------------------------------------------------------------
-
-
-def _future() -> asyncio.Future[Any]:
-    return asyncio.get_running_loop().create_future()
-
-
-class _Kind(StrEnum):
-    RECORD = "record"
-    COMPLETE = "complete"
-    CANCELLED = "cancelled"
-    FAIL = "fail"
-    RELEASE = "release"
-
-
-_ENDED = {_Kind.COMPLETE: "completed", _Kind.CANCELLED: "cancelled", _Kind.FAIL: "failed"}
-
-
-@dataclass(eq=False)
-class _Write:
-    """A lease-guarded write of one run: results, and maybe its last transition."""
-
-    kind: _Kind
-    lease: tx.Lease
-    rows: Sequence[tx.ResultRow] = ()
-    outcome: str | None = None
-    reason: str = ""
-    done: asyncio.Future[Any] = field(
-        default_factory=lambda: asyncio.get_running_loop().create_future()
-    )
-
-
-@dataclass(eq=False)
-class _Beat:
-    leases: Sequence[tx.Lease]
-    done: asyncio.Future[Any] = field(
-        default_factory=lambda: asyncio.get_running_loop().create_future()
-    )
-
-
-@dataclass(eq=False)
-class _Note:
-    """An event that needs no guard (a check is being retried)."""
-
-    run_id: int
-    event: tx.Event
-    actor: str
-    data: Mapping[str, Any]
-    done: asyncio.Future[Any] = field(
-        default_factory=lambda: asyncio.get_running_loop().create_future()
-    )
-
-
-_Item = _Write | _Beat | _Note
-
-
-def _settle(
-    future: asyncio.Future[Any], answer: Any = None, error: BaseException | None = None
-) -> None:
-    if future.done():  # the waiter was cancelled; the write happened anyway
-        return
-    if error is not None:
-        future.set_exception(error)
-    else:
-        future.set_result(answer)
-
-
-class _Writer:
-    """Commits the writes of every run this executor owns, many to a transaction."""
-
-    def __init__(
-        self, db: Database, lease_s: float, batch: int, on_written: Callable[[set[int]], None]
-    ) -> None:
-        self.db = db
-        self.lease_s = lease_s
-        self.batch = batch
-        self.on_written = on_written
-        self._queue: list[_Item] = []
-        self._more = asyncio.Event()
-        self._closing = False
-        self._dead: BaseException | None = None
-
-    def put(self, item: _Item) -> asyncio.Future[Any]:
-        if self._dead is not None:
-            _settle(item.done, error=RuntimeError(f"the executor's writer died: {self._dead!r}"))
-        else:
-            self._queue.append(item)
-            self._more.set()
-        return item.done
-
-    def close(self) -> None:
-        """Finish what is queued, then stop."""
-        self._closing = True
-        self._more.set()
-
-    async def run(self) -> None:
-        try:
-            while self._queue or not self._closing:
-                if not self._queue:
-                    self._more.clear()
-                    await self._more.wait()
-                    continue
-                batch, self._queue = self._queue[: self.batch], self._queue[self.batch :]
-                await self._flush(batch)
-        except BaseException as exc:
-            self._dead = exc
-            for item in self._queue:
-                _settle(item.done, error=RuntimeError(f"the executor's writer died: {exc!r}"))
-            self._queue.clear()
-            raise
-
-    async def _flush(self, batch: list[_Item]) -> None:
-        try:
-            await self._apply(batch)
-            return
-        except DB_TROUBLE as exc:
-            if len(batch) == 1:
-                log.error("could not write to the database: %s", exc)
-                _settle(batch[0].done, error=exc)
-                return
-            log.warning(
-                "a batch of %d writes failed (%s); writing them one by one", len(batch), exc
-            )
-        for item in batch:
-            try:
-                await self._apply([item])
-            except DB_TROUBLE as exc:
-                log.error("could not write to the database: %s", exc)
-                _settle(item.done, error=exc)
-
-    async def _apply(self, batch: list[_Item]) -> None:
-        answers: list[tuple[asyncio.Future[Any], Any]] = []
-        changed: set[int] = set()
-        async with self.db.write() as session:
-            for beat in (i for i in batch if isinstance(i, _Beat)):
-                answers.append(
-                    (beat.done, await tx.heartbeat(session, self.db, beat.leases, self.lease_s))
-                )
-            writes = [i for i in batch if isinstance(i, _Write)]
-            for write, moved in (await self._guarded(session, writes)).items():
-                answers.append((write.done, moved))
-                if moved:
-                    changed.add(write.lease.run_id)
-            notes = [i for i in batch if isinstance(i, _Note)]
-            await tx.add_events(
-                session, self.db, [(n.run_id, n.event, n.actor, n.data) for n in notes]
-            )
-            answers.extend((note.done, True) for note in notes)
-        for future, answer in answers:
-            _settle(future, answer)
-        if changed:
-            self.on_written(changed)
-
-    async def _guarded(self, session: AsyncSession, writes: list[_Write]) -> dict[_Write, bool]:
-        """Intermediate results first, then the transitions (each carrying its run's last
-        results), grouped so that runs ending the same way share one statement."""
-        records = [w for w in writes if w.kind is _Kind.RECORD]
-        held = await tx.record(
-            session, self.db, [w.lease for w in records], [r for w in records for r in w.rows]
-        )
-        moved = {w: w.lease.run_id in held for w in records}
-        groups: dict[tuple[_Kind, str | None, str], list[_Write]] = {}
-        for write in writes:
-            if write.kind is not _Kind.RECORD:
-                groups.setdefault((write.kind, write.outcome, write.reason), []).append(write)
-        for (kind, outcome, reason), group in groups.items():
-            leases = [w.lease for w in group]
-            rows = [r for w in group for r in w.rows]
-            ids = await self._transition(session, kind, leases, rows, outcome, reason)
-            moved.update({w: w.lease.run_id in ids for w in group})
-        return moved
-
-    async def _transition(
-        self,
-        session: AsyncSession,
-        kind: _Kind,
-        leases: list[tx.Lease],
-        rows: list[tx.ResultRow],
-        outcome: str | None,
-        reason: str,
-    ) -> set[int]:
-        if kind is _Kind.COMPLETE:
-            return await tx.complete(session, self.db, leases, outcome or Severity.OK.value, rows)
-        if kind is _Kind.CANCELLED:
-            return await tx.cancelled(session, self.db, leases, outcome, rows)
-        if kind is _Kind.FAIL:
-            return await tx.fail(session, self.db, leases, reason)
-        return await tx.release(session, self.db, leases, reason, rows)
-
-
 # -- one run -----------------------------------------------------------------------------------
-
-
-RunRecord = Run | tx.Claimed
-"""A run as the executor gets it: claimed (:class:`~app.transitions.Claimed`), or a
-:class:`~app.models.Run` when a caller runs one check directly."""
 
 
 @dataclass(eq=False)
@@ -338,7 +124,7 @@ class _Active:
     lease: tx.Lease
     prior: dict[tuple[str, str], str]
     """Severity of each target recorded by an earlier attempt (skipped this time)."""
-    targets: set[asyncio.Task[tx.ResultRow]] = field(default_factory=set)
+    targets: set[asyncio.Task[ResultRow]] = field(default_factory=set)
     cancelled_by: str | None = None
     lost: bool = False
     finishing: bool = False
@@ -369,10 +155,10 @@ class _Active:
 @dataclass
 class _Progress:
     severities: list[str]
-    unwritten: list[tx.ResultRow] = field(default_factory=list)
-    records: list[tuple[list[tx.ResultRow], asyncio.Future[Any]]] = field(default_factory=list)
+    unwritten: list[ResultRow] = field(default_factory=list)
+    records: list[tuple[list[ResultRow], asyncio.Future[Any]]] = field(default_factory=list)
 
-    def add(self, row: tx.ResultRow) -> None:
+    def add(self, row: ResultRow) -> None:
         self.severities.append(row.severity)
         self.unwritten.append(row)
 
@@ -384,46 +170,40 @@ class Executor:
     def __init__(
         self,
         db: Database,
-        catalog: Callable[[], Catalog],
+        catalog: Catalog,
         registry: Mapping[str, Check],
         aws: AwsClients,
         options: ExecutorOptions | None = None,
         retry: RetryPolicy | None = None,
         owner: str | None = None,
+        changes: RunChanges | None = None,
     ) -> None:
         self.db = db
         self.catalog = catalog
-        self.registry = registry
-        self.aws = aws
         self.options = options or ExecutorOptions()
-        self.retry = retry or RetryPolicy()
+        self.checks = CheckRunner(
+            registry, aws, timeout_s=self.options.check_timeout_s, retry=retry
+        )
         self.owner = owner or worker_id()
+        self.changes = changes or RunChanges()
+        """Where this executor says which runs it changed, and hears of runs submitted or
+        flagged for cancelling in this process (so it claims or stops them at once)."""
+        self.changes.subscribe(self.poke, only=(Change.SUBMITTED, Change.CANCEL_REQUESTED))
         self.active: dict[int, _Active] = {}
         self.last_loop_at: datetime | None = None
-        self._listeners: list[Callable[[int], None]] = []
         self._wake = asyncio.Event()
         self._check_leases = asyncio.Event()
         self._hurry = asyncio.Event()
-        self._writer: _Writer | None = None
+        self._writer: Writer | None = None
         self._helpers: dict[str, asyncio.Task[None]] = {}
         self._users = 0
-        self._settings: dict[tuple[int, str], tuple[Customer, CheckSettings]] = {}
         # While busy, a claim waits (at most CLAIM_LINGER_S) until this many slots are free.
         self._useful_batch = max(1, min(self.options.claim_batch, self.options.max_runs // 4))
 
     # -- wiring ---------------------------------------------------------------------------------
 
-    def on_change(self, listener: Callable[[int], None]) -> None:
-        """Called with a run id whenever a run this executor owns changes."""
-        self._listeners.append(listener)
-
-    def _changed(self, run_ids: Sequence[int] | set[int]) -> None:
-        for run_id in run_ids:
-            for listener in self._listeners:
-                try:
-                    listener(run_id)
-                except Exception:
-                    log.exception("a run-change listener failed for run #%s", run_id)
+    def _changed(self, run_ids: Collection[int]) -> None:
+        self.changes.publish(run_ids)
 
     def poke(self, run_id: int) -> None:
         """A run was submitted or flagged in this process: claim it or look at it now."""
@@ -574,7 +354,7 @@ class Executor:
     @asynccontextmanager
     async def _engine(self) -> AsyncIterator[None]:
         if self._users == 0:
-            self._writer = _Writer(
+            self._writer = Writer(
                 self.db, self.options.lease_s, self.options.write_batch, self._changed
             )
             self._helpers = {
@@ -613,7 +393,7 @@ class Executor:
                 error = None if helper.cancelled() else helper.exception()
                 raise RuntimeError(f"the executor's {name} task stopped") from error
 
-    def _write(self, item: _Item) -> asyncio.Future[Any]:
+    def _write(self, item: Item) -> asyncio.Future[Any]:
         if self._writer is None:
             raise RuntimeError("the executor is not running; use serve() or run_until_done()")
         return self._writer.put(item)
@@ -658,7 +438,7 @@ class Executor:
     async def _look(self, watched: list[_Active], beat: bool) -> dict[int, str | None]:
         leases = [a.lease for a in watched]
         if beat:
-            answer: dict[int, str | None] = await asyncio.shield(self._write(_Beat(leases)))
+            answer: dict[int, str | None] = await asyncio.shield(self._write(Beat(leases)))
             return answer
         async with self.db.read() as session:
             return await tx.held(session, self.db, leases)
@@ -675,13 +455,13 @@ class Executor:
         run = active.run
         if run.cancel_requested_by:  # asked before a crash or a shutdown put it back
             active.cancel(run.cancel_requested_by)
-        customer = self.catalog().customers.get(run.customer_id)
+        customer = self.catalog.customers.get(run.customer_id)
         if customer is None:
             reason = (
                 f'customer "{run.customer_id}" is no longer configured; '
                 "its config file was removed or renamed"
             )
-            await self._final(active, _Kind.FAIL, _Progress([]), reason)
+            await self._final(active, WriteKind.FAIL, _Progress([]), reason)
             return
         progress = _Progress(list(active.prior.values()))
         limit = asyncio.Semaphore(self.options.max_targets)
@@ -699,12 +479,12 @@ class Executor:
             await self._collect(active, progress)
         except asyncio.CancelledError:  # shutdown ran out of grace
             await self._stop_targets(active, progress)
-            await self._final(active, _Kind.RELEASE, progress, "shutdown: back in the queue")
+            await self._final(active, WriteKind.RELEASE, progress, "shutdown: back in the queue")
             raise
         if active.cancelled_by is not None:
-            await self._final(active, _Kind.CANCELLED, progress)
+            await self._final(active, WriteKind.CANCELLED, progress)
         else:
-            await self._final(active, _Kind.COMPLETE, progress)
+            await self._final(active, WriteKind.COMPLETE, progress)
 
     async def _collect(self, active: _Active, progress: _Progress) -> None:
         """Gather results as checks finish; write all but the last batch as they come (the last
@@ -717,7 +497,7 @@ class Executor:
                     progress.add(task.result())
             if active.targets and progress.unwritten and not (active.lost or active.cancelled_by):
                 rows, progress.unwritten = progress.unwritten, []
-                future = self._write(_Write(_Kind.RECORD, active.lease, rows))
+                future = self._write(Write(WriteKind.RECORD, active.lease, rows))
                 future.add_done_callback(functools.partial(_refused_means_lost, active))
                 progress.records.append((rows, future))
 
@@ -731,7 +511,7 @@ class Executor:
                 progress.add(await task)
 
     async def _final(
-        self, active: _Active, kind: _Kind, progress: _Progress, reason: str = ""
+        self, active: _Active, kind: WriteKind, progress: _Progress, reason: str = ""
     ) -> None:
         """The run's last write: the results not yet written and its last transition, in one
         transaction, performed by the writer even if this task is cancelled meanwhile."""
@@ -747,9 +527,9 @@ class Executor:
             log.warning("run #%s: lost its lease; another worker owns it now", run.id)
             return
         outcome = progress.outcome()
-        if kind is _Kind.COMPLETE:
+        if kind is WriteKind.COMPLETE:
             outcome = outcome or Severity.OK.value
-        write = _Write(kind, active.lease, tuple(progress.unwritten), outcome, reason)
+        write = Write(kind, active.lease, tuple(progress.unwritten), outcome, reason)
         try:
             moved = await asyncio.shield(self._write(write))
         except DB_TROUBLE as exc:
@@ -762,13 +542,13 @@ class Executor:
             return
         if not moved:
             log.warning("run #%s: lost its lease before it could %s", run.id, kind.value)
-        elif kind is _Kind.RELEASE:
+        elif kind is WriteKind.RELEASE:
             log.info("run #%s: back in the queue (%s)", run.id, reason)
         else:
             log.info(
                 "run #%s %s%s: %d of %d check(s) recorded, attempt %d",
                 run.id,
-                _ENDED[kind],
+                ENDED[kind],
                 f" ({outcome})" if outcome else f" ({reason})" if reason else "",
                 len(progress.severities),
                 len(run.targets),
@@ -782,13 +562,21 @@ class Executor:
         account: str,
         kind: str,
         limit: asyncio.Semaphore,
-    ) -> tx.ResultRow:
+    ) -> ResultRow:
         run = active.run
         async with limit:
-            _TARGET.set(Target(run.id, run.attempt, account, kind))
+            running_for(Target(run.id, run.attempt, account, kind))
             started = datetime.now(UTC)
-            result = await self.run_check(run, customer, account, kind)
-            return tx.ResultRow(
+            window_s = run.params.get("window_s")
+            result = await self.checks.run(
+                customer,
+                account,
+                kind,
+                run_id=run.id,
+                window=timedelta(seconds=window_s) if window_s else None,
+                on_retry=self._retrying,
+            )
+            return ResultRow(
                 run_id=run.id,
                 attempt=run.attempt,
                 account=account,
@@ -802,97 +590,13 @@ class Executor:
                 actor=self.owner,
             )
 
-    # -- one check ------------------------------------------------------------------------------
-
-    async def run_check(
-        self, run: RunRecord, customer: Customer, account_id: str, kind: str
-    ) -> CheckResult:
-        """Run one check within the per-check timeout, retrying what the policy says; never
-        raises (except when cancelled): every failure becomes an ``error`` result."""
-        prepared = self._prepare(run, customer, account_id, kind)
-        if isinstance(prepared, CheckResult):
-            return prepared
-        check, ctx = prepared
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.options.check_timeout_s
-        tries = 0
-        while True:
-            tries += 1
-            answer = await _try(check, ctx, deadline)
-            if isinstance(answer, CheckResult):
-                return answer
-            if answer is None:
-                return _timed_out(self.options.check_timeout_s, tries)
-            decision = self.retry.decide(tries, answer)
-            if not decision.retry or loop.time() + decision.delay_s >= deadline:
-                return _error_result(run, kind, answer, tries)
-            log.info(
-                "run #%s %s/%s: try %d failed (%s); again in %.1f s",
-                run.id,
-                account_id,
-                kind,
-                tries,
-                answer,
-                decision.delay_s,
+    def _retrying(self, retry: Retrying) -> None:
+        if self._writer is not None:
+            data = {"account": retry.account, "check": retry.check, "try": retry.tries}
+            note = Note(
+                retry.run_id, Event.CHECK_RETRIED, self.owner, {**data, "error": retry.error}
             )
-            if self._writer is not None:
-                self._writer.put(
-                    _Note(
-                        run.id,
-                        tx.Event.CHECK_RETRIED,
-                        self.owner,
-                        {"account": account_id, "check": kind, "try": tries, "error": str(answer)},
-                    )
-                )
-            await asyncio.sleep(decision.delay_s)
-
-    def _prepare(
-        self, run: RunRecord, customer: Customer, account_id: str, kind: str
-    ) -> CheckResult | tuple[Check, CheckContext]:
-        check = self.registry.get(kind)
-        account = customer.account(account_id)
-        if check is None or account is None:
-            missing = f"check {kind}" if check is None else f"account {account_id}"
-            return CheckResult(
-                Severity.ERROR,
-                f"{missing} is not available any more; "
-                "it was removed from the configuration or this build",
-            )
-        try:
-            settings = self._settings_for(customer, check, kind)
-        except ValidationError as exc:
-            return CheckResult(
-                Severity.ERROR,
-                f"the {kind} settings of customer {customer.id} are invalid "
-                f"({exc.error_count()} problem(s)); run `mhub config check`",
-            )
-        window_s = run.params.get("window_s")
-        window = (
-            timedelta(seconds=window_s)
-            if window_s
-            else getattr(settings, "window", None) or DEFAULT_WINDOW
-        )
-        ctx = CheckContext(
-            customer=customer,
-            account=account,
-            window=window,
-            settings=settings,
-            aws=self.aws,
-            now=datetime.now(UTC),
-        )
-        return check, ctx
-
-    def _settings_for(self, customer: Customer, check: Check, kind: str) -> CheckSettings:
-        """A customer's validated settings for a check kind, validated once per loaded config
-        (customers are frozen; a reloaded catalog brings new objects and so new entries)."""
-        key = (id(customer), kind)
-        cached = self._settings.get(key)
-        if cached is None or cached[0] is not customer:
-            if len(self._settings) > 4096:
-                self._settings.clear()
-            cached = (customer, check.Settings.model_validate(customer.checks.get(kind) or {}))
-            self._settings[key] = cached
-        return cached[1]
+            self._writer.put(note)
 
     # -- recovery -------------------------------------------------------------------------------
 
@@ -935,46 +639,6 @@ class Executor:
 def _refused_means_lost(active: _Active, future: asyncio.Future[Any]) -> None:
     if not future.cancelled() and future.exception() is None and future.result() is False:
         active.lose()
-
-
-async def _try(check: Check, ctx: CheckContext, deadline: float) -> CheckResult | Exception | None:
-    """One try: the result, the error it raised, or None when the check's time ran out."""
-    scope = asyncio.timeout_at(deadline)
-    try:
-        async with scope:
-            return await check.run(ctx)
-    except TimeoutError as exc:
-        return None if scope.expired() else exc
-    except Exception as exc:  # the policy decides; _error_result logs bugs with traceback
-        return exc
-
-
-def _timed_out(timeout_s: float, tries: int) -> CheckResult:
-    after = f" ({tries} tries)" if tries > 1 else ""
-    return CheckResult(
-        Severity.ERROR,
-        f"timed out after {timeout_s:g} s{after}; AWS was slow or unreachable",
-        {"error": "timeout"},
-    )
-
-
-def _error_result(run: RunRecord, kind: str, exc: BaseException, tries: int) -> CheckResult:
-    after = f" (after {tries} tries)" if tries > 1 else ""
-    if isinstance(exc, CheckError):
-        return CheckResult(
-            Severity.ERROR,
-            f"{exc}{after}",
-            {"error": type(exc).__name__, "permanent": exc.permanent},
-        )
-    if isinstance(exc, TimeoutError):
-        return CheckResult(Severity.ERROR, f"timed out talking to AWS{after}", {"error": "timeout"})
-    log.error("run #%s: check %s crashed", run.id, kind, exc_info=exc)
-    return CheckResult(
-        Severity.ERROR,
-        f"the {kind} check failed unexpectedly "
-        f"({type(exc).__name__}); see the hub's log for run #{run.id}",
-        {"error": type(exc).__name__},
-    )
 
 
 def interleaved(targets: Sequence[dict[str, str]]) -> list[dict[str, str]]:

@@ -5,7 +5,7 @@ Every entry point (Slack, CLI, schedule, web) goes through here; the executor pi
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -14,9 +14,11 @@ from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app import transitions as tx
 from app.catalog import Plan
 from app.db import Database
+from app.engine import transitions as tx
+from app.engine.changes import Change, RunChanges
+from app.engine.events import Event, NewEvent, add_events
 from app.errors import NotFound, UsageError
 from app.models import TERMINAL_STATUSES, Result, Run, RunEvent, RunStatus, Source
 
@@ -77,18 +79,13 @@ SUBMIT_ATTEMPTS = 3
 
 
 class RunService:
-    def __init__(self, db: Database, max_attempts: int = 3) -> None:
+    def __init__(
+        self, db: Database, max_attempts: int = 3, changes: RunChanges | None = None
+    ) -> None:
         self.db = db
         self.max_attempts = max_attempts
-        self._listeners: list[Callable[[int], None]] = []
-
-    def on_change(self, listener: Callable[[int], None]) -> None:
-        """Called with a run id whenever this process submits or cancels a run."""
-        self._listeners.append(listener)
-
-    def _notify(self, run_id: int) -> None:
-        for listener in self._listeners:
-            listener(run_id)
+        self.changes = changes or RunChanges()
+        """Told of every run this service submits (:attr:`Change.SUBMITTED`) or cancels."""
 
     async def submit(self, request: Submit) -> tuple[Run, bool]:
         """Queue a run. Returns (run, created); an idempotency key seen before returns the
@@ -112,9 +109,7 @@ class RunService:
                 if attempt == SUBMIT_ATTEMPTS or not any(r.idempotency_key for r in requests):
                     raise
                 continue
-            for run, created in results:
-                if created:
-                    self._notify(run.id)
+            self.changes.publish([run.id for run, created in results if created], Change.SUBMITTED)
             return results
         raise AssertionError("unreachable")
 
@@ -141,14 +136,14 @@ class RunService:
             (created[i], True) if i in created else (known[str(r.idempotency_key)], False)
             for i, r in enumerate(requests)
         ]
-        events: list[tuple[int | None, tx.Event, str, dict[str, Any]]] = []
+        events: list[NewEvent] = []
         for request, (run, new) in zip(requests, results, strict=True):
             if request.access is not None:
-                events.append((run.id, tx.Event.ACCESS, request.requested_by, request.access))
+                events.append((run.id, Event.ACCESS, request.requested_by, request.access))
             if new:
                 data = {"source": request.source, "retry_of": request.retry_of}
-                events.append((run.id, tx.Event.CREATED, request.requested_by, data))
-        await tx.add_events(session, self.db, events)
+                events.append((run.id, Event.CREATED, request.requested_by, data))
+        await add_events(session, self.db, events)
         return results
 
     async def _insert_rows(self, session: AsyncSession, rows: list[dict[str, Any]]) -> list[Run]:
@@ -244,7 +239,7 @@ class RunService:
                     message = f"Cancelling run #{run_id}; finished checks stay on the card."
         except tx.Conflict:
             return await self.cancel(run_id, actor)  # it moved on meanwhile; answer for now
-        self._notify(run_id)
+        self.changes.publish([run_id], Change.CANCEL_REQUESTED)
         return CancelOutcome(run, True, message)
 
     async def retry(

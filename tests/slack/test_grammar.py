@@ -6,7 +6,8 @@ from datetime import timedelta
 
 import pytest
 
-from app.commands import (
+from app.errors import UsageError
+from app.slack.grammar import (
     CancelCommand,
     CustomersCommand,
     HelpCommand,
@@ -19,7 +20,6 @@ from app.commands import (
     parse,
     run_command,
 )
-from app.errors import UsageError
 
 
 def test_it_understands_the_seed_examples_exactly() -> None:

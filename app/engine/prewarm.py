@@ -31,7 +31,7 @@ T = TypeVar("T")
 
 
 async def keep_aws_ready(
-    catalog: Callable[[], Catalog],
+    catalog: Catalog,
     aws: AwsClients,
     stop: asyncio.Event,
     every_s: float = REFRESH_S,
@@ -44,7 +44,7 @@ async def keep_aws_ready(
     first = True
     while not stop.is_set():
         started = time.perf_counter()
-        wanted = clients_to_build(catalog())
+        wanted = clients_to_build(catalog)
         accounts = list({account.id: account for account, _, _ in wanted}.values())
         built = await unless_stopped(in_daemon_thread(aws.prepare, wanted, stop.is_set), stop)
         if built is None:

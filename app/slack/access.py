@@ -20,10 +20,10 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from app import transitions as tx
 from app.batch import GroupCommit
 from app.config import Customer
 from app.db import Database
+from app.engine.events import Event, NewEvent, add_events
 from app.errors import AccessDenied
 from app.models import Run
 
@@ -104,16 +104,13 @@ def audit_data(
     }
 
 
-_Row = tuple[int | None, tx.Event, str, dict[str, Any]]
-
-
 class Access:
     """Access decisions with their audit rows (written before the action they guard;
     concurrent decisions share a transaction)."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
-        self._rows: GroupCommit[_Row, None] = GroupCommit(self._write)
+        self._rows: GroupCommit[NewEvent, None] = GroupCommit(self._write)
 
     async def require(
         self, customer: Customer, who: Who, action: Action, run: Run | None = None
@@ -153,7 +150,7 @@ class Access:
         run_id: int | None,
     ) -> None:
         data = audit_data(who, action, decision, customer)
-        await self._rows.add((run_id, tx.Event.ACCESS, who.user, data))
+        await self._rows.add((run_id, Event.ACCESS, who.user, data))
         if not decision.allowed:
             log.info(
                 "access denied: %s may not %s (customer %s, run %s, channel %s)",
@@ -164,7 +161,7 @@ class Access:
                 who.channel,
             )
 
-    async def _write(self, rows: Sequence[_Row]) -> list[None]:
+    async def _write(self, rows: Sequence[NewEvent]) -> list[None]:
         async with self.db.write() as session:
-            await tx.add_events(session, self.db, rows)
+            await add_events(session, self.db, rows)
         return [None] * len(rows)

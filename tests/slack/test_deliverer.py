@@ -16,9 +16,10 @@ from sqlalchemy import update
 from app.catalog import Catalog
 from app.config import Account, Customer
 from app.db import Database
-from app.delivery import Deliverer, DeliveryOptions, Outgoing, Status, card_key
+from app.engine.runs import RunService, Submit
 from app.models import Outbox, Source
-from app.runs import RunService, Submit
+from app.slack.deliverer import Deliverer, DeliveryOptions
+from app.slack.outbox import Outgoing, Status, card_key
 from blocks.text import section
 from tests.fakeslack import FakeSlack
 

@@ -6,13 +6,13 @@ from datetime import timedelta
 
 import pytest
 
-from app import transitions as tx
 from app.catalog import Catalog, Plan
 from app.config import Account, Customer
 from app.db import Database
+from app.engine import transitions as tx
+from app.engine.runs import RunService, Submit, parse_run_id, run_json
 from app.errors import NotFound, UsageError
 from app.models import RunStatus, Source
-from app.runs import RunService, Submit, parse_run_id, run_json
 
 CUSTOMER = Customer(
     id="aryanoble",

@@ -6,12 +6,12 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from app.access import Access, Action, Who, decide
 from app.config import Access as Grants
 from app.config import Account, Customer, SlackSettings
 from app.db import Database
 from app.errors import AccessDenied
 from app.models import Run, RunEvent
+from app.slack.access import Access, Action, Who, decide
 
 CUSTOMER = Customer(
     id="aryanoble",

@@ -2,21 +2,22 @@
 
 Slack says when someone opens the tab (``app_home_opened``) but never when they leave, so a
 person counts as *watching* for ``remember_s`` after they last opened it. Their Home view is
-published when they open it and re-published whenever a run changes — the same ``on_change``
-hooks that keep result cards current (run service and executor) call :meth:`HomeTab.changed`.
+published when they open it and re-published whenever a run changes: :class:`HomeTab` follows
+run changes (:class:`~app.engine.changes.Follower`) like the result cards do.
 
-Coalescing: ``changed`` only marks every watcher dirty and wakes the publisher task. The task
-publishes a dirty watcher as soon as their last publish is ``min_gap_s`` (2 s) old, so a person
-gets at most one ``views.publish`` per 2 s however many runs change, and a change reaches them
-within 2 s (it is picked up by the next publish, which is at most ``min_gap_s`` away). All
-watchers due together share one database snapshot (:mod:`app.runboard`), narrowed per person to
-the customers they may see. A 429 delays that person by its ``Retry-After``; other failures
-are logged and the next change publishes again. While runs are running, watchers are also
-re-published every ``refresh_s`` (15 s) without a change, so the heartbeat shown stays true.
+Coalescing: a change marks every watcher stale. A stale watcher is published as soon as their
+last ``views.publish`` went out ``min_gap_s`` (2 s) ago — counted from when the request was
+sent, not from when it was decided, so however long the database read before a publish takes,
+a person gets at most one ``views.publish`` per 2 s however many runs change, and a change
+reaches them within about 2 s (it is picked up by the next publish). All watchers due together
+share one runboard snapshot (:mod:`app.engine.runboard`), narrowed per person to the customers
+they may see. A 429 delays that person by its ``Retry-After``; other failures are logged and the
+next change publishes again. While runs are running, watchers are also re-published every
+``refresh_s`` (15 s) without a change, so the heartbeat shown stays true.
 
-Access: a person sees the customers they may list (:func:`app.access.decide`; in the Home tab
-there is no channel, so channel grants do not apply). The decision is audited once per opening
-of the tab, not on every re-publish.
+Access: a person sees the customers they may list (:func:`app.slack.access.decide`; in the Home
+tab there is no channel, so channel grants do not apply). The decision is audited once per
+opening of the tab, not on every re-publish.
 """
 
 from __future__ import annotations
@@ -29,14 +30,14 @@ from datetime import UTC, datetime
 
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
-from sqlalchemy.exc import SQLAlchemyError
 
-from app.access import Access, Action, Who, decide
 from app.catalog import Catalog
-from app.db import Database
-from app.runboard import Runboard, snapshot
-from app.scheduler import next_fire_times
-from app.waiting import wait_any
+from app.db import DB_TROUBLE, Database
+from app.engine import runboard
+from app.engine.changes import Follower
+from app.engine.runboard import Runboard
+from app.schedules.slots import next_fire_times
+from app.slack.access import Access, Action, Who, decide
 from blocks.home import NextRun, home_view
 
 log = logging.getLogger(__name__)
@@ -47,15 +48,20 @@ DEBOUNCE_S = 0.05
 REFRESH_S = 15.0
 """While runs are running, watchers are re-published this often even without a change, so
 their heartbeat ("alive 2 s ago") does not freeze."""
+RECENT_SCAN = 60
+"""Newest finished runs read per snapshot; each viewer sees those of their customers."""
 CONCURRENCY = 4
+NEVER = float("-inf")
 
 
-class HomeTab:
+class HomeTab(Follower):
+    name = "home"
+
     def __init__(
         self,
         client: AsyncWebClient,
         db: Database,
-        catalog: Callable[[], Catalog],
+        catalog: Catalog,
         access: Access,
         *,
         public_url: str | None = None,
@@ -64,6 +70,7 @@ class HomeTab:
         refresh_s: float = REFRESH_S,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        super().__init__(debounce_s=DEBOUNCE_S)
         self.client = client
         self.db = db
         self.catalog = catalog
@@ -74,12 +81,11 @@ class HomeTab:
         self.refresh_s = refresh_s
         self.clock = clock
         self._watching: dict[str, float] = {}  # user → watching until (clock)
-        self._last: dict[str, float] = {}  # user → last publish began (clock)
-        self._dirty: set[str] = set()
+        self._sent: dict[str, float] = {}  # user → when their last views.publish was sent
+        self._stale: set[str] = set()
         self._unaudited: set[str] = set()
         self._notices: dict[str, str] = {}
         self._refresh_at: float | None = None
-        self._wake = asyncio.Event()
         self._limit = asyncio.Semaphore(CONCURRENCY)
 
     # -- what happens ---------------------------------------------------------------------
@@ -92,15 +98,6 @@ class HomeTab:
         self._unaudited.add(user)
         self._mark({user})
 
-    def changed(self, run_id: int) -> None:
-        """A run changed (listener for the run service and the executor)."""
-        now = self.clock()
-        for user, until in list(self._watching.items()):
-            if until < now:
-                del self._watching[user]
-                self._last.pop(user, None)
-        self._mark(set(self._watching))
-
     def notice(self, user: str, text: str) -> None:
         """Show ``text`` at the top of ``user``'s Home tab at its next publish."""
         self._notices[user] = text
@@ -108,64 +105,56 @@ class HomeTab:
 
     def watching(self) -> set[str]:
         now = self.clock()
-        return {u for u, until in self._watching.items() if until >= now}
+        for user, until in list(self._watching.items()):
+            if until < now:
+                del self._watching[user]
+                self._sent.pop(user, None)
+        return set(self._watching)
 
     def _mark(self, users: set[str]) -> None:
         if users:
-            self._dirty |= users
-            self._wake.set()
+            self._stale |= users
+            self.wake()
 
-    # -- the publisher task ---------------------------------------------------------------
+    # -- publishing -----------------------------------------------------------------------
 
-    async def serve(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            self._wake.clear()
-            refresh = self._refresh_at
-            if refresh is not None and self.clock() >= refresh:
-                self._refresh_at = None
-                self._mark(self.watching())
-            wait = self._next_due_in()
-            if wait is not None and wait <= 0:
-                await asyncio.sleep(DEBOUNCE_S)  # gather the rest of a burst
-                await self.publish_due()
-                continue
-            if refresh is not None:
-                until = refresh - self.clock()
-                wait = until if wait is None else min(wait, until)
-            await wait_any(self._wake, stop, within_s=wait)
-
-    def _next_due_in(self) -> float | None:
-        """Seconds until the first dirty user may be published (None: nobody is dirty)."""
-        if not self._dirty:
-            return None
+    async def flush(self, run_ids: set[int]) -> float | None:
+        """Publish every stale watcher whose last publish went out ``min_gap_s`` ago, from one
+        snapshot; returns when the next one is due (or the heartbeat refresh)."""
+        if run_ids:  # a run changed: everyone watching may see it
+            self._stale |= self.watching()
+        if self._refresh_at is not None and self.clock() >= self._refresh_at:
+            self._refresh_at = None
+            self._stale |= self.watching()
         now = self.clock()
-        return min(self._last.get(u, -1e9) + self.min_gap_s for u in self._dirty) - now
+        due = {u for u in self._stale if self._sent.get(u, NEVER) + self.min_gap_s <= now}
+        if due:
+            self._stale -= due
+            try:
+                await self._audit(due)
+                catalog = self.catalog
+                board = await runboard.read(
+                    self.db, catalog.customers, datetime.now(UTC), recent=RECENT_SCAN
+                )
+            except DB_TROUBLE:
+                self._stale |= due  # published once the database answers again
+                raise
+            if board.running:
+                self._refresh_at = self.clock() + self.refresh_s
+            await asyncio.gather(*(self._publish(user, catalog, board) for user in sorted(due)))
+        return self._next_in()
 
-    async def publish_due(self) -> None:
-        """Publish every dirty user whose last publish is ``min_gap_s`` old, from one
-        snapshot."""
+    def _next_in(self) -> float | None:
+        """Seconds until the first stale watcher may be published, or the heartbeat refresh."""
         now = self.clock()
-        due = {u for u in self._dirty if self._last.get(u, -1e9) + self.min_gap_s <= now}
-        if not due:
-            return
-        self._dirty -= due
-        for user in due:
-            self._last[user] = now
-        try:
-            await self._audit(due)
-            catalog = self.catalog()
-            board = await snapshot(self.db, catalog.customers, datetime.now(UTC))
-        except (SQLAlchemyError, OSError) as exc:
-            log.warning("home: cannot read the runboard now (%s); trying again shortly", exc)
-            self._dirty |= due
-            return
-        if board.running:
-            self._refresh_at = self.clock() + self.refresh_s
-        await asyncio.gather(*(self._publish(user, catalog, board) for user in sorted(due)))
+        waits = [self._sent.get(u, NEVER) + self.min_gap_s - now for u in self._stale]
+        if self._refresh_at is not None:
+            waits.append(self._refresh_at - now)
+        return max(0.0, min(waits)) if waits else None
 
     async def _audit(self, users: set[str]) -> None:
         audit, self._unaudited = self._unaudited & users, self._unaudited - users
-        customers = self.catalog().customers.values()
+        customers = self.catalog.customers.values()
         for user in sorted(audit):
             await self.access.visible(customers, Who(user), Action.LIST)
 
@@ -193,6 +182,7 @@ class HomeTab:
             except Exception:
                 log.exception("home: rendering %s's runboard failed", user)
                 return
+            self._sent[user] = self.clock()  # the gap is counted from here, the request
             try:
                 await self.client.views_publish(user_id=user, view=view)
             except SlackApiError as exc:
@@ -203,8 +193,7 @@ class HomeTab:
     def _failed(self, user: str, exc: SlackApiError) -> None:
         if exc.response.status_code == 429:
             wait = float(exc.response.headers.get("Retry-After", self.min_gap_s) or 1)
-            self._last[user] = self.clock() + wait - self.min_gap_s
-            self._dirty.add(user)
-            self._wake.set()
+            self._sent[user] = self.clock() + wait - self.min_gap_s
+            self._mark({user})
             return
         log.warning("home: views.publish for %s refused (%s)", user, exc.response.get("error"))

@@ -34,42 +34,37 @@ replica.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 from typing import cast as typed
 
 from sqlalchemy import (
-    JSON,
     BigInteger,
-    DateTime,
     Integer,
     String,
     Table,
-    Text,
     any_,
     bindparam,
     cast,
     func,
-    insert,
     literal,
     select,
     tuple_,
     update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 from sqlalchemy.sql.elements import ColumnElement
-from sqlalchemy.sql.selectable import Select, TableValuedAlias
+from sqlalchemy.sql.selectable import Select
 
 from app.db import Database
-from app.models import Result, Run, RunEvent, RunStatus
+from app.engine.bulk import unnest
+from app.engine.events import Event, add_event, add_events
+from app.engine.results import ResultRow, finished_events, insert_results
+from app.models import Run, RunStatus
 
 ALLOWED: dict[RunStatus, frozenset[RunStatus]] = {
     RunStatus.QUEUED: frozenset({RunStatus.RUNNING, RunStatus.CANCELLED}),
@@ -83,23 +78,6 @@ ALLOWED: dict[RunStatus, frozenset[RunStatus]] = {
 """The only status changes there are; the functions below make exactly these."""
 
 RUNS = typed(Table, Run.__table__)
-EVENTS = typed(Table, RunEvent.__table__)
-RESULTS = typed(Table, Result.__table__)
-
-
-class Event(StrEnum):
-    CREATED = "created"
-    CLAIMED = "claimed"
-    CHECK_FINISHED = "check_finished"
-    CHECK_RETRIED = "check_retried"
-    CANCEL_REQUESTED = "cancel_requested"
-    CANCELLED = "cancelled"
-    COMPLETED = "completed"
-    FAILED = "failed"
-    REQUEUED = "requeued"
-    RETRIED = "retried"
-    DELIVERED = "delivered"
-    ACCESS = "access"
 
 
 class Conflict(Exception):
@@ -144,80 +122,6 @@ class Lease:
         return cls(run.id, run.attempt, run.lease_owner)
 
 
-@dataclass(frozen=True)
-class ResultRow:
-    """One finished account × check, ready to be written under its run's lease."""
-
-    run_id: int
-    attempt: int
-    account: str
-    check: str
-    severity: str
-    summary: str
-    details: Mapping[str, Any]
-    series: Mapping[str, Sequence[float]]
-    started_at: datetime
-    finished_at: datetime
-    actor: str
-
-
-# -- events ------------------------------------------------------------------------------------
-
-
-async def add_event(
-    session: AsyncSession, db: Database, run_id: int | None, kind: Event, actor: str, **data: Any
-) -> None:
-    await add_events(session, db, [(run_id, kind, actor, data)])
-
-
-async def add_events(
-    session: AsyncSession,
-    db: Database,
-    events: Sequence[tuple[int | None, Event, str, Mapping[str, Any]]],
-) -> None:
-    """Append several events in one statement, in order, stamped with the database clock."""
-    if not events:
-        return
-    if db.is_sqlite:
-        await session.execute(
-            # RETURNING makes SQLAlchemy send one multi-row INSERT instead of one per row.
-            insert(EVENTS).values(created_at=db.now()).returning(EVENTS.c.id),
-            [
-                {"run_id": run_id, "type": kind.value, "actor": actor, "data": dict(data)}
-                for run_id, kind, actor, data in events
-            ],
-        )
-        return
-    rows = _unnest(
-        "event",
-        run_id=([e[0] for e in events], BigInteger),
-        type=([e[1].value for e in events], String),
-        actor=([e[2] for e in events], String),
-        data=([json.dumps(dict(e[3])) for e in events], Text),
-    )
-    await session.execute(
-        insert(EVENTS).from_select(
-            ["run_id", "type", "actor", "data", "created_at"],
-            select(
-                rows.c.run_id, rows.c.type, rows.c.actor, cast(rows.c.data, JSON), db.now()
-            ).order_by(rows.c.n),
-        )
-    )
-
-
-def _unnest(name: str, **columns: tuple[list[Any], Any]) -> TableValuedAlias:
-    """PostgreSQL: rows passed as one array per column. The statement's text is the same for
-    any number of rows, so it is parsed and planned once per connection, and SQLAlchemy does
-    not render a parameter per value (both cost more than the rows for large batches)."""
-    arrays = [
-        bindparam(f"{name}__{column}", values, type_=ARRAY(kind))
-        for column, (values, kind) in columns.items()
-    ]
-    return (
-        func.unnest(*arrays).table_valued(*columns, with_ordinality="n").render_derived(name=name)
-    )
-
-
 # -- guards ------------------------------------------------------------------------------------
 
 
@@ -234,7 +138,7 @@ def _held(db: Database, leases: Sequence[Lease]) -> ColumnElement[bool]:
             & Run.id.in_(bindparam("held__ids", ids, expanding=True))
             & key.in_(bindparam("held__leases", triples, expanding=True))
         )
-    held = _unnest(
+    held = unnest(
         "held",
         id=(ids, BigInteger),
         attempt=([lease.attempt for lease in leases], Integer),
@@ -275,11 +179,11 @@ async def _move(
         .all()
     )
     kept = [row for row in results if row.run_id in moved]
-    await _insert_results(session, db, kept)
+    await insert_results(session, db, kept)
     await add_events(
         session,
         db,
-        [*_finished_events(kept)]
+        [*finished_events(kept)]
         + [
             (lease.run_id, event, lease.owner, {"attempt": lease.attempt, **data})
             for lease in leases
@@ -449,75 +353,9 @@ async def record(
         .all()
     )
     kept = [row for row in rows if row.run_id in mine]
-    await _insert_results(session, db, kept)
-    await add_events(session, db, _finished_events(kept))
+    await insert_results(session, db, kept)
+    await add_events(session, db, finished_events(kept))
     return mine
-
-
-async def _insert_results(session: AsyncSession, db: Database, rows: Sequence[ResultRow]) -> None:
-    """Insert results; a check that ran again after a crash may finish a target an earlier
-    attempt already recorded, and then the first result stands (ON CONFLICT on the
-    (run, account, check) key)."""
-    if not rows:
-        return
-    key = ["run_id", "account", "check"]
-    if db.is_sqlite:
-        await session.execute(
-            sqlite_insert(RESULTS)
-            .on_conflict_do_nothing(index_elements=key)
-            .returning(RESULTS.c.id),
-            [
-                {
-                    "run_id": row.run_id,
-                    "account": row.account,
-                    "check": row.check,
-                    "severity": row.severity,
-                    "summary": row.summary,
-                    "details": dict(row.details),
-                    "series": {name: list(points) for name, points in row.series.items()},
-                    "attempt": row.attempt,
-                    "started_at": row.started_at,
-                    "finished_at": row.finished_at,
-                }
-                for row in rows
-            ],
-        )
-        return
-    stamp = DateTime(timezone=True)
-    given = _unnest(
-        "result",
-        run_id=([r.run_id for r in rows], BigInteger),
-        account=([r.account for r in rows], String),
-        check=([r.check for r in rows], String),
-        severity=([r.severity for r in rows], String),
-        summary=([r.summary for r in rows], Text),
-        details=([json.dumps(dict(r.details)) for r in rows], Text),
-        series=([json.dumps({k: list(v) for k, v in r.series.items()}) for r in rows], Text),
-        attempt=([r.attempt for r in rows], Integer),
-        started_at=([r.started_at for r in rows], stamp),
-        finished_at=([r.finished_at for r in rows], stamp),
-    )
-    columns = [c for c in given.c if c.name != "n"]
-    values = [cast(c, JSON) if c.name in ("details", "series") else c for c in columns]
-    await session.execute(
-        pg_insert(RESULTS)
-        .from_select([c.name for c in columns], select(*values).order_by(given.c.n))
-        .on_conflict_do_nothing(index_elements=key)
-    )
-
-
-def _finished_events(
-    rows: Sequence[ResultRow],
-) -> list[tuple[int | None, Event, str, Mapping[str, Any]]]:
-    return [
-        (
-            row.run_id,
-            Event.CHECK_FINISHED,
-            row.actor,
-            {"account": row.account, "check": row.check, "severity": row.severity},
-        )
-        for row in rows
-    ]
 
 
 # -- running → terminal, by the lease holder ---------------------------------------------------

@@ -11,10 +11,9 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from app.config import format_window
+from app.engine.runs import RunView
 from app.models import Result
-from app.runs import RunView
 from blocks.marks import (
-    CHECK_TITLE,
     SEVERITY_MARK,
     SEVERITY_WORD,
     STATUS_MARK,
@@ -23,6 +22,7 @@ from blocks.marks import (
     sparkline,
     took,
 )
+from checks import kinds
 
 MAX_ROWS_PER_RESULT = 8
 _ORDER = {"crit": 0, "error": 1, "warn": 2, "skipped": 3, "ok": 4}
@@ -51,7 +51,7 @@ def render_run(view: RunView, tz: ZoneInfo | None = None, customer_name: str | N
             word = (
                 "running…" if run.status == "running" else "not run" if view.terminal else "queued"
             )
-            lines.append(f"{pending} {key[0]} · {CHECK_TITLE.get(key[1], key[1])} — {word}")
+            lines.append(f"{pending} {key[0]} · {kinds.title(key[1])} — {word}")
     if run.error:
         lines.append(f"⚠️ {run.error}")
     return "\n".join(lines)
@@ -111,7 +111,7 @@ def resource_line(res: dict[str, Any], series: dict[str, Any]) -> str:
 
 
 def _label(result: Result) -> str:
-    return f"{result.account} · {CHECK_TITLE.get(result.check, result.check)}"
+    return f"{result.account} · {kinds.title(result.check)}"
 
 
 def _accounts(targets: Sequence[dict[str, str]]) -> list[str]:

@@ -1,7 +1,7 @@
 """The front desk: what each ``/monitor`` command and each card button does.
 
-One method per command, each access-checked and audited (see :mod:`app.access`), each returning
-a typed outcome that ``handlers/`` renders with ``blocks/``. Expected failures are
+One method per command, each access-checked and audited (see :mod:`app.slack.access`), each
+returning a typed outcome that ``handlers/`` renders with ``blocks/``. Expected failures are
 :class:`~app.errors.HubError` with a message that says what to do.
 """
 
@@ -12,11 +12,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from app.access import Access, Action, Decision, Who
 from app.batch import GroupCommit
-from app.cards import Cards
 from app.catalog import Catalog, Plan
-from app.commands import (
+from app.config import Customer, Schedule
+from app.engine.runs import RunService, RunView, Submit
+from app.errors import AccessDenied
+from app.models import Run, Source
+from app.schedules.slots import next_fire
+from app.slack.access import Access, Action, Decision, Who
+from app.slack.cards import Cards
+from app.slack.grammar import (
     CancelCommand,
     Command,
     CustomersCommand,
@@ -28,11 +33,6 @@ from app.commands import (
     SchedulesCommand,
     StatusCommand,
 )
-from app.config import Customer, Schedule
-from app.errors import AccessDenied
-from app.models import Run, Source
-from app.runs import RunService, RunView, Submit
-from app.scheduler import next_fire
 
 LIST_LIMIT = 15
 LIST_SCAN = 200
@@ -113,7 +113,7 @@ class Desk:
         runs: RunService,
         access: Access,
         cards: Cards,
-        catalog: Callable[[], Catalog],
+        catalog: Catalog,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.runs = runs
@@ -144,7 +144,7 @@ class Desk:
         return result
 
     async def run(self, command: RunCommand, asker: Asker) -> Queued:
-        plan = self.catalog().plan(command.target, command.checks)
+        plan = self.catalog.plan(command.target, command.checks)
         grant = await self.access.admit(plan.customer, asker.who, Action.RUN)
         run, created = await self._submits.add(
             Submit(
@@ -168,7 +168,7 @@ class Desk:
         return Shown(view, customer)
 
     async def list(self, command: ListCommand, asker: Asker) -> Listed:
-        catalog = self.catalog()
+        catalog = self.catalog
         if command.customer is not None:
             customer = catalog.customer(command.customer)
             await self.access.require(customer, asker.who, Action.LIST)
@@ -197,11 +197,11 @@ class Desk:
         return Retried(run_id, run, created)
 
     async def customers(self, _: CustomersCommand, asker: Asker) -> CustomerList:
-        customers = self.catalog().customers.values()
+        customers = self.catalog.customers.values()
         return CustomerList(await self.access.visible(customers, asker.who, Action.CUSTOMERS))
 
     async def schedules(self, _: SchedulesCommand, asker: Asker) -> ScheduleList:
-        customers = self.catalog().customers.values()
+        customers = self.catalog.customers.values()
         visible = await self.access.visible(customers, asker.who, Action.SCHEDULES)
         now = self.clock()
         items = [
@@ -212,7 +212,7 @@ class Desk:
         return ScheduleList(sorted(items, key=lambda item: item[2]))
 
     async def _customer_of(self, run: Run, asker: Asker, action: Action) -> Customer:
-        customer = self.catalog().customers.get(run.customer_id)
+        customer = self.catalog.customers.get(run.customer_id)
         if customer is None:
             # Deny by default: nobody grants access to a customer that is no longer configured.
             gone = Decision(False, "unknown customer")

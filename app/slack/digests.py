@@ -5,11 +5,12 @@ scheduler, and by ``mhub digest send``). Such a run gets no result card (cards a
 started from Slack): its one message is the digest.
 
 **Exactly once.** The digest is an outbox row with the dedupe key ``digest:<run id>``, UNIQUE in
-the database; the deliverer (app.delivery) posts each row once. The row is written by whichever
-replica sees the run end — the executor's and the run service's change listeners mark the run,
-and the ``digests`` task renders and enqueues it — and, in case that replica died in between,
-by a sweep every ``sweep_s`` over scheduled runs that ended in the last ``recent`` (12 h).
-Whoever inserts second gets the UNIQUE violation and does nothing.
+the database; the deliverer (:mod:`app.slack.deliverer`) posts each row once. The row is written
+by whichever replica sees the run end — :class:`Digests` follows run changes
+(:class:`~app.engine.changes.Follower`) and renders and enqueues the digest of a scheduled run
+that ended — and, in case that replica died in between, by a sweep every ``sweep_s`` over
+scheduled runs that ended in the last ``recent`` (12 h). Whoever inserts second gets the UNIQUE
+violation and does nothing.
 
 **What changed** compares with the previous *completed* run of the same customer and schedule
 (see :mod:`blocks.digest` for the rules).
@@ -17,28 +18,23 @@ Whoever inserts second gets the UNIQUE violation and does nothing.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import select
 
 from app.catalog import Catalog
-from app.db import Database
-from app.delivery import Outgoing, Status
-from app.executor import DB_TROUBLE
+from app.db import DB_TROUBLE, Database
+from app.engine.changes import Follower
+from app.engine.runs import RunService, Submit
 from app.models import TERMINAL_STATUSES, Outbox, Run, RunStatus, Source
-from app.runs import RunService, Submit
-from app.scheduler import schedule_of
-from app.waiting import wait_any
+from app.schedules.slots import schedule_of
+from app.slack.outbox import Outgoing, Status
 from blocks.card import web_link
 from blocks.digest import Previous, digest_message, digest_text, fired_at
-
-if TYPE_CHECKING:
-    from app.main import Hub
 
 log = logging.getLogger(__name__)
 
@@ -62,86 +58,47 @@ class Rendered:
     text: str
 
 
-class Digests:
+class Digests(Follower):
+    """Follows run changes: queues the digest of every scheduled run that ended."""
+
+    name = "digests"
+
     def __init__(
         self,
         db: Database,
         runs: RunService,
-        catalog: Callable[[], Catalog],
+        catalog: Catalog,
         *,
         public_url: str | None = None,
         on_put: Callable[[], None] | None = None,
         sweep_s: float = 30.0,
         recent: timedelta = RECENT,
     ) -> None:
+        super().__init__(sweep_s=sweep_s)
         self.db = db
         self.outgoing = Outgoing(db)
         self.runs = runs
         self.catalog = catalog
         self.public_url = public_url
         self.on_put = on_put
-        self.sweep_s = sweep_s
         self.recent = recent
-        self._dirty: set[int] = set()
-        self._wake = asyncio.Event()
-
-    @classmethod
-    def for_hub(cls, hub: Hub) -> Digests | None:
-        """The hub's digest sender; None when Slack is not configured (nobody would deliver)."""
-        if hub.slack is None:
-            return None
-        return cls(
-            hub.db,
-            hub.runs,
-            lambda: hub.catalog,
-            public_url=hub.settings.public_url,
-            on_put=hub.slack.deliverer.poke,
-        )
 
     # -- noticing runs that ended ---------------------------------------------------------
 
-    def changed(self, run_id: int) -> None:
-        """A run changed (a listener for the executor and the run service)."""
-        self._dirty.add(run_id)
-        self._wake.set()
+    async def flush(self, run_ids: set[int]) -> None:
+        """Enqueue the digests of the runs that ended (and have one)."""
+        if not run_ids:
+            return
+        async with self.db.read() as session:
+            rows = await session.execute(
+                select(Run.id, Run.status, Run.params).where(Run.id.in_(sorted(run_ids)))
+            )
+            ended = [row.id for row in rows if wants_digest(row.status, row.params)]
+        for run_id in ended:
+            await self._enqueue_one(run_id)
 
-    async def serve(self, stop: asyncio.Event) -> None:
-        loop = asyncio.get_running_loop()
-        next_sweep = 0.0
-        while not stop.is_set():
-            if loop.time() >= next_sweep:
-                await self._safely(self.sweep)
-                next_sweep = loop.time() + self.sweep_s
-            await self._safely(self.flush)
-            self._wake.clear()
-            if self._dirty:
-                continue
-            await wait_any(self._wake, stop, within_s=next_sweep - loop.time())
-        await self._safely(self.flush)
-
-    async def _safely(self, step: Callable[[], Any]) -> None:
-        try:
-            await step()
-        except DB_TROUBLE as exc:
-            log.warning("digests: the database is unavailable (%s); the sweep retries", exc)
-            await asyncio.sleep(1.0)
-
-    async def flush(self) -> int:
-        """Enqueue the digests of the marked runs that ended; returns how many were new."""
-        queued = 0
-        while self._dirty:
-            batch, self._dirty = self._dirty, set()
-            async with self.db.read() as session:
-                rows = await session.execute(
-                    select(Run.id, Run.status, Run.params).where(Run.id.in_(sorted(batch)))
-                )
-                ended = [row.id for row in rows if wants_digest(row.status, row.params)]
-            for run_id in ended:
-                queued += await self._enqueue_one(run_id)
-        return queued
-
-    async def sweep(self) -> int:
-        """Enqueue the digests of scheduled runs that ended recently and have none."""
+    async def sweep(self) -> list[int]:
+        """Scheduled runs that ended recently and have no digest yet."""
         since = datetime.now(UTC) - self.recent
         async with self.db.read() as session:
             ended = (
@@ -156,7 +113,7 @@ class Digests:
             ).scalars()
             keys = {digest_key(run_id): run_id for run_id in ended}
             if not keys:
-                return 0
+                return []
             have = set(
                 (
                     await session.execute(
@@ -164,11 +121,7 @@ class Digests:
                     )
                 ).scalars()
             )
-        queued = 0
-        for key, run_id in sorted(keys.items(), key=lambda item: item[1]):
-            if key not in have:
-                queued += await self._enqueue_one(run_id)
-        return queued
+        return sorted(run_id for key, run_id in keys.items() if key not in have)
 
     async def _enqueue_one(self, run_id: int) -> bool:
         """``enqueue``, where a bug rendering one digest costs that digest, not the loop."""
@@ -211,7 +164,7 @@ class Digests:
         run = view.run
         if not wants_digest(run.status, run.params):
             return None
-        customer = self.catalog().customers.get(run.customer_id)
+        customer = self.catalog.customers.get(run.customer_id)
         previous = await self.previous(run)
         context: dict[str, Any] = {
             "customer_name": customer.name if customer else run.customer_id,
@@ -260,15 +213,21 @@ class Sent:
 
 
 async def send_now(
-    hub: Hub, customer_id: str, schedule_name: str | None, on_queued: Callable[[int], None]
+    digests: Digests,
+    run_until_done: Callable[[int], Awaitable[None]],
+    deliver_due: Callable[[], Awaitable[int]] | None,
+    customer_id: str,
+    schedule_name: str | None,
+    on_queued: Callable[[int], None],
 ) -> Sent:
-    """Run the schedule's checks now, wait for them, and post the digest (through the outbox,
-    like a scheduled one); with Slack off, only render it."""
-    customer = hub.catalog.customer(customer_id)
+    """Run the schedule's checks now, wait for them (``run_until_done``), and post the digest
+    through the outbox like a scheduled one (``deliver_due``); with Slack off (None), only
+    render it."""
+    customer = digests.catalog.customer(customer_id)
     schedule = schedule_of(customer, schedule_name)
-    run, _ = await hub.runs.submit(
+    run, _ = await digests.runs.submit(
         Submit(
-            plan=hub.catalog.plan(customer.id, schedule.checks),
+            plan=digests.catalog.plan(customer.id, schedule.checks),
             requested_by="cli",
             source=Source.CLI,
             channel_id=schedule.channel or customer.slack.channel,
@@ -276,22 +235,18 @@ async def send_now(
         )
     )
     on_queued(run.id)
-    await hub.executor.run_until_done(run.id)
-    digests = Digests.for_hub(hub)
-    if digests is None or hub.slack is None:
-        rendered = await Digests(
-            hub.db, hub.runs, lambda: hub.catalog, public_url=hub.settings.public_url
-        ).render(run.id)
+    await run_until_done(run.id)
+    rendered = await digests.render(run.id)
+    text = rendered.text if rendered else ""
+    if deliver_due is None:
         note = (
             "Slack is off (SLACK_BOT_TOKEN and SLACK_APP_TOKEN are not both set): "
             "the digest was printed, not posted."
         )
-        return Sent(run.id, rendered.text if rendered else "", "off", note)
-    rendered = await digests.render(run.id)
+        return Sent(run.id, text, "off", note)
     await digests.enqueue(run.id)
-    await hub.slack.deliverer.deliver_due()
-    row = await hub.slack.deliverer.outbox.row(digest_key(run.id))
-    text = rendered.text if rendered else ""
+    await deliver_due()
+    row = await digests.outgoing.row(digest_key(run.id))
     if row is not None and row.status == Status.POSTED:
         note = f"Posted the digest of run #{run.id} to {run.channel_id}."
         return Sent(run.id, text, "posted", note)

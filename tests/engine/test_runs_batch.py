@@ -9,8 +9,9 @@ from app.batch import GroupCommit
 from app.catalog import Catalog, Plan
 from app.config import Account, Customer
 from app.db import Database
+from app.engine.changes import RunChanges
+from app.engine.runs import RunService, Submit
 from app.models import RunStatus, Source
-from app.runs import RunService, Submit
 
 CATALOG = Catalog(
     [
@@ -36,9 +37,10 @@ def plan(target: str = "arbel", *checks: str) -> Plan:
 
 
 async def test_it_queues_a_burst_of_runs_like_one_by_one(db: Database) -> None:
-    runs = RunService(db)
+    changes = RunChanges()
     notified: list[int] = []
-    runs.on_change(notified.append)
+    changes.subscribe(notified.append)
+    runs = RunService(db, changes=changes)
     results = await runs.submit_many(
         [Submit(plan("arbel", "rds"), f"U{i}", Source.SLASH, channel_id="C1") for i in range(5)]
     )

@@ -1,12 +1,12 @@
-"""The Slack side of the hub: the Bolt app over Socket Mode, the card refresher and the outbox
-deliverer, wired to the services they use.
+"""The Bolt app and its Socket Mode connection to Slack.
 
-Built by the composition root (``app.main.build``) only when both tokens are set; the Web API
-client comes from there too. Socket Mode needs no public URL: the app opens a WebSocket to
-Slack (``apps.connections.open`` on the Web API at ``SLACK_API_URL``) and receives slash
-commands and clicks over it. The SDK reconnects after a disconnect — Slack's ``disconnect``
-messages (``refresh_requested``, ``warning``), a closed socket, or failed pings — and
-:meth:`Slack.run` keeps trying to start while Slack is unreachable.
+Built by the composition root (``app.main.build``) only when both tokens are set, which then
+registers the listeners (``handlers.register``) on :attr:`Slack.app`. Socket Mode needs no
+public URL: the app opens a WebSocket to Slack (``apps.connections.open`` on the Web API at
+``SLACK_API_URL``) and receives slash commands and clicks over it. The SDK reconnects after a
+disconnect — Slack's ``disconnect`` messages (``refresh_requested``, ``warning``), a closed
+socket, or failed pings — and :meth:`Slack.run` keeps trying to start while Slack is
+unreachable.
 
 ``auth.test`` is called once at start (retried until Slack answers) and its answer is reused
 for every request, so acknowledging a command never waits for the Web API.
@@ -21,8 +21,7 @@ import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
@@ -31,20 +30,10 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.socket_mode.aiohttp import SocketModeClient
 from slack_sdk.socket_mode.request import SocketModeRequest
 from slack_sdk.web.async_client import AsyncWebClient
-from sqlalchemy.exc import SQLAlchemyError
 
-from app.access import Access
-from app.cards import Cards
-from app.catalog import Catalog
-from app.db import Database
-from app.delivery import Deliverer, DeliveryOptions, Outgoing
-from app.desk import Desk
 from app.errors import ConfigError
-from app.home import HomeTab
-from app.runs import RunService
 from app.settings import Settings
-from handlers import actions, commands
-from handlers import home as home_tab
+from app.slack.followups import FollowUps
 
 log = logging.getLogger(__name__)
 
@@ -56,22 +45,29 @@ FATAL_AUTH = frozenset(
 )
 
 
-@dataclass
 class Slack:
-    app: AsyncApp
-    app_token: str = field(repr=False)
-    client: AsyncWebClient
-    desk: Desk
-    cards: Cards
-    deliverer: Deliverer
-    handler: AsyncSocketModeHandler | None = None
-    metrics: SlackMetrics | None = None
-    home: HomeTab | None = None
-    _identity: asyncio.Future[AuthorizeResult] = field(default_factory=asyncio.Future)
+    """The Bolt app (listeners are registered on :attr:`app` by ``handlers.register``) and the
+    Socket Mode connection that feeds it."""
 
-    def changed(self, run_id: int) -> None:
-        """A run changed (listener for the run service and the executor)."""
-        self.cards.changed(run_id)
+    def __init__(
+        self,
+        client: AsyncWebClient,
+        app_token: str,
+        *,
+        on_ack: Callable[[float], None] | None = None,
+    ) -> None:
+        self.client = client
+        self._app_token = app_token
+        self.on_ack = on_ack
+        """Told how long each envelope took from arrival to ack (metrics)."""
+        self.followups = FollowUps()
+        """Answers still being worked on after their ack."""
+        self.handler: AsyncSocketModeHandler | None = None
+        self._identity: asyncio.Future[AuthorizeResult] = asyncio.Future()
+        self.app = _bolt_app(client, self.authorize)
+
+    def __repr__(self) -> str:  # the app token stays out of any log line
+        return f"Slack(api={self.client.base_url!r})"
 
     async def run(self, stop: asyncio.Event) -> None:
         """Identify, connect over Socket Mode, and serve until ``stop``."""
@@ -79,9 +75,9 @@ class Slack:
         if not any(isinstance(f, _Redact) for f in socket_log.filters):
             socket_log.addFilter(_Redact())
         self.handler = _TimedHandler(
-            self.app, self.app_token, logger=socket_log, ping_interval=PING_INTERVAL_S
+            self.app, self._app_token, logger=socket_log, ping_interval=PING_INTERVAL_S
         )
-        self.handler.on_ack = self.metrics.slack_acked if self.metrics is not None else None
+        self.handler.on_ack = self.on_ack
         starting = asyncio.create_task(self._start(), name="slack-start")
         stopping = asyncio.create_task(stop.wait())
         try:
@@ -94,34 +90,17 @@ class Slack:
             stopping.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await starting
+            await self.followups.drain()
             await self.handler.close_async()
             self.handler = None
 
-    async def deliver(
-        self,
-        stop: asyncio.Event,
-        busy: Callable[[], bool] = lambda: False,
-        linger_s: float = 30.0,
-    ) -> None:
-        """Keep cards rendered into the outbox and deliver it. After ``stop``, carry on while
-        ``busy()`` (runs are still finishing) and until nothing is due, for at most
-        ``linger_s``, so the final state of a draining run still reaches its card."""
-        done = asyncio.Event()
+    async def connected(self) -> bool:
+        """Is the Socket Mode connection up now? (readiness and ``mhub_slack_connected``)"""
+        handler = self.handler
+        return handler is not None and bool(await handler.client.is_connected())
 
-        async def linger() -> None:
-            await stop.wait()
-            deadline = asyncio.get_running_loop().time() + linger_s
-            while asyncio.get_running_loop().time() < deadline:
-                try:
-                    if not busy() and not await self.deliverer.anything_due():
-                        break
-                except (SQLAlchemyError, OSError):
-                    break  # the database is gone; what is queued goes out after a restart
-                await asyncio.sleep(0.2)
-            done.set()
-
-        home = [self.home.serve(done)] if self.home is not None else []
-        await asyncio.gather(self.cards.serve(done), self.deliverer.serve(done), linger(), *home)
+    async def authorize(self) -> AuthorizeResult:
+        return await self._identity
 
     async def _start(self) -> None:
         answer = await self._until_answered(
@@ -130,7 +109,7 @@ class Slack:
             "Copy the Bot User OAuth Token (xoxb-…) again",
         )
         await self._until_answered(
-            lambda: self.client.apps_connections_open(app_token=self.app_token),
+            lambda: self.client.apps_connections_open(app_token=self._app_token),
             "SLACK_APP_TOKEN",
             "Use an app-level token (xapp-…) with the connections:write scope",
         )
@@ -163,9 +142,6 @@ class Slack:
             await asyncio.sleep(delay)
             delay = min(START_RETRY_CAP_S, delay * 2)
 
-    async def authorize(self) -> AuthorizeResult:
-        return await self._identity
-
 
 def web_client(settings: Settings) -> AsyncWebClient:
     """The one Web API client. No automatic retries: the outbox decides when to try again
@@ -180,40 +156,14 @@ def web_client(settings: Settings) -> AsyncWebClient:
     )
 
 
-class SlackMetrics(Protocol):
-    """What the Slack side reports (``app.web.metrics.HubMetrics`` implements it)."""
-
-    def slack_acked(self, seconds: float) -> None: ...
-
-    def slack_delivery_failed(self, kind: str, *, permanent: bool) -> None: ...
-
-
-def build_slack(
-    settings: Settings,
-    *,
-    db: Database,
-    runs: RunService,
-    catalog: Callable[[], Catalog],
-    client: AsyncWebClient,
-    delivery: DeliveryOptions | None = None,
-    metrics: SlackMetrics | None = None,
-) -> Slack:
-    """The Bolt app with every listener registered, its Socket Mode handler, and the outbox."""
-    assert settings.slack_app_token is not None
-    outgoing = Outgoing(db)
-    failed = (
-        (lambda kind, permanent: metrics.slack_delivery_failed(kind, permanent=permanent))
-        if metrics is not None
-        else None
-    )
-    deliverer = Deliverer(db, client, delivery, outgoing=outgoing, on_failure=failed)
-    cards = Cards(runs, outgoing, catalog, public_url=settings.public_url, on_put=deliverer.poke)
-    desk = Desk(runs, Access(db), cards, catalog)
-    home = HomeTab(client, db, catalog, desk.access, public_url=settings.public_url)
-    holder: list[Slack] = []
+def _bolt_app(
+    client: AsyncWebClient, identity: Callable[[], Awaitable[AuthorizeResult]]
+) -> AsyncApp:
+    """A Bolt app with no listeners yet, answering every request as the app ``identity`` says
+    (the cached ``auth.test``), and one error handler for whatever a listener did not expect."""
 
     async def authorize(enterprise_id: str | None, team_id: str | None) -> AuthorizeResult:
-        return await holder[0].authorize()
+        return await identity()
 
     bolt_log = logging.getLogger("app.slack.bolt")
     if not any(isinstance(f, _Quiet) for f in bolt_log.filters):
@@ -224,16 +174,10 @@ def build_slack(
         logger=bolt_log,
         request_verification_enabled=False,  # Socket Mode: requests arrive on our own socket
         # The envelope is acknowledged when the listener returns (listeners return right after
-        # ack(); later work runs in lazy listeners or background tasks). Without this Bolt polls
+        # ack(); later work runs in lazy listeners or follow-ups). Without this Bolt polls
         # every 10 ms per request for the ack, which costs a burst of commands dearly.
         process_before_response=True,
     )
-    # Bolt tries listeners in this order for every envelope, building their arguments each
-    # time: the busiest one (``/monitor <text>``) goes first, so a burst of commands costs one
-    # match each instead of one per listener.
-    commands.register(app, desk, settings.public_url)
-    home_tab.register(app, desk, home)
-    actions.register(app, desk, settings.public_url)
 
     @app.error
     async def on_error(error: Exception, body: dict[str, Any]) -> None:
@@ -241,11 +185,7 @@ def build_slack(
         what = body.get("type") or body.get("command")
         log.error("unexpected error %s in a Slack listener (%s)", error_id, what, exc_info=error)
 
-    slack = Slack(app, settings.slack_app_token.get_secret_value(), client, desk, cards, deliverer)
-    slack.metrics = metrics
-    slack.home = home
-    holder.append(slack)
-    return slack
+    return app
 
 
 class _TimedHandler(AsyncSocketModeHandler):

@@ -1,0 +1,79 @@
+"""The run timeline's vocabulary, and appending to it.
+
+Every change of a run is a row in ``run_events`` (an append-only timeline that doubles as the
+audit log): what happened, who did it, when (the database clock), and details. Access decisions
+that concern no run are events with no run.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from enum import StrEnum
+from typing import Any
+from typing import cast as typed
+
+from sqlalchemy import JSON, BigInteger, String, Table, Text, cast, insert, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.db import Database
+from app.engine.bulk import unnest
+from app.models import RunEvent
+
+EVENTS = typed(Table, RunEvent.__table__)
+
+
+class Event(StrEnum):
+    CREATED = "created"
+    CLAIMED = "claimed"
+    CHECK_FINISHED = "check_finished"
+    CHECK_RETRIED = "check_retried"
+    CANCEL_REQUESTED = "cancel_requested"
+    CANCELLED = "cancelled"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    REQUEUED = "requeued"
+    RETRIED = "retried"
+    DELIVERED = "delivered"
+    ACCESS = "access"
+
+
+NewEvent = tuple[int | None, Event, str, Mapping[str, Any]]
+"""(run id or None, what happened, who did it, details)."""
+
+
+async def add_event(
+    session: AsyncSession, db: Database, run_id: int | None, kind: Event, actor: str, **data: Any
+) -> None:
+    await add_events(session, db, [(run_id, kind, actor, data)])
+
+
+async def add_events(session: AsyncSession, db: Database, events: Sequence[NewEvent]) -> None:
+    """Append several events in one statement, in order, stamped with the database clock."""
+    if not events:
+        return
+    if db.is_sqlite:
+        await session.execute(
+            # RETURNING makes SQLAlchemy send one multi-row INSERT instead of one per row.
+            insert(EVENTS).values(created_at=db.now()).returning(EVENTS.c.id),
+            [
+                {"run_id": run_id, "type": kind.value, "actor": actor, "data": dict(data)}
+                for run_id, kind, actor, data in events
+            ],
+        )
+        return
+    rows = unnest(
+        "event",
+        run_id=([e[0] for e in events], BigInteger),
+        type=([e[1].value for e in events], String),
+        actor=([e[2] for e in events], String),
+        data=([json.dumps(dict(e[3])) for e in events], Text),
+    )
+    await session.execute(
+        insert(EVENTS).from_select(
+            ["run_id", "type", "actor", "data", "created_at"],
+            select(
+                rows.c.run_id, rows.c.type, rows.c.actor, cast(rows.c.data, JSON), db.now()
+            ).order_by(rows.c.n),
+        )
+    )

@@ -1,0 +1,215 @@
+"""The executor's writer: every write of the runs one executor owns goes through one task that
+commits them many to a transaction (group commit).
+
+Three kinds of items: a lease-guarded :class:`Write` of one run (results, and maybe its last
+transition), a :class:`Beat` (extend leases, learn of cancel requests) and a :class:`Note` (an
+event that needs no guard). Each carries a future that is settled with the answer once its
+transaction commits. Because this task, not the run's, performs the write, a run's last write
+happens even if the run's task is cancelled meanwhile (shutdown): the caller shields the future.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.db import DB_TROUBLE, Database
+from app.engine import transitions as tx
+from app.engine.events import Event, add_events
+from app.engine.results import ResultRow
+from checks.base import Severity
+
+log = logging.getLogger(__name__)
+
+
+class WriteKind(StrEnum):
+    RECORD = "record"
+    COMPLETE = "complete"
+    CANCELLED = "cancelled"
+    FAIL = "fail"
+    RELEASE = "release"
+
+
+ENDED = {
+    WriteKind.COMPLETE: "completed",
+    WriteKind.CANCELLED: "cancelled",
+    WriteKind.FAIL: "failed",
+}
+
+
+@dataclass(eq=False)
+class Write:
+    """A lease-guarded write of one run: results, and maybe its last transition."""
+
+    kind: WriteKind
+    lease: tx.Lease
+    rows: Sequence[ResultRow] = ()
+    outcome: str | None = None
+    reason: str = ""
+    done: asyncio.Future[Any] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+
+
+@dataclass(eq=False)
+class Beat:
+    leases: Sequence[tx.Lease]
+    done: asyncio.Future[Any] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+
+
+@dataclass(eq=False)
+class Note:
+    """An event that needs no guard (a check is being retried)."""
+
+    run_id: int
+    event: Event
+    actor: str
+    data: Mapping[str, Any]
+    done: asyncio.Future[Any] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+
+
+Item = Write | Beat | Note
+
+
+def settle(
+    future: asyncio.Future[Any], answer: Any = None, error: BaseException | None = None
+) -> None:
+    if future.done():  # the waiter was cancelled; the write happened anyway
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(answer)
+
+
+class Writer:
+    """Commits the writes of every run this executor owns, many to a transaction."""
+
+    def __init__(
+        self, db: Database, lease_s: float, batch: int, on_written: Callable[[set[int]], None]
+    ) -> None:
+        self.db = db
+        self.lease_s = lease_s
+        self.batch = batch
+        self.on_written = on_written
+        self._queue: list[Item] = []
+        self._more = asyncio.Event()
+        self._closing = False
+        self._dead: BaseException | None = None
+
+    def put(self, item: Item) -> asyncio.Future[Any]:
+        if self._dead is not None:
+            settle(item.done, error=RuntimeError(f"the executor's writer died: {self._dead!r}"))
+        else:
+            self._queue.append(item)
+            self._more.set()
+        return item.done
+
+    def close(self) -> None:
+        """Finish what is queued, then stop."""
+        self._closing = True
+        self._more.set()
+
+    async def run(self) -> None:
+        try:
+            while self._queue or not self._closing:
+                if not self._queue:
+                    self._more.clear()
+                    await self._more.wait()
+                    continue
+                batch, self._queue = self._queue[: self.batch], self._queue[self.batch :]
+                await self._flush(batch)
+        except BaseException as exc:
+            self._dead = exc
+            for item in self._queue:
+                settle(item.done, error=RuntimeError(f"the executor's writer died: {exc!r}"))
+            self._queue.clear()
+            raise
+
+    async def _flush(self, batch: list[Item]) -> None:
+        try:
+            await self._apply(batch)
+            return
+        except DB_TROUBLE as exc:
+            if len(batch) == 1:
+                log.error("could not write to the database: %s", exc)
+                settle(batch[0].done, error=exc)
+                return
+            log.warning(
+                "a batch of %d writes failed (%s); writing them one by one", len(batch), exc
+            )
+        for item in batch:
+            try:
+                await self._apply([item])
+            except DB_TROUBLE as exc:
+                log.error("could not write to the database: %s", exc)
+                settle(item.done, error=exc)
+
+    async def _apply(self, batch: list[Item]) -> None:
+        answers: list[tuple[asyncio.Future[Any], Any]] = []
+        changed: set[int] = set()
+        async with self.db.write() as session:
+            for beat in (i for i in batch if isinstance(i, Beat)):
+                answers.append(
+                    (beat.done, await tx.heartbeat(session, self.db, beat.leases, self.lease_s))
+                )
+            writes = [i for i in batch if isinstance(i, Write)]
+            for write, moved in (await self._guarded(session, writes)).items():
+                answers.append((write.done, moved))
+                if moved:
+                    changed.add(write.lease.run_id)
+            notes = [i for i in batch if isinstance(i, Note)]
+            await add_events(
+                session, self.db, [(n.run_id, n.event, n.actor, n.data) for n in notes]
+            )
+            answers.extend((note.done, True) for note in notes)
+        for future, answer in answers:
+            settle(future, answer)
+        if changed:
+            self.on_written(changed)
+
+    async def _guarded(self, session: AsyncSession, writes: list[Write]) -> dict[Write, bool]:
+        """Intermediate results first, then the transitions (each carrying its run's last
+        results), grouped so that runs ending the same way share one statement."""
+        records = [w for w in writes if w.kind is WriteKind.RECORD]
+        held = await tx.record(
+            session, self.db, [w.lease for w in records], [r for w in records for r in w.rows]
+        )
+        moved = {w: w.lease.run_id in held for w in records}
+        groups: dict[tuple[WriteKind, str | None, str], list[Write]] = {}
+        for write in writes:
+            if write.kind is not WriteKind.RECORD:
+                groups.setdefault((write.kind, write.outcome, write.reason), []).append(write)
+        for (kind, outcome, reason), group in groups.items():
+            leases = [w.lease for w in group]
+            rows = [r for w in group for r in w.rows]
+            ids = await self._transition(session, kind, leases, rows, outcome, reason)
+            moved.update({w: w.lease.run_id in ids for w in group})
+        return moved
+
+    async def _transition(
+        self,
+        session: AsyncSession,
+        kind: WriteKind,
+        leases: list[tx.Lease],
+        rows: list[ResultRow],
+        outcome: str | None,
+        reason: str,
+    ) -> set[int]:
+        if kind is WriteKind.COMPLETE:
+            return await tx.complete(session, self.db, leases, outcome or Severity.OK.value, rows)
+        if kind is WriteKind.CANCELLED:
+            return await tx.cancelled(session, self.db, leases, outcome, rows)
+        if kind is WriteKind.FAIL:
+            return await tx.fail(session, self.db, leases, reason)
+        return await tx.release(session, self.db, leases, reason, rows)

@@ -1,0 +1,258 @@
+"""The timer: firing each schedule's slots exactly once across replicas.
+
+Every replica runs an APScheduler 3.x ``AsyncIOScheduler`` with one job per schedule whose
+trigger yields exactly the slots of :mod:`app.schedules.slots`. A tick submits the slot's run
+under its slot key (UNIQUE in the database, so a slot becomes one run however many replicas
+tick); a tick that comes later than the misfire grace (``HUB_MISFIRE_GRACE``, default 15
+minutes) is logged as missed instead. At start, each schedule's latest slot is caught up if it
+is within the grace and no replica has fired it yet (the UNIQUE key makes that once); an older
+unfired one is logged as missed. A database that refuses the submit is retried until the grace
+(or the next slot).
+
+Tests and benchmarks may set ``HUB_TEST_SLOT_SECONDS``: every schedule then fires every N seconds
+(at multiples of N since the epoch) instead of on its cron, with the same keys, grace and
+digests. It only changes *when* slots are; ``serve`` warns loudly when it is set.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+from apscheduler.events import EVENT_JOB_MISSED, JobExecutionEvent
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.base import BaseTrigger
+from sqlalchemy import select
+
+from app.catalog import Catalog
+from app.config import Customer, Schedule
+from app.db import DB_TROUBLE
+from app.engine.runs import RunService, Submit
+from app.errors import HubError
+from app.models import Run, Source
+from app.schedules.slots import Cadence, CronCadence, EverySeconds, Slot, schedule_of
+from blocks.marks import duration
+
+log = logging.getLogger(__name__)
+
+DEFAULT_GRACE = timedelta(minutes=15)
+_RETRY_CAP_S = 30.0
+MISSED_LOOKBACK = timedelta(days=1)
+"""At start, an unfired slot older than the grace but younger than this is logged as missed."""
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Scheduler:
+    """Turns each slot of every schedule into one run (idempotent across replicas)."""
+
+    def __init__(
+        self,
+        runs: RunService,
+        catalog: Catalog,
+        *,
+        grace: timedelta = DEFAULT_GRACE,
+        test_slot_s: int | None = None,
+        clock: Callable[[], datetime] | None = None,
+        retry_s: float = 1.0,
+    ) -> None:
+        self.runs = runs
+        self.catalog = catalog
+        self.grace = grace
+        self.test_slot_s = test_slot_s
+        self.clock = clock or _utcnow
+        self.retry_s = retry_s
+
+    def cadence(self, customer: Customer, schedule: Schedule) -> Cadence:
+        if self.test_slot_s:
+            return EverySeconds(self.test_slot_s)
+        return CronCadence(schedule.cron, customer.tz)
+
+    def schedules(self) -> list[tuple[Customer, Schedule]]:
+        return [(c, s) for c in self.catalog.customers.values() for s in c.schedules]
+
+    def find(self, customer_id: str, name: str) -> tuple[Customer, Schedule]:
+        customer = self.catalog.customer(customer_id)
+        return customer, schedule_of(customer, name)
+
+    def latest(self, customer: Customer, schedule: Schedule, now: datetime) -> Slot:
+        """The schedule's last slot at or before ``now``."""
+        at = self.cadence(customer, schedule).at_or_before(now)
+        return Slot(customer.id, schedule.name, at)
+
+    async def fire(self, slot: Slot) -> tuple[Run, bool]:
+        """Submit the slot's run; (run, False) when some replica already did."""
+        customer, schedule = self.find(slot.customer_id, slot.schedule)
+        plan = self.catalog.plan(customer.id, schedule.checks)
+        run, created = await self.runs.submit(
+            Submit(
+                plan=plan,
+                requested_by=f"schedule:{schedule.name}",
+                source=Source.SCHEDULE,
+                channel_id=schedule.channel or customer.slack.channel,
+                idempotency_key=slot.key,
+                extra={"schedule": schedule.name, "slot": slot.stamp},
+            )
+        )
+        if created:
+            log.info("schedule %s/%s: slot %s is run #%s", *_names(slot), slot.stamp, run.id)
+        else:
+            log.debug("schedule %s/%s: slot %s was fired already", *_names(slot), slot.stamp)
+        return run, created
+
+    async def tick(self, customer_id: str, name: str) -> Run | None:
+        """Fire the slot due now (an APScheduler job); a late tick beyond the grace is a miss."""
+        try:
+            customer, schedule = self.find(customer_id, name)
+        except HubError as exc:
+            log.error("schedule %s/%s: %s", customer_id, name, exc)
+            return None
+        now = self.clock()
+        slot = self.latest(customer, schedule, now)
+        if now - slot.at > self.grace:
+            self._missed(slot, now, "the tick came too late")
+            return None
+        following = self.cadence(customer, schedule).after(slot.at)
+        return await self._fire_until(slot, min(slot.at + self.grace, following))
+
+    async def _fire_until(self, slot: Slot, deadline: datetime) -> Run | None:
+        delay = self.retry_s
+        while True:
+            try:
+                run, _ = await self.fire(slot)
+                return run
+            except DB_TROUBLE as exc:
+                if self.clock() + timedelta(seconds=delay) > deadline:
+                    self._missed(slot, self.clock(), f"the database kept failing ({exc})")
+                    return None
+                log.warning(
+                    "schedule %s/%s: cannot submit slot %s (%s); again in %.0f s",
+                    *_names(slot),
+                    slot.stamp,
+                    exc,
+                    delay,
+                )
+            except HubError as exc:  # the config changed under the schedule
+                log.error("schedule %s/%s: slot %s not fired: %s", *_names(slot), slot.stamp, exc)
+                return None
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, _RETRY_CAP_S)
+
+    async def catch_up(self) -> list[Run]:
+        """At start: fire each schedule's latest slot if it is within the grace (once, however
+        many replicas start); log it as missed if it is older and nobody fired it."""
+        now = self.clock()
+        fired: list[Run] = []
+        for customer, schedule in self.schedules():
+            slot = self.latest(customer, schedule, now)
+            if now - slot.at <= self.grace:
+                run = await self._fire_until(slot, slot.at + self.grace)
+                if run is not None:
+                    fired.append(run)
+            elif now - slot.at <= MISSED_LOOKBACK and not await self._fired(slot):
+                self._missed(slot, now, "no replica was running within the misfire grace")
+        return fired
+
+    async def _fired(self, slot: Slot) -> bool:
+        try:
+            async with self.runs.db.read() as session:
+                found = await session.execute(
+                    select(Run.id).where(Run.idempotency_key == slot.key).limit(1)
+                )
+                return found.first() is not None
+        except DB_TROUBLE:
+            return True  # cannot tell; say nothing rather than something wrong
+
+    def _missed(self, slot: Slot, now: datetime, why: str) -> None:
+        customer = self.catalog.customers.get(slot.customer_id)
+        local = slot.at.astimezone(customer.tz) if customer else slot.at
+        late = duration((now - slot.at).total_seconds())
+        log.warning(
+            "schedule %s/%s missed its %s slot (%s, %s late; the misfire grace is %s). "
+            "`mhub digest send %s %s` runs it now.",
+            *_names(slot),
+            local.strftime("%Y-%m-%d %H:%M %Z"),
+            why,
+            late,
+            duration(self.grace.total_seconds()),
+            *_names(slot),
+        )
+
+    # -- the tick source ------------------------------------------------------------------
+
+    def build(self) -> AsyncIOScheduler:
+        """An APScheduler with one job per schedule, firing at exactly its slots."""
+        scheduler = AsyncIOScheduler(timezone=UTC)
+        grace_s = max(1, int(self.grace.total_seconds()))
+        for customer, schedule in self.schedules():
+            scheduler.add_job(
+                self.tick,
+                trigger=SlotTrigger(self.cadence(customer, schedule)),
+                args=[customer.id, schedule.name],
+                id=f"{customer.id}/{schedule.name}",
+                name=f"schedule {customer.id}/{schedule.name}",
+                misfire_grace_time=grace_s,
+                coalesce=True,
+                max_instances=1,
+            )
+        scheduler.add_listener(self._on_missed, EVENT_JOB_MISSED)
+        return scheduler
+
+    def _on_missed(self, event: JobExecutionEvent) -> None:
+        customer_id, _, name = str(event.job_id).partition("/")
+        at = event.scheduled_run_time
+        self._missed(Slot(customer_id, name, at), self.clock(), "the tick came too late")
+
+    async def serve(self, stop: asyncio.Event) -> None:
+        """Tick until ``stop``: catch up at start, then fire every slot as it comes."""
+        if self.test_slot_s:
+            log.warning(
+                "HUB_TEST_SLOT_SECONDS=%s: every schedule fires every %s s instead of on its "
+                "cron — a test setting; unset it in production",
+                self.test_slot_s,
+                self.test_slot_s,
+            )
+        quiet = logging.getLogger("apscheduler")
+        if quiet.level == logging.NOTSET:
+            quiet.setLevel(logging.WARNING)  # "Running job …" twice per slot is noise
+        scheduler = self.build()
+        scheduler.start()
+        count = len(scheduler.get_jobs())
+        log.info(
+            "scheduler: %d schedule(s), misfire grace %s",
+            count,
+            duration(self.grace.total_seconds()),
+        )
+        try:
+            try:
+                await self.catch_up()
+            except HubError as exc:
+                log.error("scheduler: catching up failed: %s", exc)
+            await stop.wait()
+        finally:
+            scheduler.shutdown(wait=False)
+            await asyncio.sleep(0)  # let the shutdown (queued on the loop) run
+
+
+class SlotTrigger(BaseTrigger):
+    """An APScheduler trigger that fires at a :class:`Cadence`'s instants (so APScheduler and
+    the slot keys agree on DST, which APScheduler's own CronTrigger reads differently)."""
+
+    def __init__(self, cadence: Cadence) -> None:
+        self.cadence = cadence
+
+    def get_next_fire_time(
+        self, previous_fire_time: datetime | None, now: datetime
+    ) -> datetime | None:
+        return self.cadence.after(previous_fire_time or now)
+
+    def __str__(self) -> str:
+        return f"slots[{self.cadence}]"
+
+
+def _names(slot: Slot) -> tuple[str, str]:
+    return slot.customer_id, slot.schedule

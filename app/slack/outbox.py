@@ -1,0 +1,196 @@
+"""The outbox: every message to Slack is a database row first (this module writes them), then
+delivered by :mod:`app.slack.deliverer`, which retries, backs off, honours ``Retry-After``,
+coalesces card updates and never posts a card twice.
+
+Rows (``outbox`` table) and their states::
+
+    pending ──claim──► posting ──ok──────────────► posted ◄──ok── updating ◄──claim── changed
+       ▲                 │ ├─rejected (429, refused connection, 4xx) ─► pending      │  ▲
+       │                 │ ├─outcome unknown (timeout, reset, 5xx) ──► unknown      │  │
+       │                 │ └─permanent (not_in_channel, …) ─────────► failed        └──┘
+       └─────────────────┘            unknown ──claim──► posting (history first)   error:
+                                      posted ──a new rendering──► changed          backoff
+
+``posted`` means Slack shows the newest rendering; a send that leaves a newer one waiting ends
+in ``changed`` instead (one guarded statement decides, comparing ``version``).
+
+- A **card** (``kind = card``, key ``card:<run id>``) is posted once with ``chat.postMessage``
+  and then updated with ``chat.update``. Its payload is the newest rendering; ``version`` counts
+  renderings and ``sent_version`` is the one Slack shows. Updates go out at most once per
+  ``min_update_interval_s`` per card: after every send the row is not due again before then,
+  so renderings made meanwhile coalesce into one update.
+- A **response** (``kind = response``) is one POST to a ``response_url`` (an ephemeral reply).
+- Anything else written once per key (``put_once``): a digest (``digest:<run id>``), posted
+  once and never updated.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, cast
+
+from sqlalchemy import Table, bindparam, case, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.sql.dml import Insert
+
+from app.db import Database
+from app.models import Outbox
+
+
+class Status(StrEnum):
+    PENDING = "pending"
+    POSTING = "posting"
+    UNKNOWN = "unknown"
+    POSTED = "posted"
+    CHANGED = "changed"
+    UPDATING = "updating"
+    FAILED = "failed"
+
+
+class Kind(StrEnum):
+    CARD = "card"
+    RESPONSE = "response"
+
+
+@dataclass(frozen=True)
+class Card:
+    """A rendering of a run's card, to be stored in the outbox."""
+
+    run_id: int
+    channel: str
+    message: dict[str, Any]
+    reply_url: str | None = field(default=None, repr=False)
+
+
+def card_key(run_id: int) -> str:
+    return f"card:{run_id}"
+
+
+def _new_row(
+    key: str, kind: str, payload: dict[str, Any], run_id: int | None, channel: str | None
+) -> dict[str, Any]:
+    """A row not delivered yet."""
+    return {
+        "dedupe_key": key,
+        "run_id": run_id,
+        "kind": kind,
+        "channel": channel,
+        "payload": payload,
+        "status": Status.PENDING,
+        "attempts": 0,
+        "version": 1,
+        "sent_version": 0,
+    }
+
+
+def _same(a: Any, b: Any) -> bool:
+    return json.dumps(a, sort_keys=True, default=str) == json.dumps(b, sort_keys=True, default=str)
+
+
+class Outgoing:
+    """Writing rows: what should be delivered (the deliverer decides when and how)."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def put_card(
+        self, run_id: int, channel: str, message: dict[str, Any], reply_url: str | None = None
+    ) -> bool:
+        """Create or refresh a run's card. Returns True when the row changed (a new version)."""
+        return bool(await self.put_cards([Card(run_id, channel, message, reply_url)]))
+
+    async def put_cards(self, cards: Sequence[Card]) -> list[int]:
+        """Create or refresh several cards in one transaction; returns the run ids whose card
+        changed (created, or a new version because the rendering differs)."""
+        for _ in range(3):
+            try:
+                return await self._put_cards(cards)
+            except IntegrityError:
+                continue  # another replica created one of them meanwhile: look again
+        return []
+
+    async def _put_cards(self, cards: Sequence[Card]) -> list[int]:
+        keys = {card_key(c.run_id): c for c in cards}
+        async with self.db.read() as session:
+            found = await session.execute(
+                select(Outbox.dedupe_key, Outbox.id, Outbox.payload).where(
+                    Outbox.dedupe_key.in_(list(keys))
+                )
+            )
+            existing = {row.dedupe_key: (row.id, dict(row.payload or {})) for row in found}
+        inserts: list[dict[str, Any]] = []
+        updates: list[dict[str, Any]] = []
+        changed: list[int] = []
+        for key, card in keys.items():
+            if key not in existing:
+                payload = {"message": card.message, "reply_url": card.reply_url}
+                inserts.append(_new_row(key, Kind.CARD, payload, card.run_id, card.channel))
+                changed.append(card.run_id)
+                continue
+            row_id, payload = existing[key]
+            if _same(payload.get("message"), card.message):
+                continue
+            payload["message"] = card.message
+            if card.reply_url and not payload.get("reply_url"):
+                payload["reply_url"] = card.reply_url
+            updates.append({"row_id": row_id, "new_payload": payload})
+            changed.append(card.run_id)
+        if not changed:
+            return []
+        async with self.db.write() as session:
+            if inserts:
+                await session.execute(self._insert(), inserts)
+            if updates:
+                table = cast(Table, Outbox.__table__)  # Core: one statement, many rows
+                await session.execute(
+                    update(table)
+                    .where(table.c.id == bindparam("row_id"))
+                    .values(
+                        payload=bindparam("new_payload"),
+                        version=table.c.version + 1,
+                        status=case(
+                            (table.c.status == Status.POSTED, Status.CHANGED.value),
+                            else_=table.c.status,
+                        ),
+                    ),
+                    updates,
+                )
+        return changed
+
+    async def put_response(self, key: str, url: str, message: dict[str, Any]) -> None:
+        """An ephemeral reply through a response_url; once per key."""
+        await self.put_once(key[:255], Kind.RESPONSE, {"url": url, "message": message})
+
+    async def put_once(
+        self,
+        key: str,
+        kind: str,
+        payload: dict[str, Any],
+        run_id: int | None = None,
+        channel: str | None = None,
+    ) -> bool:
+        """Queue a message once per ``key``; False when the key is queued already (by this
+        process or another replica)."""
+        try:
+            async with self.db.write() as session:
+                await session.execute(
+                    self._insert(), [_new_row(key, kind, payload, run_id, channel)]
+                )
+        except IntegrityError:
+            return False
+        return True
+
+    def _insert(self) -> Insert:
+        """An INSERT of new rows, stamped with the database clock."""
+        return insert(Outbox).values(
+            next_attempt_at=self.db.now(), created_at=self.db.now(), updated_at=self.db.now()
+        )
+
+    async def row(self, key: str) -> Outbox | None:
+        async with self.db.read() as session:
+            return (
+                await session.execute(select(Outbox).where(Outbox.dedupe_key == key))
+            ).scalar_one_or_none()

@@ -1,0 +1,19 @@
+"""What the listeners are given: the services they call, built by the composition root."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from app.slack.desk import Desk
+from app.slack.followups import FollowUps
+from app.slack.home import HomeTab
+from app.slack.modal import Launcher
+
+
+@dataclass(frozen=True)
+class Services:
+    desk: Desk
+    home: HomeTab
+    launcher: Launcher
+    followups: FollowUps
+    public_url: str | None = None
