@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,13 +19,23 @@ from tests.handlers.conftest import CATALOG
 
 
 class Recorder:
-    """Stands in for the Web API client: keeps what was published."""
+    """Stands in for the Web API client: keeps what was published, and when it arrived."""
 
     def __init__(self) -> None:
         self.published: list[tuple[str, dict[str, Any]]] = []
+        self.arrived: list[float] = []
 
     async def views_publish(self, *, user_id: str, view: dict[str, Any]) -> None:
         self.published.append((user_id, view))
+        self.arrived.append(time.monotonic())
+
+
+class SlowToAudit(Access):
+    """The audit row of the first opening takes a second to write (a cold database)."""
+
+    async def visible(self, *args: Any, **kwargs: Any) -> Any:
+        await asyncio.sleep(1.0)
+        return await super().visible(*args, **kwargs)
 
 
 async def test_it_refreshes_the_heartbeat_of_a_running_run_without_any_change(
@@ -67,3 +79,24 @@ async def test_it_refreshes_the_heartbeat_of_a_running_run_without_any_change(
     assert len(client.published) >= 3
     assert all(user == "U0ALICE" for user, _ in client.published)
     assert "▶ *#1* aryanoble / arbel · 0 of 1 · alive" in validate.all_text(client.published[-1][1])
+
+
+async def test_it_keeps_two_publishes_2_s_apart_even_when_the_first_was_slow_to_prepare(
+    db: Database,
+) -> None:
+    client = Recorder()
+    tab = HomeTab(client, db, CATALOG, SlowToAudit(db))  # type: ignore[arg-type]
+    stop = asyncio.Event()
+    task = asyncio.create_task(tab.serve(stop))
+    try:
+        tab.opened("U0ALICE")
+        for run_id in range(30):  # a run changes every 0.1 s while the first publish is prepared
+            tab.changed(run_id)
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(2.2)
+    finally:
+        stop.set()
+        await task
+    gaps = [b - a for a, b in itertools.pairwise(client.arrived)]
+    assert len(client.arrived) >= 2
+    assert min(gaps) >= 1.95  # counted from the request, not from when it was decided
