@@ -56,8 +56,8 @@ def serve_command(no_slack: bool, no_web: bool) -> None:
     """Run the executor, the sweeper and (when enabled) Slack and the web view."""
 
     async def go() -> int:
-        async with build(_settings()) as hub:
-            await serve(hub, slack=not no_slack, web=not no_web)
+        async with build(_settings(), slack=not no_slack) as hub:
+            await serve(hub, web=not no_web)
         return EXIT_OK
 
     _run(go())

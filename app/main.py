@@ -87,10 +87,13 @@ async def build(
     registry: Mapping[str, Check] = REGISTRY,
     executor: ExecutorOptions | None = None,
     delivery: DeliveryOptions | None = None,
+    slack: bool = True,
     clock: Callable[[], datetime] | None = None,
     owner: str | None = None,
 ) -> AsyncIterator[Hub]:
     """Build the hub from settings; the database schema must be current (SQLite upgrades).
+    The Slack side is built when both tokens are set, unless ``slack`` is False
+    (``mhub serve --no-slack``): then nothing follows run changes for Slack either.
 
     Tests and benchmarks may pass the catalog, an open database (left open afterwards), the
     check kinds, executor and delivery timings, the scheduler's clock, and the executor's name
@@ -113,7 +116,9 @@ async def build(
             test_slot_s=settings.test_slot_s,
             clock=clock,
         )
-        side = _slack_side(settings, db, runs, catalog, changes, metrics, delivery)
+        side = (
+            _slack_side(settings, db, runs, catalog, changes, metrics, delivery) if slack else None
+        )
         digests = Digests(
             db,
             runs,
@@ -175,7 +180,7 @@ Tasks = dict[str, Callable[[], Coroutine[Any, Any, None]]]
 """Named background tasks: each runs until the shared ``stop`` event is set."""
 
 
-def tasks_of(hub: Hub, stop: asyncio.Event, *, slack: bool = True, web: bool = True) -> Tasks:
+def tasks_of(hub: Hub, stop: asyncio.Event, *, web: bool = True) -> Tasks:
     """The named background tasks of ``mhub serve``. Refuses here, before anything starts, to
     serve the web view beyond loopback without auth."""
     settings = hub.settings
@@ -185,7 +190,7 @@ def tasks_of(hub: Hub, stop: asyncio.Event, *, slack: bool = True, web: bool = T
         "aws": lambda: keep_aws_ready(hub.catalog, hub.aws, stop),
         "scheduler": lambda: hub.scheduler.serve(stop),
     }
-    side = hub.side if slack else None
+    side = hub.side
     if side is not None:
 
         def busy() -> bool:  # runs still finishing: their last changes still go out
@@ -195,7 +200,7 @@ def tasks_of(hub: Hub, stop: asyncio.Event, *, slack: bool = True, web: bool = T
         tasks["delivery"] = lambda: deliver(side.deliverer, [side.cards, side.home], stop, busy)
         tasks["digests"] = lambda: hub.digests.serve(stop)
     else:
-        log.info("digests: not sent without Slack tokens; scheduled runs still run")
+        log.info("digests: not sent without Slack; scheduled runs still run")
     if web:
         auth = settings.web_auth.get_secret_value() if settings.web_auth else None
         check_exposure(settings.web_host, settings.web_port, auth)
@@ -219,19 +224,19 @@ def tasks_of(hub: Hub, stop: asyncio.Event, *, slack: bool = True, web: bool = T
     return tasks
 
 
-async def serve(hub: Hub, *, slack: bool = True, web: bool = True) -> None:
+async def serve(hub: Hub, *, web: bool = True) -> None:
     """Run the executor and sweeper (and, as they arrive, Slack and the web view) until
     SIGTERM/SIGINT.
 
     The first signal stops claiming at once and lets running runs finish for up to
     ``HUB_GRACE_SECONDS``; what is left goes back to the queue without using an attempt. A
-    second signal cuts the grace short. With ``slack=False, web=False`` (``mhub serve --no-slack
-    --no-web``) this is a bare executor replica.
+    second signal cuts the grace short. A hub built without Slack and served with ``web=False``
+    (``mhub serve --no-slack --no-web``) is a bare executor replica.
     """
     stop = asyncio.Event()
-    if slack and hub.side is None:
+    if not hub.settings.slack_enabled:
         log.warning("Slack is off: SLACK_BOT_TOKEN and SLACK_APP_TOKEN are not both set")
-    tasks = tasks_of(hub, stop, slack=slack, web=web)
+    tasks = tasks_of(hub, stop, web=web)
     # What start-up allocated (config, models, clients) lives as long as the process: take it
     # out of the collector's sight so full collections stay short and Slack acks stay fast.
     gc.collect()

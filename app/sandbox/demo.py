@@ -53,7 +53,7 @@ async def run_demo(keep: bool = False) -> int:
             HUB_CONFIG_DIR=_config_dir(),
             DATABASE_URL=f"sqlite+aiosqlite:///{DATA / 'hub.db'}",
         )
-        async with build(settings) as hub:
+        async with build(settings, slack=False) as hub:
             plan = hub.catalog.plan(DEMO_CUSTOMER)
             run, _ = await hub.runs.submit(Submit(plan, requested_by="demo", source=Source.CLI))
             click.echo(f"· running {len(plan.targets)} checks as run #{run.id}…\n")
@@ -72,5 +72,5 @@ async def run_demo(keep: bool = False) -> int:
                     f"Serving the sandbox; web view on {web} (run #{run.id}: "
                     f"{web}runs/{run.id}). Ctrl-C stops it."
                 )
-                await serve(hub, slack=False)
+                await serve(hub)
             return 0 if view.run.status == "completed" else 2

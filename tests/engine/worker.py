@@ -92,9 +92,15 @@ async def main(args: argparse.Namespace) -> None:
     check = Recording(db, args.owner, delays, args.jitter)
     try:
         async with build(
-            settings, CATALOG, db=db, registry={KIND: check}, executor=options, owner=args.owner
+            settings,
+            CATALOG,
+            db=db,
+            registry={KIND: check},
+            executor=options,
+            slack=False,
+            owner=args.owner,
         ) as hub:
-            await serve(hub, slack=False, web=False)
+            await serve(hub, web=False)
     finally:
         await db.close()
 

@@ -47,7 +47,7 @@ async def test_it_serves_the_web_view_until_the_hub_stops(tmp_path: Path) -> Non
     settings = Settings(DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path}/hub.db", HUB_WEB_PORT=port)
     async with build(settings, CATALOG) as hub:
         stop = asyncio.Event()
-        task = asyncio.create_task(tasks_of(hub, stop, slack=False)["web"]())
+        task = asyncio.create_task(tasks_of(hub, stop)["web"]())
         base = f"http://127.0.0.1:{port}"
         await until_up(f"{base}/healthz")
         status, body = await get(f"{base}/readyz")
@@ -70,7 +70,7 @@ async def test_it_refuses_to_start_on_a_public_address_without_a_password(
     )
     async with build(settings, CATALOG) as hub:
         with pytest.raises(WebRefused, match="without a password"):
-            tasks_of(hub, asyncio.Event(), slack=False)
+            tasks_of(hub, asyncio.Event())
 
 
 def test_it_tells_the_operator_why_mhub_serve_will_not_start(tmp_path: Path) -> None:
