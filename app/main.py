@@ -60,7 +60,6 @@ class SlackSide:
     deliverer: Deliverer
     cards: Cards
     home: HomeTab
-    desk: Desk
 
 
 @dataclass
@@ -168,7 +167,7 @@ def _slack_side(
     changes.subscribe(home.changed)
     services = handlers.Services(desk, home, Launcher(desk), slack.followups, public_url)
     handlers.register(slack.app, services)
-    return SlackSide(slack, deliverer, cards, home, desk)
+    return SlackSide(slack, deliverer, cards, home)
 
 
 class BackgroundTaskDied(HubError):

@@ -397,11 +397,12 @@ def _group(kind: str, group: list[Problem], results: Sequence[Any], style: _Styl
 
 def _counts(kind: str, results: Sequence[Any]) -> str:
     looked = [r for r in results if r.severity not in ("error", "skipped")]
+    totals = kinds.BY_NAME[kind].totals if kind in kinds.BY_NAME else None
     if not looked:
         text = ""
     elif kind == "backup":
         text = _backup_counts(looked)
-    elif (totals := kinds.BY_NAME[kind].totals if kind in kinds.BY_NAME else None) is not None:
+    elif totals is not None:
         text = _total_counts(totals, looked)
     else:
         text = _severity_counts(Counter(r.severity for r in looked))

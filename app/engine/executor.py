@@ -35,7 +35,7 @@ import os
 import socket
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Collection, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -202,9 +202,6 @@ class Executor:
 
     # -- wiring ---------------------------------------------------------------------------------
 
-    def _changed(self, run_ids: Collection[int]) -> None:
-        self.changes.publish(run_ids)
-
     def poke(self, run_id: int) -> None:
         """A run was submitted or flagged in this process: claim it or look at it now."""
         self._wake.set()
@@ -292,7 +289,7 @@ class Executor:
         self.active[run.id] = active
         active.task = asyncio.create_task(self._process(active), name=f"run-{run.id}")
         active.task.add_done_callback(functools.partial(self._ended, active))
-        self._changed([run.id])
+        self.changes.publish([run.id])
         return active.task
 
     def _ended(self, active: _Active, task: asyncio.Task[None]) -> None:
@@ -355,7 +352,7 @@ class Executor:
     async def _engine(self) -> AsyncIterator[None]:
         if self._users == 0:
             self._writer = Writer(
-                self.db, self.options.lease_s, self.options.write_batch, self._changed
+                self.db, self.options.lease_s, self.options.write_batch, self.changes.publish
             )
             self._helpers = {
                 "writer": asyncio.create_task(self._writer.run(), name="executor-writer"),
@@ -622,7 +619,7 @@ class Executor:
             )
         if requeued:
             self._wake.set()
-        self._changed([run_id for run_id, _ in [*requeued, *failed]])
+        self.changes.publish([run_id for run_id, _ in [*requeued, *failed]])
         return len(requeued) + len(failed)
 
     async def sweep_forever(self, stop: asyncio.Event) -> None:

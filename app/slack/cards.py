@@ -87,14 +87,6 @@ class Cards(Follower):
         if changed and self.on_put is not None:
             self.on_put()
 
-    async def refresh(self, run_id: int) -> bool:
-        """Render one run's card into the outbox; True when the card changed."""
-        card = await self._card(run_id)
-        changed = await self.outgoing.put_cards([card]) if card is not None else []
-        if changed and self.on_put is not None:
-            self.on_put()
-        return bool(changed)
-
     async def _card(self, run_id: int) -> Card | None:
         async with self._limit:
             try:

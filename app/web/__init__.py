@@ -21,7 +21,7 @@ from aiohttp.typedefs import Handler
 
 from app.catalog import Catalog
 from app.db import Database
-from app.engine.changes import RunChanges
+from app.engine.changes import Change, RunChanges
 from app.engine.runs import RunService
 from app.web import security, views
 from app.web.cache import PageCache
@@ -97,7 +97,8 @@ def _observer(
 ) -> Callable[[web.Application], AsyncIterator[None]]:
     async def observe(_app: web.Application) -> AsyncIterator[None]:
         observer = RunObserver(db, metrics)
-        changes.subscribe(observer.changed)
+        # The runs this process executes: not a submission or a cancel request made here.
+        changes.subscribe(observer.changed, only=(Change.PROGRESSED,))
         stop = asyncio.Event()
         task = asyncio.create_task(observer.serve(stop), name="web-metrics")
         yield

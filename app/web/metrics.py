@@ -152,7 +152,7 @@ class HubMetrics:
 
 
 class RunObserver(Follower):
-    """Records run and check durations when a run this process changed reaches its end.
+    """Records run and check durations when a run this process executed reaches its end.
 
     Follows run changes (:class:`~app.engine.changes.Follower`): runs this process executed
     end here, so each finished run is looked up once, from the follower's task.
