@@ -40,8 +40,26 @@ class Catalog:
     def customer(self, customer_id: str) -> Customer:
         found = self.customers.get(customer_id.strip().lower())
         if found is None:
-            raise NotFound(self._unknown(customer_id, list(self.customers)))
+            raise NotFound(self._unknown(customer_id))
         return found
+
+    def find(self, name: str) -> Customer | None:
+        """The customer ``name`` is (its id) or owns (an account alias); None if neither."""
+        key = name.strip().lower()
+        if key in self.customers:
+            return self.customers[key]
+        found = self._accounts.get(key)
+        return found[0] if found else None
+
+    def suggest(self, name: str, among: Iterable[Customer]) -> str | None:
+        """The closest customer id or account alias to ``name`` among ``among`` only, as
+        like ```arbel` (Aryanoble)``; None when nothing is close."""
+        names: dict[str, str] = {}
+        for customer in among:
+            names[customer.id] = customer.name
+            names.update((account.id, customer.name) for account in customer.accounts)
+        hint = difflib.get_close_matches(name.strip().lower(), list(names), n=1, cutoff=0.6)
+        return f"`{hint[0]}` ({names[hint[0]]})" if hint else None
 
     def resolve(self, target: str) -> tuple[Customer, tuple[Account, ...]]:
         """A customer id (all its accounts) or an account alias (that account)."""
@@ -52,7 +70,7 @@ class Catalog:
         if name in self._accounts:
             customer, account = self._accounts[name]
             return customer, (account,)
-        raise NotFound(self._unknown(target, [*self.customers, *self._accounts]))
+        raise NotFound(self._unknown(target))
 
     def plan(self, target: str, checks: Sequence[str] = ()) -> Plan:
         """The (account, check) pairs for TARGET: the accounts' configured checks, or only
@@ -85,17 +103,8 @@ class Catalog:
         )
         return Plan(customer, pairs)
 
-    def _unknown(self, name: str, known: list[str]) -> str:
-        hint = difflib.get_close_matches(name.lower(), known, n=1, cutoff=0.6)
-        if hint:
-            label = self._label(hint[0])
-            return (
-                f'I don\'t know "{name}". Did you mean `{hint[0]}`{label}? '
-                "Try `/monitor customers`."
-            )
-        return f'I don\'t know "{name}". Try `/monitor customers` for the list.'
-
-    def _label(self, name: str) -> str:
-        if name in self._accounts:
-            return f" ({self._accounts[name][0].name})"
-        return f" ({self.customers[name].name})" if name in self.customers else ""
+    def _unknown(self, name: str) -> str:
+        """For the operator's CLI, who may see every customer."""
+        hint = self.suggest(name, self.customers.values())
+        also = f" Did you mean {hint}?" if hint else ""
+        return f'I don\'t know "{name}".{also} Customers are the files in configs/customers/.'

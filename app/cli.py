@@ -20,6 +20,7 @@ from app.main import Hub, build, serve
 from app.models import Source
 from app.settings import EnvironmentInvalid, Settings
 from app.slack.digests import send_now
+from app.web.security import WebRefused, check_exposure
 from blocks.terminal import render_run
 from checks import kinds
 
@@ -43,8 +44,13 @@ def _run(coro: Coroutine[Any, Any, int]) -> None:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("-v", "--verbose", is_flag=True, help="Log debug detail to stderr.")
-def main(verbose: bool) -> None:
+@click.option(
+    "-v",
+    "--verbose",
+    count=True,
+    help="Log debug detail to stderr; -vv: every library's too. Secrets are always redacted.",
+)
+def main(verbose: int) -> None:
     """Monitoring Hub: run checks on customers' AWS accounts and see the results."""
     logs.setup(verbose)
 
@@ -115,7 +121,7 @@ def status_command(run_id: str, as_json: bool) -> None:
         settings = _settings()
         catalog, _ = check_config(settings.config_dir)
         async with build(settings, catalog) as hub:
-            view = await hub.runs.get(parse_run_id(run_id))
+            view = await hub.runs.get(parse_run_id(run_id), events=True)
             _print(hub, view, as_json)
             return exit_code(view) if view.terminal else EXIT_OK
 
@@ -134,12 +140,13 @@ def config_check() -> None:
         settings = Settings.from_env()
     except EnvironmentInvalid as exc:
         for message in exc.problems:
-            click.echo(f"environment: {message}", err=True)
+            click.echo(message, err=True)  # VARIABLE: what to do
         click.echo(f"{len(exc.problems)} problem(s) found; fix the environment first.", err=True)
         sys.exit(EXIT_FINDINGS)
-    catalog, problems = check_config(settings.config_dir)
+    catalog, found = check_config(settings.config_dir)
+    problems = [*_serving_problems(settings), *(str(problem) for problem in found)]
     for problem in problems:
-        click.echo(str(problem), err=True)
+        click.echo(problem, err=True)
     if problems:
         click.echo(f"{len(problems)} problem(s) found.", err=True)
         sys.exit(EXIT_FINDINGS)
@@ -150,6 +157,16 @@ def config_check() -> None:
         f"OK: {len(catalog)} customer(s), {accounts} account(s), "
         f"{schedules} schedule(s) in {settings.config_dir}"
     )
+
+
+def _serving_problems(settings: Settings) -> list[str]:
+    """What would stop ``mhub serve`` with these settings that the settings alone allow."""
+    auth = settings.web_auth.get_secret_value() if settings.web_auth else None
+    try:
+        check_exposure(settings.web_host, settings.web_port, auth)
+    except WebRefused as exc:
+        return [f"HUB_WEB_HOST: {exc}"]
+    return []
 
 
 @main.group("db")

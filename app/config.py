@@ -29,14 +29,20 @@ from pydantic import (
 
 from checks import kinds
 
-_WINDOW = re.compile(r"^(\d+)([mhd])$")
-_UNITS = {"m": "minutes", "h": "hours", "d": "days"}
+# Every pattern is ASCII-only and anchored with \Z, not $: "$" also matches before a trailing
+# newline, and without re.ASCII "\d" takes any script's digits ("١٢٣"), which AWS and Slack don't.
+_WINDOW = re.compile(r"^(\d+)([mhd])\Z", re.ASCII)
+_MINUTES = {"m": 1, "h": 60, "d": 24 * 60}
+MIN_WINDOW = timedelta(minutes=1)
 MAX_WINDOW = timedelta(days=31)
-ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::(\d{12}):role/[\w+=,.@/-]{1,512}$")
-REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$")
-_ALIAS = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
-_SLACK_ID = re.compile(r"^[A-Z0-9]{2,20}$")
-_ACCOUNT_ID = re.compile(r"^\d{12}$")
+"""The longest window a run may look back over. Longer is almost surely a typo (``300d`` for
+``30d``), and no check gains from it: AWS Backup lists about a month of jobs, and CloudWatch keeps
+the 1- and 5-minute RDS data the rds check reads for 15 and 63 days."""
+ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::(\d{12}):role/[\w+=,.@/-]{1,512}\Z", re.ASCII)
+REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d\Z", re.ASCII)
+_ALIAS = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}\Z", re.ASCII)
+_SLACK_ID = re.compile(r"^[A-Z0-9]{2,20}\Z", re.ASCII)
+_ACCOUNT_ID = re.compile(r"^\d{12}\Z", re.ASCII)
 
 
 class WindowError(ValueError):
@@ -71,14 +77,30 @@ def _raise_all(found: list[tuple[Loc, str]]) -> None:
 
 
 def parse_window(text: str) -> timedelta:
-    """``30m``, ``12h`` or ``7d`` → a timedelta between 1 minute and 31 days."""
+    """``30m``, ``12h`` or ``7d`` → a timedelta from 1 minute to 31 days; anything else, however
+    long or large, raises :class:`WindowError` (never OverflowError or another ValueError)."""
+    shown = clip(text)
     match = _WINDOW.match(text.strip().lower())
     if not match:
-        raise WindowError(f'"{text}" is not a window. Use a number and a unit: 30m, 12h or 7d.')
-    value = timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
-    if not timedelta(minutes=1) <= value <= MAX_WINDOW:
-        raise WindowError(f'"{text}" is out of range. Use a window from 1m to 31d.')
-    return value
+        raise WindowError(f'"{shown}" is not a window. Use a number and a unit: 30m, 12h or 7d.')
+    digits = match.group(1).lstrip("0") or "0"
+    # 31 days is 44,640 minutes: more than six digits is out of range, however many there are
+    # (and int() refuses strings of over 4,300 digits).
+    minutes = int(digits) * _MINUTES[match.group(2)] if len(digits) <= 6 else None
+    if minutes is None or not MIN_WINDOW <= timedelta(minutes=minutes) <= MAX_WINDOW:
+        raise WindowError(
+            f'"{shown}" is out of range. Use a window from 1m to {format_window(MAX_WINDOW)}.'
+        )
+    return timedelta(minutes=minutes)
+
+
+def clip(value: object, limit: int = 40) -> str:
+    """``value`` as text to quote in a one-line message: control characters (a newline, a tab)
+    escaped, and cut to ``limit`` characters."""
+    if isinstance(value, int) and abs(value) >= 10**limit:
+        return "a huge number"
+    text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(value))
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def format_window(value: timedelta) -> str:
@@ -97,7 +119,7 @@ def window_setting(value: Any) -> timedelta:
         return value
     if isinstance(value, bool) or not isinstance(value, str | int):
         raise WindowError("a window is text such as 30m, 12h or 7d")
-    return parse_window(str(value))
+    return parse_window(value if isinstance(value, str) else clip(value))
 
 
 def did_you_mean(name: str, choices: Iterable[str]) -> str:
@@ -109,7 +131,7 @@ def did_you_mean(name: str, choices: Iterable[str]) -> str:
 def _alias(value: str) -> str:
     if not _ALIAS.match(value):
         raise ValueError(
-            f'"{value}" is not a valid id; use lowercase letters, digits, - and _ '
+            f'"{clip(value)}" is not a valid id; use lowercase letters, digits, - and _ '
             "(at most 40, starting with a letter or digit), for example arbel"
         )
     return value
@@ -118,40 +140,47 @@ def _alias(value: str) -> str:
 def _slack_id(value: str) -> str:
     if not _SLACK_ID.match(value):
         raise ValueError(
-            f'"{value}" is not a Slack id; use the id (such as C0123456789 or U0123ABCD), '
+            f'"{clip(value)}" is not a Slack id; use the id (such as C0123456789 or U0123ABCD), '
             "not a #name or @name"
         )
     return value
 
 
 def _account_id(value: Any) -> Any:
-    if isinstance(value, int) and not isinstance(value, bool):
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 10**12:
         raise ValueError(
             f'write the account id in quotes, "{value:012d}", so YAML keeps it as text '
             "with every digit"
         )
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        raise ValueError(
+            f"{clip(value)} is not an AWS account id; write its 12 digits in quotes, "
+            'for example "111122223333"'
+        )
     if isinstance(value, str) and not _ACCOUNT_ID.match(value):
-        raise ValueError(f'"{value}" is not an AWS account id; write its 12 digits in quotes')
+        raise ValueError(
+            f'"{clip(value)}" is not an AWS account id; write its 12 digits (0-9) in quotes'
+        )
     return value
 
 
 def _check_kind(value: str) -> str:
     if value not in kinds.NAMES:
         raise ValueError(
-            f'unknown check "{value}".{did_you_mean(value, kinds.NAMES)} '
+            f'unknown check "{clip(value)}".{did_you_mean(value, kinds.NAMES)} '
             f"The checks are {', '.join(kinds.NAMES)}."
         )
     return value
 
 
 def _no_repeats(values: tuple[str, ...], what: str) -> tuple[str, ...]:
-    _raise_all(
-        [
-            ((index,), f'{what} "{value}" is listed twice; remove one')
-            for index, value in enumerate(values)
-            if value in values[:index]
-        ]
-    )
+    seen: set[str] = set()
+    found: list[tuple[Loc, str]] = []
+    for index, value in enumerate(values):
+        if value in seen:
+            found.append(((index,), f'{what} "{clip(value)}" is listed twice; remove one'))
+        seen.add(value)
+    _raise_all(found)
     return values
 
 
@@ -163,7 +192,7 @@ Text = Annotated[str, Field(min_length=1)]
 
 
 class Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
 class Access(Frozen):
@@ -195,7 +224,7 @@ class Account(Frozen):
         for index, region in enumerate(value):
             if not REGION.match(region):
                 raise LocatedError(
-                    (index,), f'"{region}" is not an AWS region name such as ap-southeast-3'
+                    (index,), f'"{clip(region)}" is not an AWS region name such as ap-southeast-3'
                 )
         return _no_repeats(value, "region")
 
@@ -204,7 +233,8 @@ class Account(Frozen):
     def _role_arn(cls, value: str | None) -> str | None:
         if value is not None and not ROLE_ARN.match(value):
             raise ValueError(
-                f'"{value}" is not a role ARN; write arn:aws:iam::<12-digit account id>:role/<name>'
+                f'"{clip(value, 80)}" is not a role ARN; '
+                "write arn:aws:iam::<12-digit account id>:role/<name>"
             )
         return value
 
@@ -249,13 +279,16 @@ class Schedule(Frozen):
     def _cron(cls, value: str) -> str:
         if len(value.split()) != 5 or not croniter.is_valid(value):
             raise ValueError(
-                f'"{value}" is not a 5-field cron expression (minute hour day month weekday); '
+                f'"{clip(value)}" is not a 5-field cron expression '
+                "(minute hour day month weekday); "
                 'write it in quotes, for example "0 7 * * *"'
             )
         try:
             croniter(value, datetime(2000, 1, 1)).get_next(datetime)
         except CroniterBadDateError:
-            raise ValueError(f'"{value}" never fires; check the day and month fields') from None
+            raise ValueError(
+                f'"{clip(value)}" never fires; check the day and month fields'
+            ) from None
         return value
 
     @field_validator("checks")
@@ -281,7 +314,8 @@ class Customer(Frozen):
         except (ZoneInfoNotFoundError, ValueError, OSError):
             hint = did_you_mean(value, available_timezones())
             raise ValueError(
-                f'unknown time zone "{value}".{hint} Use an IANA name such as Asia/Jakarta or UTC.'
+                f'unknown time zone "{clip(value)}".{hint} '
+                "Use an IANA name such as Asia/Jakarta or UTC."
             ) from None
         return value
 

@@ -7,6 +7,7 @@ the first) so ``mhub config check`` can print the whole list at once.
 from __future__ import annotations
 
 import difflib
+import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,11 +19,14 @@ from pydantic_core import ErrorDetails
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from app.catalog import Catalog
-from app.config import Customer, LocatedError
+from app.config import Customer, LocatedError, clip
 from app.errors import ConfigError
 
 Loc = tuple[str | int, ...]
 DOCS = "docs/configuration.md"
+MAX_DEPTH = 32
+"""How deeply a customer file may nest; the deepest key it has is 5 levels down
+(``checks.http.endpoints[0].name``), so anything near this is a mistake."""
 
 
 @dataclass(frozen=True, order=True)
@@ -32,6 +36,11 @@ class Problem:
     path: Path
     line: int
     message: str
+
+    def __post_init__(self) -> None:
+        # one problem, one line: a value quoted in a message may hold a newline
+        one_line = "".join(c if c.isprintable() else repr(c)[1:-1] for c in self.message)
+        object.__setattr__(self, "message", one_line)
 
     def __str__(self) -> str:
         where = f"{self.path}:{self.line}" if self.line else str(self.path)
@@ -45,12 +54,47 @@ class ConfigInvalid(ConfigError):
         super().__init__(f"{len(problems)} problem(s) in the configuration:\n{lines}")
 
 
+class _Unreadable(yaml.MarkedYAMLError):
+    """A scalar YAML resolved to a type it cannot be (a date that does not exist, a number of
+    thousands of digits); ``problem`` says what to do."""
+
+
 class _Loader(yaml.SafeLoader):
-    """SafeLoader that records duplicate keys instead of silently keeping the last."""
+    """SafeLoader that records duplicate keys instead of silently keeping the last, refuses
+    numbers that are not finite (``.nan``, ``.inf``, ``1.0e+999``: compared with a threshold, they
+    would turn it off silently), and turns a value it cannot construct into a marked error."""
 
     def __init__(self, stream: str) -> None:
         super().__init__(stream)
-        self.duplicates: list[tuple[int, str]] = []
+        self.noted: list[tuple[int, str]] = []
+        """(line, message) of each duplicate key and each number that is not finite."""
+
+    def construct_object(self, node: Node, deep: bool = False) -> Any:
+        try:
+            return super().construct_object(node, deep=deep)  # type: ignore[no-untyped-call]
+        except (yaml.YAMLError, RecursionError):
+            raise
+        except Exception as exc:  # a constructor's own error, such as `!!bool x`'s KeyError
+            tag = node.tag.rsplit(":", 1)[-1]
+            what = {"int": "whole number", "float": "number", "timestamp": "date"}.get(tag, tag)
+            why = f" ({clip(exc, 60)})" if isinstance(exc, ValueError | OverflowError) else ""
+            raise _Unreadable(
+                problem=f'"{clip(node.value)}" is not a valid {what}{why}; '
+                "correct it, or put it in quotes to keep it as text",
+                problem_mark=node.start_mark,
+            ) from None
+
+    def construct_yaml_float(self, node: ScalarNode) -> float:
+        value: float = super().construct_yaml_float(node)  # type: ignore[no-untyped-call]
+        if not math.isfinite(value):
+            self.noted.append(
+                (
+                    node.start_mark.line + 1,
+                    f'"{clip(node.value)}" is not a finite number; write a number such as 80 '
+                    "(or put it in quotes if it is text)",
+                )
+            )
+        return value
 
     def construct_mapping(self, node: MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: set[Any] = set()
@@ -62,10 +106,13 @@ class _Loader(yaml.SafeLoader):
             except TypeError:  # an unhashable key; SafeLoader reports it below
                 continue
             if duplicate:
-                self.duplicates.append(
+                self.noted.append(
                     (key_node.start_mark.line + 1, f'duplicate key "{key}"; keep only one of them')
                 )
         return super().construct_mapping(node, deep=deep)
+
+
+_Loader.add_constructor("tag:yaml.org,2002:float", _Loader.construct_yaml_float)
 
 
 def load_catalog(config_dir: Path) -> Catalog:
@@ -154,16 +201,35 @@ def _parse(path: Path, problems: list[Problem]) -> tuple[Node, dict[Any, Any]] |
     except (OSError, UnicodeDecodeError) as exc:
         problems.append(Problem(path, 0, f"cannot read the file ({exc}); save it as UTF-8 text"))
         return None
-    loader = _Loader(text)
+    try:
+        loader = _Loader(text)
+    except yaml.reader.ReaderError as exc:  # a control character, refused before parsing
+        line = text.count("\n", 0, exc.position) + 1
+        problems.append(
+            Problem(
+                path,
+                line,
+                f"character #x{exc.character:04x} is not allowed in YAML; delete it "
+                "(or write it as an escape inside double quotes)",
+            )
+        )
+        return None
     try:
         node = loader.get_single_node()  # type: ignore[no-untyped-call]
+        deep = _too_deep(node)
+        if deep is not None:
+            problems.append(deep_problem(path, deep.start_mark.line + 1))
+            return None
         data = loader.construct_document(node) if node is not None else None  # type: ignore[no-untyped-call]
     except yaml.YAMLError as exc:
         problems.append(_yaml_problem(path, exc))
         return None
+    except RecursionError:  # nested deeper than the parser's stack, before _too_deep could look
+        problems.append(deep_problem(path, loader.get_mark().line + 1))  # type: ignore[no-untyped-call]
+        return None
     finally:
         loader.dispose()  # type: ignore[no-untyped-call]
-    problems.extend(Problem(path, line, message) for line, message in loader.duplicates)
+    problems.extend(Problem(path, line, message) for line, message in loader.noted)
     if node is None or data is None:
         problems.append(
             Problem(
@@ -185,7 +251,41 @@ def _parse(path: Path, problems: list[Problem]) -> tuple[Node, dict[Any, Any]] |
     return node, data
 
 
+def deep_problem(path: Path, line: int) -> Problem:
+    return Problem(
+        path,
+        line,
+        f"too deeply nested (more than {MAX_DEPTH} levels); a customer file needs a handful — "
+        "close the brackets opened before this line",
+    )
+
+
+def _too_deep(root: Node | None) -> Node | None:
+    """The first node nested deeper than ``MAX_DEPTH``, or None. Each node is looked at once,
+    so aliases (shared or even recursive) cost nothing extra."""
+    seen: set[int] = set()
+    level = [root] if root is not None else []
+    for _ in range(MAX_DEPTH + 1):  # level k holds the nodes k levels below the top
+        below: list[Node] = []
+        for node in level:
+            children = []
+            if isinstance(node, SequenceNode):
+                children = node.value
+            elif isinstance(node, MappingNode):
+                children = [part for pair in node.value for part in pair]
+            for child in children:
+                if id(child) not in seen:
+                    seen.add(id(child))
+                    below.append(child)
+        if not below:
+            return None
+        level = below
+    return level[0]
+
+
 def _yaml_problem(path: Path, exc: yaml.YAMLError) -> Problem:
+    if isinstance(exc, _Unreadable) and exc.problem_mark is not None:
+        return Problem(path, exc.problem_mark.line + 1, str(exc.problem))
     problem = getattr(exc, "problem", None) or str(exc)
     context = getattr(exc, "context", None)
     mark = getattr(exc, "problem_mark", None)
@@ -326,12 +426,18 @@ def _problems(
         if e["type"] != "too_short"
         or not any(len(o) > len(e["loc"]) and o[: len(e["loc"])] == tuple(e["loc"]) for o in locs)
     ]
+    # a .nan or .inf written in YAML is reported once, by the loader, with its line
+    errors = [e for e in errors if not (e["type"] == "finite_number" and _is_float(e["input"]))]
     problems = []
     for error in errors:
         for loc, message in _explain(error, model):
             full = prefix + loc
             problems.append(Problem(path, _line(node, full), f"{_dotted(full)}: {message}"))
     return problems
+
+
+def _is_float(value: Any) -> bool:
+    return isinstance(value, float)
 
 
 def _explain(error: ErrorDetails, model: type[BaseModel]) -> Iterable[tuple[Loc, str]]:
@@ -355,11 +461,21 @@ def _explain(error: ErrorDetails, model: type[BaseModel]) -> Iterable[tuple[Loc,
         return [(loc, f"unknown key; {fix}")]
     if kind == "too_short":
         return [(loc, f"list at least {error.get('ctx', {}).get('min_length', 1)}")]
+    if kind in _BOUNDS:
+        word, key = _BOUNDS[kind]
+        bound = error.get("ctx", {}).get(key)
+        return [(loc, f"must be {word} {f'{bound:g}' if isinstance(bound, float) else bound}")]
     if kind in ("tuple_type", "list_type") and isinstance(error["input"], str | int | float):
-        return [(loc, f"must be a list; write [{error['input']}]")]
+        return [(loc, f"must be a list; write [{clip(error['input'])}]")]
     return [(loc, _MESSAGES.get(kind) or _clean(error["msg"]))]
 
 
+_BOUNDS = {
+    "greater_than": ("above", "gt"),
+    "greater_than_equal": ("at least", "ge"),
+    "less_than": ("below", "lt"),
+    "less_than_equal": ("at most", "le"),
+}
 _MESSAGES = {
     "missing": "required key is missing; add it",
     "string_type": "must be text; put it in quotes",
@@ -376,6 +492,7 @@ _MESSAGES = {
     "float_parsing": "must be a number",
     "bool_type": "must be true or false",
     "bool_parsing": "must be true or false",
+    "finite_number": "must be a finite number, such as 80",
 }
 
 

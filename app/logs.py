@@ -1,8 +1,18 @@
 """Logging: one line per event — JSON when not on a terminal, readable text on one.
 
 Context (run id, customer, Slack user) is carried in a contextvar and added to every line logged
-inside :func:`context`. Every line passes through :func:`redact`, so Slack tokens, response
-URLs and AWS credentials never reach the log, whoever logged them.
+inside :func:`context`.
+
+No secret reaches the log, whoever logged it and at whatever level: :func:`setup` puts a
+:class:`Redact` filter on the root handler, so every record of every logger that propagates to
+it (the app's, and slack_bolt's, slack_sdk's, aiohttp's, botocore's, SQLAlchemy's …) has its
+final message — the arguments already formatted in — and its traceback text passed through
+:func:`redact` before any formatter sees it; the formatter redacts what it adds again. Redacted:
+Slack tokens (``xox?-``, ``xapp-``), Socket Mode tickets, response URLs and other webhook URLs,
+the ``token`` (verification token), ``trigger_id`` and ``response_url`` fields of payloads,
+``Authorization`` headers and every other field whose name says token, secret, password,
+signature, credential or key (JSON, dicts, ``key=value``, headers, XML), AWS access key ids,
+and passwords in URLs.
 """
 
 from __future__ import annotations
@@ -18,17 +28,56 @@ from datetime import UTC, datetime
 from typing import Any
 
 _CONTEXT: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("log_context", default={})  # noqa: B039
-_SECRETS = [
-    (re.compile(r"xox[abposr]-[A-Za-z0-9-]+"), "xox?-***"),
-    (re.compile(r"xapp-[A-Za-z0-9-]+"), "xapp-***"),
-    (re.compile(r"https://hooks\.slack(?:-gov)?\.com/\S+"), "https://hooks.slack.com/***"),
+_QUOTE = r"""\\*["']"""  # a quote, maybe escaped (JSON inside a string, or its repr)
+_SECRET_KEY = r"""(?<![\w-])(?>
+    [\w-]*?(?:secret|passw(?:or)?d|signature|authorization)[\w-]*+
+  | [\w-]*?tokens?(?![\w-])
+  | (?:credential|cookie|ticket|response_?url|trigger_?id|(?:api|routing|integration|private)_?key)
+    (?![\w-])
+)"""
+"""A field name that says its value is a secret. Matched from the start of a name only and
+atomically, so a long run of letters and dashes costs linear time, never quadratic."""
+_SECRETS: list[tuple[re.Pattern[str], Any]] = [
+    # Slack tokens: bot, user, app-level, refresh (xoxe.xoxb-…), configuration tokens.
+    (re.compile(r"\bxox[a-z](?:\.xox[a-z])?-[A-Za-z0-9-]+"), "xox?-***"),
+    (re.compile(r"\bxapp-[A-Za-z0-9-]+"), "xapp-***"),
+    # Response URLs (whoever holds one can answer as the app), slashes maybe JSON-escaped.
+    (
+        re.compile(r"https?:(?:\\*/){2}hooks\.slack(?:-gov)?\.com(?:\\*/|[^\s\"'<>\\])*"),
+        "https://hooks.slack.com/***",
+    ),
+    # Any other webhook URL (…/hooks/…): a password in its path.
+    (
+        re.compile(r"(?i)\b((?:https?|wss?)://[^\s/\"'<>\\]+)\\*/hooks\\*/(?:\\*/|[^\s\"'<>\\])*"),
+        r"\1/hooks/***",
+    ),
+    # user:password@ in a URL (database URLs).
+    (
+        re.compile(r"(?i)\b([a-z][a-z0-9+.-]{0,20}://[^\s:/@\"'<>]+:)[^\s@/\"'<>]+@"),
+        r"\1***@",
+    ),
     (re.compile(r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b"), "AKIA***"),
+    # <SecretAccessKey>…</SecretAccessKey>, <SessionToken>…: STS answers, logged by botocore.
+    (
+        re.compile(rf"(?ix)(<{_SECRET_KEY}>)[^<]*"),
+        r"\1***",
+    ),
+    # "token": "…", 'response_url': '…', ticket=…, Authorization: Bearer …, x-amz-security-token:…
     (
         re.compile(
-            r"(?i)(secret_?access_?key|session_?token|password|authorization)"
-            r"([\"']?\s*[:=]\s*[\"']?)[^\s\"',}]+"
+            rf"""(?ix)
+            (?P<key>{_SECRET_KEY}{_QUOTE}?\s*[:=]\s*)
+            (?:
+                (?P<b>b?)(?P<q>{_QUOTE})(?:(?!(?P=q))[^\n])*(?P=q)?
+              | (?P<scheme>(?:Bearer|Basic|Token|AWS4-HMAC-SHA256)\s+)?[^\s"',;&{{}}\[\]()<>\\]+
+            )
+            """
         ),
-        r"\1\2***",
+        lambda m: (
+            f"{m['key']}{m['b']}{m['q']}***{m['q']}"
+            if m["q"]
+            else f"{m['key']}{m['scheme'] or ''}***"
+        ),
     ),
 ]
 NOISY = (
@@ -42,12 +91,45 @@ NOISY = (
     "aiohttp.access",
     "alembic.runtime.migration",
 )
+"""Libraries kept to warnings unless ``-vv``."""
+EVERYTHING = 2
+"""The verbosity (``-vv``) at which every library logs at DEBUG too."""
 
 
 def redact(text: str) -> str:
+    """``text`` with every secret it holds replaced by ``***``."""
     for pattern, replacement in _SECRETS:
         text = pattern.sub(replacement, text)
     return text
+
+
+class Redact(logging.Filter):
+    """Put on a handler: every record it emits, from any logger, leaves with its message (the
+    arguments formatted in), traceback and stack text redacted. The record is changed in place,
+    so the handlers after this one get it redacted too."""
+
+    _plain = logging.Formatter()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "_redacted", False):
+            return True
+        try:
+            message = record.getMessage()
+        except Exception:  # arguments that do not fit: keep the line, never fail the caller
+            message = f"{record.msg!r} % {record.args!r}"
+        record.msg, record.args = redact(message), None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self._plain.formatException(record.exc_info)
+        record.exc_info = None  # a formatter formats record.exc_text instead, now redacted
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text)
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info)
+        record._redacted = True
+        return True
+
+
+_REDACT = Redact()
 
 
 @contextmanager
@@ -66,10 +148,15 @@ class _Formatter(logging.Formatter):
         self.as_json = as_json
 
     def format(self, record: logging.LogRecord) -> str:
+        _REDACT.filter(record)  # a no-op behind the handler's filter; there for any other way in
         message = record.getMessage()
-        if record.exc_info:
-            message += "\n" + self.formatException(record.exc_info)
-        fields = {**_CONTEXT.get(), **getattr(record, "fields", {})}
+        for text in (record.exc_text, record.stack_info):
+            if text:
+                message += "\n" + text
+        fields = {
+            k: v if v is None or isinstance(v, bool | int | float) else redact(str(v))
+            for k, v in {**_CONTEXT.get(), **getattr(record, "fields", {})}.items()
+        }
         if self.as_json:
             line = {
                 "time": datetime.fromtimestamp(record.created, UTC).isoformat(
@@ -80,23 +167,29 @@ class _Formatter(logging.Formatter):
                 "message": message,
                 **fields,
             }
-            return redact(json.dumps(line, default=str, ensure_ascii=False))
+            return json.dumps(line, ensure_ascii=False)
         stamp = datetime.fromtimestamp(record.created).strftime("%H:%M:%S")
         extra = " ".join(f"{k}={v}" for k, v in fields.items())
-        return redact(
-            f"{stamp} {record.levelname:<7} {record.name}: {message}"
-            + (f"  [{extra}]" if extra else "")
+        return f"{stamp} {record.levelname:<7} {record.name}: {message}" + (
+            f"  [{extra}]" if extra else ""
         )
 
 
-def setup(verbose: bool = False, as_json: bool | None = None) -> None:
-    """Configure the root logger once, for the CLI and ``serve``."""
+def setup(verbose: int = 0, as_json: bool | None = None) -> None:
+    """Configure the root logger once, for the CLI and ``serve``: INFO; the app's DEBUG too
+    when ``verbose`` (``-v``); every library's DEBUG too from :data:`EVERYTHING` (``-vv``).
+    Every line is redacted (:class:`Redact`), whatever logged it."""
     if as_json is None:
         as_json = not sys.stderr.isatty()
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_Formatter(as_json))
+    handler.addFilter(Redact())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
     for name in NOISY:
-        logging.getLogger(name).setLevel(logging.WARNING)
+        logging.getLogger(name).setLevel(
+            logging.NOTSET if verbose >= EVERYTHING else logging.WARNING
+        )
+    if verbose >= EVERYTHING:
+        logging.getLogger("sqlalchemy").setLevel(logging.NOTSET)  # it sets WARNING on import

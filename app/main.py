@@ -151,14 +151,15 @@ def _slack_side(
     slack = Slack(client, settings.slack_app_token.get_secret_value(), on_ack=metrics.slack_acked)
     metrics.slack_connected = slack.connected
     outgoing = Outgoing(db)
+    public_url = settings.public_url
     deliverer = Deliverer(
         db,
         client,
         delivery,
         outgoing=outgoing,
         on_failure=lambda kind, permanent: metrics.slack_delivery_failed(kind, permanent=permanent),
+        public_url=public_url,
     )
-    public_url = settings.public_url
     cards = Cards(runs, outgoing, catalog, public_url=public_url, on_put=deliverer.poke)
     access = Access(db)
     desk = Desk(runs, access, cards, catalog)

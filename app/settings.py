@@ -6,12 +6,20 @@ by the composition root or the CLI; importing this module reads nothing.
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-from pydantic import BeforeValidator, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BeforeValidator,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from app.config import WindowError, parse_window
@@ -20,19 +28,56 @@ from app.errors import ConfigError
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./data/hub.db"
 
 
+MAX_SECONDS = 3600
+"""The most any seconds setting (lease, heartbeat, polls, sweep, timeout, grace) may be: longer
+than an hour is a typo (minutes for seconds), and would leave a dead replica's runs, a cancel or
+a shutdown waiting that long."""
+MAX_MISFIRE_GRACE = timedelta(days=1)
+"""A schedule slot older than this is logged as missed at start-up, whatever the grace."""
+_SECONDS = re.compile(r"\d{1,9}", re.ASCII)
+_GRACE_ADVICE = (
+    "not a misfire grace; use seconds (900) or a window such as 15m, from 0 to a day (86400 or 1d)"
+)
+
+
 def _grace(value: Any) -> timedelta:
-    """``HUB_MISFIRE_GRACE``: seconds (``900``) or a window (``15m``, ``1h``)."""
+    """``HUB_MISFIRE_GRACE``: seconds (``900``) or a window (``15m``, ``1h``), at most a day."""
     if isinstance(value, timedelta):
-        return value
-    text = str(value).strip()
-    if text.isdigit():
-        return timedelta(seconds=int(text))
-    try:
-        return parse_window(text)
-    except WindowError:
-        raise ValueError(
-            f'"{value}" is not a misfire grace; use seconds (900) or a window such as 15m'
-        ) from None
+        grace: timedelta | None = value
+    elif _SECONDS.fullmatch(text := str(value).strip()):
+        grace = timedelta(seconds=int(text))
+    else:
+        try:
+            grace = parse_window(text)
+        except WindowError:
+            grace = None
+    if grace is None or not timedelta(0) <= grace <= MAX_MISFIRE_GRACE:
+        raise ValueError(f"HUB_MISFIRE_GRACE: {_GRACE_ADVICE}")
+    return grace
+
+
+def _count(default: int, alias: str, most: int) -> Any:
+    """A whole number from 1 to ``most``."""
+    return Field(
+        default=default,
+        alias=alias,
+        ge=1,
+        le=most,
+        description=f"use a whole number from 1 to {most:,}, such as {default}",
+    )
+
+
+def _seconds(default: float, alias: str, *, zero: bool = False) -> Any:
+    """Seconds: finite, above 0 (or from 0 when ``zero``), at most ``MAX_SECONDS``."""
+    low = "from 0 to" if zero else "more than 0 and at most"
+    return Field(
+        default=default,
+        alias=alias,
+        ge=0 if zero else None,
+        gt=None if zero else 0,
+        le=MAX_SECONDS,
+        description=f"use seconds, {low} {MAX_SECONDS} (an hour), such as {default:g}",
+    )
 
 
 class EnvironmentInvalid(ConfigError):
@@ -41,12 +86,31 @@ class EnvironmentInvalid(ConfigError):
         super().__init__("invalid environment:\n" + "\n".join(f"  {p}" for p in problems))
 
 
+_NUMBER_ERRORS = frozenset(
+    {
+        "int_parsing",
+        "int_type",
+        "int_from_float",
+        "float_parsing",
+        "float_type",
+        "finite_number",
+        "greater_than",
+        "greater_than_equal",
+        "less_than",
+        "less_than_equal",
+    }
+)
+
+
 def environment_problems(exc: ValidationError) -> list[str]:
-    """One line per bad variable: its name and what to do — never the value it had."""
+    """One line per bad variable, ``NAME: what to do`` — never the value it had."""
+    advice = {field.alias: field.description for field in Settings.model_fields.values()}
     problems = []
     for error in exc.errors(include_input=False, include_url=False):
         name = ".".join(str(part) for part in error["loc"])
         message = str(error["msg"]).removeprefix("Value error, ")
+        if error["type"] in _NUMBER_ERRORS and advice.get(name):
+            message = str(advice[name])
         problems.append(message if message.startswith(name) else f"{name}: {message}")
     return problems
 
@@ -61,7 +125,9 @@ def _token(value: SecretStr | None, prefix: str, name: str, what: str) -> Secret
 class Settings(BaseSettings):
     """Everything the process reads from its environment, with the documented defaults."""
 
-    model_config = SettingsConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+    model_config = SettingsConfigDict(
+        extra="ignore", frozen=True, populate_by_name=True, allow_inf_nan=False
+    )
 
     slack_bot_token: SecretStr | None = Field(default=None, alias="SLACK_BOT_TOKEN")
     slack_app_token: SecretStr | None = Field(default=None, alias="SLACK_APP_TOKEN")
@@ -69,28 +135,40 @@ class Settings(BaseSettings):
     database_url: str = Field(default=DEFAULT_DATABASE_URL, alias="DATABASE_URL")
     config_dir: Path = Field(default=Path("./configs"), alias="HUB_CONFIG_DIR")
     web_host: str = Field(default="127.0.0.1", alias="HUB_WEB_HOST")
-    web_port: int = Field(default=8080, alias="HUB_WEB_PORT")
+    web_port: int = Field(
+        default=8080,
+        alias="HUB_WEB_PORT",
+        ge=1,
+        le=65535,
+        description="use a port number from 1 to 65535, such as 8080",
+    )
     web_auth: SecretStr | None = Field(default=None, alias="HUB_WEB_AUTH")
     public_url: str | None = Field(default=None, alias="HUB_PUBLIC_URL")
 
     # Executor tuning. Defaults suit one machine; see docs/architecture.md.
-    max_concurrent_runs: int = Field(default=4, alias="HUB_MAX_RUNS", ge=1)
-    max_concurrent_targets: int = Field(default=32, alias="HUB_MAX_TARGETS", ge=1)
-    aws_threads: int = Field(default=32, alias="HUB_AWS_THREADS", ge=1)
-    check_timeout_s: float = Field(default=120.0, alias="HUB_CHECK_TIMEOUT", gt=0)
-    lease_s: float = Field(default=30.0, alias="HUB_LEASE_SECONDS", gt=0)
-    heartbeat_s: float = Field(default=5.0, alias="HUB_HEARTBEAT_SECONDS", gt=0)
-    poll_s: float = Field(default=0.5, alias="HUB_POLL_SECONDS", gt=0)
-    cancel_poll_s: float = Field(default=1.0, alias="HUB_CANCEL_POLL_SECONDS", gt=0)
-    sweep_s: float = Field(default=5.0, alias="HUB_SWEEP_SECONDS", gt=0)
-    grace_s: float = Field(default=20.0, alias="HUB_GRACE_SECONDS", ge=0)
-    max_attempts: int = Field(default=3, alias="HUB_MAX_ATTEMPTS", ge=1)
+    max_concurrent_runs: int = _count(4, "HUB_MAX_RUNS", 1000)
+    max_concurrent_targets: int = _count(32, "HUB_MAX_TARGETS", 10_000)
+    aws_threads: int = _count(32, "HUB_AWS_THREADS", 1000)
+    check_timeout_s: float = _seconds(120.0, "HUB_CHECK_TIMEOUT")
+    lease_s: float = _seconds(30.0, "HUB_LEASE_SECONDS")
+    heartbeat_s: float = _seconds(5.0, "HUB_HEARTBEAT_SECONDS")
+    poll_s: float = _seconds(0.5, "HUB_POLL_SECONDS")
+    cancel_poll_s: float = _seconds(1.0, "HUB_CANCEL_POLL_SECONDS")
+    sweep_s: float = _seconds(5.0, "HUB_SWEEP_SECONDS")
+    grace_s: float = _seconds(20.0, "HUB_GRACE_SECONDS", zero=True)
+    max_attempts: int = _count(3, "HUB_MAX_ATTEMPTS", 100)
 
     # Schedules (docs/schedules.md).
     misfire_grace: Annotated[timedelta, BeforeValidator(_grace)] = Field(
         default=timedelta(minutes=15), alias="HUB_MISFIRE_GRACE"
     )
-    test_slot_s: int | None = Field(default=None, alias="HUB_TEST_SLOT_SECONDS", ge=1)
+    test_slot_s: int | None = Field(
+        default=None,
+        alias="HUB_TEST_SLOT_SECONDS",
+        ge=1,
+        le=86400,
+        description="use a whole number of seconds from 1 to 86,400, or leave it unset",
+    )
     """Tests only: every schedule fires every N seconds instead of on its cron."""
 
     @field_validator("slack_bot_token", "slack_app_token", "web_auth", mode="before")
@@ -130,6 +208,17 @@ class Settings(BaseSettings):
                 raise ValueError("HUB_WEB_AUTH must be user:password (both non-empty)")
         return value
 
+    @field_validator("slack_api_url")
+    @classmethod
+    def _slack_api_url(cls, value: str) -> str:
+        parsed = urlsplit(value.strip())
+        if parsed.scheme not in ("http", "https") or not parsed.netloc:
+            raise ValueError(
+                "SLACK_API_URL: not a URL; leave it unset for https://slack.com/api/ "
+                "or write it like https://slack-gov.com/api/"
+            )
+        return value.strip()
+
     @field_validator("public_url")
     @classmethod
     def _public_url(cls, value: str | None) -> str | None:
@@ -141,6 +230,16 @@ class Settings(BaseSettings):
                 f'HUB_PUBLIC_URL "{value}" is not a URL; write it like https://hub.example.com'
             )
         return value.strip().rstrip("/")
+
+    @model_validator(mode="after")
+    def _lease_outlives_heartbeats(self) -> Settings:
+        if self.lease_s < 2 * self.heartbeat_s:
+            raise ValueError(
+                f"HUB_LEASE_SECONDS: use at least twice HUB_HEARTBEAT_SECONDS "
+                f"({2 * self.heartbeat_s:g}), or lower HUB_HEARTBEAT_SECONDS: a lease shorter "
+                "than two heartbeats loses every run to one slow heartbeat"
+            )
+        return self
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:

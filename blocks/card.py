@@ -4,6 +4,9 @@ Problems first, one row per account × check with its worst resources (sparkline
 series, bars for budgets); OK and skipped results folded into counts; checks still to finish
 listed as running or queued. A Cancel button while the run is queued or running, Retry when it
 failed or a check could not look, and a link to the web view when the hub has a public URL.
+
+A view read with its timeline (``/monitor status``) also says when Slack refused the run's
+card or digest for good (``delivery_failed`` events: when, why, what to do).
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING, Any
 
+from blocks import delivery
 from blocks import text as t
 from blocks.ids import ActionId, BlockId
 from blocks.marks import (
@@ -30,7 +34,9 @@ if TYPE_CHECKING:
 MAX_RESOURCES = 8
 """Resources listed under one result row; the rest are counted."""
 MAX_ACCOUNTS_IN_TITLE = 5
-_FIXED_BLOCKS = 6  # title, meta, folded, pending, problem, actions
+_FIXED_BLOCKS = 7  # title, meta, folded, pending, problem, deliveries, actions
+MAX_DELIVERY_LINES = 3
+"""Failed deliveries listed on the card (the newest); the web view's timeline has them all."""
 MAX_ROWS = t.MAX_BLOCKS - _FIXED_BLOCKS
 _ORDER = {"crit": 0, "error": 1, "warn": 2, "skipped": 3, "ok": 4}
 _QUIET = ("ok", "skipped")
@@ -76,6 +82,11 @@ def run_card(
         blocks.append(t.context([pending], BlockId.PENDING))
     if run.error:
         blocks.append(t.section(f"{SEVERITY_MARK['error']} {t.escape(run.error)}", BlockId.PROBLEM))
+    failed = delivery.failures(view.events)
+    if failed:
+        blocks.append(
+            t.context([_failed_deliveries(failed, tz, now)], f"{BlockId.PROBLEM}_delivery")
+        )
     buttons = _buttons(view, web_url) if actions else []
     if buttons:
         blocks.append({"type": "actions", "block_id": BlockId.ACTIONS, "elements": buttons})
@@ -159,6 +170,19 @@ def _resource(res: Mapping[str, Any], series: Mapping[str, Any]) -> str:
     elif isinstance(res.get("fraction"), int | float):
         line += f"  {bar(float(res['fraction']))}"
     return line
+
+
+def _failed_deliveries(events: Sequence[Any], tz: tzinfo, now: datetime) -> str:
+    """``⚠️ 07:05 WIB · Delivery failed · card post to C0OPS · channel_not_found — …``"""
+    shown = events[-MAX_DELIVERY_LINES:]
+    lines = [
+        f"{delivery.MARK} {clock(e.created_at, tz, now)} · "
+        f"{t.escape(delivery.timeline_text(e.data or {}))}"
+        for e in shown
+    ]
+    if len(events) > len(shown):
+        lines.insert(0, f"… {len(events) - len(shown)} earlier failed deliveries")
+    return t.fit_lines(lines, t.SECTION_TEXT)
 
 
 def _folded(quiet: Sequence[Any]) -> str:

@@ -30,8 +30,8 @@ HELP_LINES = (
     f"`{COMMAND} help` — this list",
 )
 EXAMPLES = (
-    f"`{COMMAND} run arbel rds --window 12h`",
-    f"`{COMMAND} run arbel budget`",
+    f"`{COMMAND} run acme-prod rds --window 12h`",
+    f"`{COMMAND} run acme budget`",
     f"`{COMMAND} status 1842`",
 )
 
@@ -147,13 +147,6 @@ def retried(original_id: int, run_id: int, created: bool) -> dict[str, Any]:
     if created:
         return ephemeral(f"🔁 Retrying #{original_id} as *#{run_id}*; its card follows here.")
     return ephemeral(f"#{original_id} was already retried as *#{run_id}* — see that card.")
-
-
-def not_in_channel(channel: str) -> dict[str, Any]:
-    return ephemeral(
-        f"I can't post the result card in <#{t.escape(channel)}>: I'm not a member. "
-        "Invite me with `/invite @Monitoring Hub` in that channel, then run the command again."
-    )
 
 
 def run_list(runs: Sequence[ListedRun], now: datetime, scope: str | None) -> dict[str, Any]:

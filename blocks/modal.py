@@ -140,6 +140,13 @@ def no_access_modal(metadata: str) -> dict[str, Any]:
     return _modal([t.section(text, BlockId.MODAL_HINT)], metadata, submit=False)
 
 
+def notice_modal(problems: Sequence[str], metadata: str) -> dict[str, Any]:
+    """What a submission that cannot run turns into when its problems concern no field of the
+    view (a stale or forged view): the problems, and no submit button."""
+    text = "\n".join(t.escape(p) for p in problems) + "\nClose this and open the form again."
+    return _modal([t.section(text, BlockId.MODAL_HINT)], metadata, submit=False)
+
+
 def _modal(blocks: list[dict[str, Any]], metadata: str, *, submit: bool) -> dict[str, Any]:
     view: dict[str, Any] = {
         "type": "modal",

@@ -1,6 +1,7 @@
 """The terminal rendering of a run: the result card, as text, for ``mhub run`` and ``status``.
 
-Problems first, OK folded into counts, the same marks as Slack and the web view.
+Problems first, OK folded into counts, the same marks as Slack and the web view. A view read
+with its timeline also lists the deliveries Slack refused for good, with what to do.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from zoneinfo import ZoneInfo
 from app.config import format_window
 from app.engine.runs import RunView
 from app.models import Result
+from blocks import delivery
 from blocks.marks import (
     SEVERITY_MARK,
     SEVERITY_WORD,
@@ -54,6 +56,9 @@ def render_run(view: RunView, tz: ZoneInfo | None = None, customer_name: str | N
             lines.append(f"{pending} {key[0]} · {kinds.title(key[1])} — {word}")
     if run.error:
         lines.append(f"⚠️ {run.error}")
+    for event in delivery.failures(view.events):
+        when = _clock(event.created_at, tz)
+        lines.append(f"{delivery.MARK} {when} · {delivery.timeline_text(event.data or {})}")
     return "\n".join(lines)
 
 

@@ -79,9 +79,10 @@ class CheckResult:
 
 
 class CheckSettings(BaseModel):
-    """Base of every check's settings model: frozen, unknown keys are errors."""
+    """Base of every check's settings model: frozen, unknown keys are errors, and so are numbers
+    that are not finite (a ``nan`` threshold is never crossed: it would turn alerting off)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
 @dataclass(frozen=True)

@@ -8,9 +8,9 @@ worse) are listed as not checked.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import model_validator
+from pydantic import Field, model_validator
 
 from app.config import Account
 from checks.base import Check, CheckContext, CheckResult, CheckSettings, Severity, resource
@@ -19,13 +19,17 @@ REGION = "us-east-1"
 GRADED_TYPES = frozenset({"COST", "USAGE"})
 
 
+Percent = Annotated[float, Field(ge=0)]
+"""Of the budget's limit: 0 or more, and above 100 for "well over budget"; never nan or inf."""
+
+
 class Settings(CheckSettings):
     """Percentages of the budget's limit for the current period; ``None`` turns one off."""
 
-    actual_warn_pct: float | None = 80
-    actual_crit_pct: float | None = 100
-    forecast_warn_pct: float | None = 100
-    forecast_crit_pct: float | None = None
+    actual_warn_pct: Percent | None = 80
+    actual_crit_pct: Percent | None = 100
+    forecast_warn_pct: Percent | None = 100
+    forecast_crit_pct: Percent | None = None
 
     @model_validator(mode="after")
     def _ordered(self) -> Settings:

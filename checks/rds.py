@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, model_validator
+from pydantic import BeforeValidator, Field, model_validator
 
-from app.config import format_window, window_setting
+from app.config import Loc, LocatedError, format_window, window_setting
 from checks.base import Check, CheckContext, CheckResult, CheckSettings, Severity, resource
 
 MAX_QUERIES = 500
@@ -39,33 +39,53 @@ BROKEN = frozenset(
 )
 
 
+Percent = Annotated[float, Field(ge=0, le=100)]
+Amount = Annotated[float, Field(ge=0)]
+Count = Annotated[int, Field(ge=0, le=1_000_000)]
+
+
 class Settings(CheckSettings):
     """Thresholds; ``None`` turns one off. CPU and connections alarm at or above, free storage
-    and freeable memory at or below."""
+    and freeable memory at or below. Percentages are 0 to 100; no threshold may be ``nan`` or
+    infinite (see :class:`CheckSettings`)."""
 
     window: Annotated[timedelta, BeforeValidator(window_setting)] = timedelta(hours=12)
-    cpu_warn_pct: float | None = 80
-    cpu_crit_pct: float | None = 90
-    free_storage_warn_pct: float | None = 10
-    free_storage_crit_pct: float | None = 5
-    freeable_memory_warn_mib: float | None = 256
-    freeable_memory_crit_mib: float | None = 128
-    connections_warn: int | None = None
-    connections_crit: int | None = None
+    cpu_warn_pct: Percent | None = 80
+    cpu_crit_pct: Percent | None = 90
+    free_storage_warn_pct: Percent | None = 10
+    free_storage_crit_pct: Percent | None = 5
+    freeable_memory_warn_mib: Amount | None = 256
+    freeable_memory_crit_mib: Amount | None = 128
+    connections_warn: Count | None = None
+    connections_crit: Count | None = None
     no_data: Literal["ok", "warn", "crit"] = "warn"
 
     @model_validator(mode="after")
     def _ordered(self) -> Settings:
         pairs = (
-            ("cpu", self.cpu_warn_pct, self.cpu_crit_pct, 1),
-            ("connections", self.connections_warn, self.connections_crit, 1),
-            ("free_storage", self.free_storage_warn_pct, self.free_storage_crit_pct, -1),
-            ("freeable_memory", self.freeable_memory_warn_mib, self.freeable_memory_crit_mib, -1),
+            ("cpu_warn_pct", "cpu_crit_pct", "CPU", True),
+            ("connections_warn", "connections_crit", "connections", True),
+            ("free_storage_warn_pct", "free_storage_crit_pct", "free storage", False),
+            ("freeable_memory_warn_mib", "freeable_memory_crit_mib", "freeable memory", False),
         )
-        for name, warn, crit, sign in pairs:
-            if warn is not None and crit is not None and (crit - warn) * sign < 0:
-                word = "above" if sign > 0 else "below"
-                raise ValueError(f"{name}: the crit threshold must not be {word} the warn one")
+        found: list[tuple[Loc, str]] = []
+        for warn_key, crit_key, what, high in pairs:
+            warn, crit = getattr(self, warn_key), getattr(self, crit_key)
+            if warn is None or crit is None or (crit >= warn if high else crit <= warn):
+                continue
+            # crit is the worse level: higher for what alarms when high, lower otherwise
+            found.append(
+                (
+                    (crit_key,),
+                    f"{crit_key} ({number(crit)}) must not be {'below' if high else 'above'} "
+                    f"{warn_key} ({number(warn)}): the {'more' if high else 'less'} {what}, "
+                    f"the worse, so crit is the {'higher' if high else 'lower'} number; "
+                    "swap them or change one",
+                )
+            )
+        if found:
+            (loc, message), *more = found
+            raise LocatedError(loc, message, tuple(more))
         return self
 
 

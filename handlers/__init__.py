@@ -10,14 +10,16 @@ from __future__ import annotations
 
 from slack_bolt.async_app import AsyncApp
 
-from handlers import actions, commands, home, modal
+from handlers import actions, commands, guard, home, modal
 from handlers.services import Services
 
 __all__ = ["Services", "register"]
 
 
 def register(app: AsyncApp, services: Services) -> None:
-    """Register every listener on ``app``, in the order Bolt should try them."""
+    """Register every listener on ``app``, in the order Bolt should try them, and the last
+    resort for what they fail to answer (:mod:`handlers.guard`)."""
+    guard.install(app)
     commands.register(app, services)
     home.register(app, services)
     modal.register(app, services)

@@ -14,13 +14,14 @@ from slack_bolt.async_app import AsyncApp, AsyncRespond
 from app.models import Source
 from app.slack.desk import Asker, Outcome
 from blocks.ids import ActionId
-from handlers import replies
+from handlers import guard, replies
 from handlers.ack import acknowledge
 from handlers.services import Services
 
 
 def register(app: AsyncApp, services: Services) -> None:
     desk, public_url = services.desk, services.public_url
+    guarded = guard.guarded(services.home)
 
     async def cancel(body: dict[str, Any], respond: AsyncRespond) -> None:
         reply = await replies.press(desk.cancel, body, public_url)
@@ -34,6 +35,6 @@ def register(app: AsyncApp, services: Services) -> None:
         await respond({**reply, "replace_original": False})
 
     # Bolt's lazy listeners: the click is acknowledged first, the work runs after.
-    app.action(ActionId.CANCEL_RUN)(ack=acknowledge, lazy=[cancel])
-    app.action(ActionId.RETRY_RUN)(ack=acknowledge, lazy=[retry])
+    app.action(ActionId.CANCEL_RUN)(ack=acknowledge, lazy=[guarded(cancel)])
+    app.action(ActionId.RETRY_RUN)(ack=acknowledge, lazy=[guarded(retry)])
     app.action(ActionId.OPEN_WEB)(acknowledge)  # the browser opens the link; Slack wants an ack

@@ -28,6 +28,7 @@ from app.slack.home import HomeTab
 from app.slack.modal import ModalMeta
 from blocks import messages
 from blocks.ids import COMMAND, ActionId
+from handlers import guard
 from handlers.ack import acknowledge
 from handlers.services import Services
 
@@ -41,6 +42,7 @@ EXPIRED = (
 
 def register(app: AsyncApp, services: Services) -> None:
     desk, home, launcher = services.desk, services.home, services.launcher
+    guarded = guard.guarded(home)
 
     @app.event("app_home_opened")
     async def opened(event: dict[str, Any]) -> None:
@@ -57,12 +59,16 @@ def register(app: AsyncApp, services: Services) -> None:
         meta = ModalMeta.opened_in(command.get("channel_id"))
         if not await _open(client, str(command.get("trigger_id")), launcher.form(who, meta)):
             await respond(messages.error(EXPIRED))
+            return
+        await launcher.offered(who)
 
     async def open_from_home(body: dict[str, Any], client: AsyncWebClient) -> None:
         user = str((body.get("user") or {}).get("id") or "")
         view = launcher.form(Who(user), ModalMeta())
         if not await _open(client, str(body.get("trigger_id")), view):
             home.notice(user, EXPIRED)
+            return
+        await launcher.offered(Who(user))
 
     async def cancel(body: dict[str, Any]) -> None:
         await _press(body, home, lambda run_id, asker: desk.cancel(run_id, asker))
@@ -70,10 +76,10 @@ def register(app: AsyncApp, services: Services) -> None:
     async def retry(body: dict[str, Any]) -> None:
         await _press(body, home, lambda run_id, asker: desk.retry(run_id, asker, Source.BUTTON))
 
-    app.command(COMMAND, matchers=[empty])(ack=acknowledge, lazy=[open_from_command])
-    app.action(ActionId.HOME_RUN_CHECKS)(ack=acknowledge, lazy=[open_from_home])
-    app.action(ActionId.HOME_CANCEL)(ack=acknowledge, lazy=[cancel])
-    app.action(ActionId.HOME_RETRY)(ack=acknowledge, lazy=[retry])
+    app.command(COMMAND, matchers=[empty])(ack=acknowledge, lazy=[guarded(open_from_command)])
+    app.action(ActionId.HOME_RUN_CHECKS)(ack=acknowledge, lazy=[guarded(open_from_home)])
+    app.action(ActionId.HOME_CANCEL)(ack=acknowledge, lazy=[guarded(cancel)])
+    app.action(ActionId.HOME_RETRY)(ack=acknowledge, lazy=[guarded(retry)])
 
 
 async def _open(client: AsyncWebClient, trigger_id: str, view: dict[str, Any]) -> bool:

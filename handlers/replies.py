@@ -5,7 +5,6 @@ with an id that is also in the log."""
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from functools import singledispatch
@@ -29,6 +28,7 @@ from app.slack.desk import (
 )
 from blocks import messages
 from blocks.card import run_card, web_link
+from handlers.guard import new_ref
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +41,8 @@ async def answer(desk: Desk, asker: Asker, text: str, public_url: str | None) ->
         command = grammar.parse(text)
     except UsageError as exc:
         return messages.usage(str(exc))
+    except Exception:
+        return _unexpected()
     return await _safely(lambda: desk.handle(command, asker), public_url)
 
 
@@ -57,6 +59,8 @@ async def press(
         run_id = parse_run_id(value)
     except UsageError as exc:
         return messages.error(str(exc))
+    except Exception:
+        return _unexpected()
     return await _safely(lambda: action(run_id, asker), public_url)
 
 
@@ -87,9 +91,14 @@ async def _safely(work: Callable[[], Awaitable[Outcome]], public_url: str | None
     except HubError as exc:
         return messages.error(str(exc))
     except Exception:
-        error_id = uuid.uuid4().hex[:8]
-        log.exception("unexpected error %s while answering Slack", error_id)
-        return messages.unexpected(error_id)
+        return _unexpected()
+
+
+def _unexpected() -> Message:
+    """Logged with a reference the person is shown (call only while handling an error)."""
+    ref = new_ref()
+    log.exception("unexpected error %s while answering Slack", ref)
+    return messages.unexpected(ref)
 
 
 @singledispatch

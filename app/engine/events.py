@@ -35,6 +35,12 @@ class Event(StrEnum):
     REQUEUED = "requeued"
     RETRIED = "retried"
     DELIVERED = "delivered"
+    DELIVERY_FAILED = "delivery_failed"
+    """Slack refused a run's card or digest for good (``app.slack.deliverer``), written once per
+    outbox row with the row's failure: ``what`` (card post, card update, digest, notice),
+    ``channel``, ``error`` (Slack's code), ``reason`` and ``fix`` (plain words), ``ref`` (the
+    outbox key, also in the log) and ``told`` (``reply``, ``dm`` or None: how the person who
+    asked for the run hears of it)."""
     ACCESS = "access"
 
 

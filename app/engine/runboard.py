@@ -13,6 +13,8 @@ latest run per customer    ``ix_runs_customer_id`` (customer_id, id), one probe 
 last 24 h counts           ``ix_runs_created_at`` for the first id, then id ranges of the
                            primary key, ``ix_runs_outcome_id`` and ``ix_runs_status_id``
 results of the runs        ``uq_results_target`` (run_id, …)
+failed Slack deliveries    ``ix_outbox_due`` (status, next_attempt_at): a failed row's
+                           ``next_attempt_at`` is when it failed
 change token               max of the run_events primary key; running runs' heartbeats
 =========================  ==========================================================
 
@@ -35,14 +37,39 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.selectable import ScalarSelect
 
 from app.db import Database
-from app.models import ACTIVE_STATUSES, Result, Run, RunEvent, RunStatus
+from app.models import ACTIVE_STATUSES, Outbox, Result, Run, RunEvent, RunStatus
 
 FINISHED = (RunStatus.COMPLETED, RunStatus.FAILED)
 PROBLEMS = ("crit", "error", "warn")
 DAY = timedelta(hours=24)
+OUTBOX_FAILED = "failed"
+"""``outbox.status`` of a message Slack refused for good (``app.slack.outbox.Status.FAILED``)."""
 
 Steps = Mapping[tuple[str, str], str]
 """(account, check) → severity of the results written so far."""
+
+
+@dataclass(frozen=True)
+class FailedDelivery:
+    """A Slack message that failed for good: which, where, Slack's answer, when."""
+
+    key: str
+    """The outbox key (``card:1842``, ``digest:1842``…), as in the log."""
+    kind: str
+    run_id: int | None
+    customer_id: str | None
+    channel: str | None
+    error: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class FailedDeliveries:
+    """Slack deliveries that failed for good in the last 24 hours, and the latest of them.
+    Shown, never a readiness failure: the hub still works, one message did not arrive."""
+
+    count: int = 0
+    latest: FailedDelivery | None = None
 
 
 @dataclass(frozen=True)
@@ -63,16 +90,22 @@ class Runboard:
     version: str
     """The live-update token as of this board (see :func:`version`)."""
     taken_at: datetime
+    failed: FailedDeliveries = FailedDeliveries()
+    """Slack deliveries that failed for good in the last 24 hours."""
 
     def visible_to(self, customers: Collection[str]) -> Runboard:
         """The same snapshot with only the runs of ``customers``. Queue depth and the 24-hour
-        counts stay global: they describe the hub, not a customer."""
+        counts stay global: they describe the hub, not a customer (the latest failed delivery
+        is named only to those who may see its customer)."""
+        latest = self.failed.latest
+        hidden = latest is not None and latest.customer_id not in customers
         return replace(
             self,
             running=[r for r in self.running if r.customer_id in customers],
             waiting=[r for r in self.waiting if r.customer_id in customers],
             recent=[r for r in self.recent if r.customer_id in customers],
             latest={c: r for c, r in self.latest.items() if c in customers},
+            failed=replace(self.failed, latest=None) if hidden else self.failed,
         )
 
 
@@ -107,7 +140,39 @@ async def read(
         ids = {r.id for r in (*running, *latest_runs, *latest.values())}
         steps = await severities(session, ids)
         token = await _version(session)
-    return Runboard(queued, oldest, running, queue, latest_runs, latest, day, steps, token, now)
+        failed = await failed_deliveries(session, now - DAY)
+    return Runboard(
+        queued, oldest, running, queue, latest_runs, latest, day, steps, token, now, failed
+    )
+
+
+async def failed_deliveries(session: AsyncSession, since: datetime) -> FailedDeliveries:
+    """Outbox rows that failed since ``since``: how many, and the latest (a range of
+    ``ix_outbox_due``)."""
+    recent = (Outbox.status == OUTBOX_FAILED, Outbox.next_attempt_at >= since)
+    count = (await session.execute(select(func.count()).where(*recent))).scalar_one()
+    if not count:
+        return FailedDeliveries()
+    row = (
+        await session.execute(
+            select(
+                Outbox.dedupe_key,
+                Outbox.kind,
+                Outbox.run_id,
+                Run.customer_id,
+                Outbox.channel,
+                Outbox.last_error,
+                Outbox.next_attempt_at,
+            )
+            .outerjoin(Run, Run.id == Outbox.run_id)
+            .where(*recent)
+            .order_by(Outbox.next_attempt_at.desc(), Outbox.id.desc())
+            .limit(1)
+        )
+    ).one()
+    key, kind, run_id, customer_id, channel, error, at = row
+    latest = FailedDelivery(key, kind, run_id, customer_id, channel, error or "unknown", at)
+    return FailedDeliveries(count, latest)
 
 
 async def _latest(session: AsyncSession, customers: Sequence[str]) -> dict[str, Run]:

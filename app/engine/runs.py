@@ -5,6 +5,7 @@ Every entry point (Slack, CLI, schedule, web) goes through here; the executor pi
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -19,7 +20,7 @@ from app.db import Database
 from app.engine import transitions as tx
 from app.engine.changes import Change, RunChanges
 from app.engine.events import Event, NewEvent, add_events
-from app.errors import NotFound, UsageError
+from app.errors import NotFound, UsageError, quoted
 from app.models import TERMINAL_STATUSES, Result, Run, RunEvent, RunStatus, Source
 
 
@@ -67,12 +68,16 @@ class CancelOutcome:
     message: str
 
 
+_RUN_ID = re.compile(r"#?([0-9]{1,16})", re.ASCII)
+
+
 def parse_run_id(text: str) -> int:
-    """``1842`` or ``#1842`` → 1842."""
-    cleaned = text.strip().removeprefix("#")
-    if not cleaned.isdigit() or not 0 < int(cleaned) < 2**53:
-        raise UsageError(f'"{text}" is not a run id. Use the number shown on the card, like #1842.')
-    return int(cleaned)
+    """``1842`` or ``#1842`` → 1842. Only ASCII digits: ``²`` or ``١`` are not run ids."""
+    found = _RUN_ID.fullmatch(text.strip())
+    if found is None or not 0 < int(found[1]) < 2**53:
+        shown = quoted(text)
+        raise UsageError(f"{shown} is not a run id. Use the number shown on the card, like #1842.")
+    return int(found[1])
 
 
 SUBMIT_ATTEMPTS = 3

@@ -5,11 +5,15 @@ when they ask from a channel in its ``slack.access.channels`` (never implied by
 ``slack.channel``). Cancelling is also allowed to whoever started the run. Reading a run or a
 list follows the same rule as running checks.
 
+What a person may not see does not exist for them: a customer, account or run they may not see
+gets the same answer as one that does not exist (:func:`hidden_target`, :func:`hidden_run`),
+and suggestions ("did you mean") come only from what they may see.
+
 Every decision, allowed or denied, is written before (or in the same transaction as) the action
 it guards: a run event when a run is concerned, else an audit row (a run event with no run),
-with the user, the channel, the action and the outcome. Starting a run records its grant as the
-new run's first event, in the transaction that creates it (:meth:`Access.admit`). The decision
-itself is a pure function (:func:`decide`).
+with the user, the channel, the action, the outcome and what was asked for. Starting a run
+records its grant as the new run's first event, in the transaction that creates it
+(:meth:`Access.admit`). The decision itself is a pure function (:func:`decide`).
 """
 
 from __future__ import annotations
@@ -24,8 +28,9 @@ from app.batch import GroupCommit
 from app.config import Customer
 from app.db import Database
 from app.engine.events import Event, NewEvent, add_events
-from app.errors import AccessDenied
+from app.errors import quoted
 from app.models import Run
+from blocks.ids import COMMAND
 
 log = logging.getLogger(__name__)
 
@@ -40,17 +45,6 @@ class Action(StrEnum):
     SCHEDULES = "schedules"
 
 
-_VERBS = {
-    Action.RUN: "run checks for",
-    Action.STATUS: "see runs of",
-    Action.LIST: "see runs of",
-    Action.CANCEL: "cancel runs of",
-    Action.RETRY: "retry runs of",
-    Action.CUSTOMERS: "see",
-    Action.SCHEDULES: "see the schedules of",
-}
-
-
 @dataclass(frozen=True)
 class Who:
     """The person asking, and the channel they asked from (None outside a channel)."""
@@ -63,7 +57,8 @@ class Who:
 class Decision:
     allowed: bool
     reason: str
-    """``user``, ``admin``, ``channel``, ``requester`` or ``denied``."""
+    """``user``, ``admin``, ``channel`` or ``requester`` when allowed; ``denied`` (configured,
+    not granted), ``unknown`` (not configured) or ``filtered`` (a list cut to what is allowed)."""
 
 
 def decide(customer: Customer, who: Who, action: Action, run: Run | None = None) -> Decision:
@@ -80,28 +75,40 @@ def decide(customer: Customer, who: Who, action: Action, run: Run | None = None)
     return Decision(False, "denied")
 
 
-def refusal(customer: Customer, action: Action, run: Run | None = None) -> str:
-    """What a refused person reads: what they could not do, and what to do about it."""
-    if action == Action.CANCEL and run is not None:
-        return (
-            f"You can't cancel run #{run.id}: only whoever started it and {customer.name}'s "
-            "users and admins can. Ask an admin to add you to its access list."
-        )
-    what = _VERBS[action]
-    return f"You can't {what} {customer.name}. Ask an admin to add you to its access list."
+UNKNOWN = Decision(False, "unknown")
+"""Asked for something that is not configured (or no longer is)."""
+
+
+def hidden_target(name: str, suggestion: str | None = None) -> str:
+    """The one answer for a customer or account that does not exist or that the person may
+    not see; ``suggestion`` comes only from what they may see."""
+    also = f" Did you mean {suggestion}?" if suggestion else ""
+    return (
+        f"I don't know {quoted(name)}, or you may not see it.{also} `{COMMAND} customers` "
+        "lists what you can see; an admin can add you to a customer's access list."
+    )
+
+
+def hidden_run(run_id: int) -> str:
+    """The one answer for a run that does not exist or that the person may not see."""
+    return f"There is no run #{run_id} that you can see. `{COMMAND} list` shows the runs you can."
 
 
 def audit_data(
-    who: Who, action: Action, decision: Decision, customer: str | None
+    who: Who, action: Action, decision: Decision, customer: str | None, asked: str | None = None
 ) -> dict[str, Any]:
-    """What an ``access`` event records about a decision (its actor is ``who.user``)."""
-    return {
+    """What an ``access`` event records about a decision (its actor is ``who.user``);
+    ``asked`` is what the person named when it matched nothing they may see."""
+    data = {
         "channel": who.channel,
         "action": action.value,
         "allowed": decision.allowed,
         "reason": decision.reason,
         "customer": customer,
     }
+    if asked is not None:
+        data["asked"] = asked
+    return data
 
 
 class Access:
@@ -112,34 +119,49 @@ class Access:
         self.db = db
         self._rows: GroupCommit[NewEvent, None] = GroupCommit(self._write)
 
-    async def require(
-        self, customer: Customer, who: Who, action: Action, run: Run | None = None
+    async def check(
+        self,
+        customer: Customer | None,
+        who: Who,
+        action: Action,
+        run: Run | None = None,
+        *,
+        asked: str | None = None,
     ) -> Decision:
-        """Record the decision; raise AccessDenied (with what to do) when refused."""
-        decision = decide(customer, who, action, run)
-        await self.record(who, action, decision, customer.id, run.id if run else None)
-        if not decision.allowed:
-            raise AccessDenied(refusal(customer, action, run))
+        """Decide (``customer`` None: not configured, so denied) and record the decision."""
+        decision = decide(customer, who, action, run) if customer is not None else UNKNOWN
+        customer_id = customer.id if customer else (run.customer_id if run else None)
+        await self.record(who, action, decision, customer_id, run.id if run else None, asked)
         return decision
 
-    async def admit(self, customer: Customer, who: Who, action: Action) -> dict[str, Any]:
-        """Decide before an action that creates a run. A refusal is recorded and raised now;
-        a grant is returned as its audit data, which the caller writes with the run it allows
-        (``Submit.access``), so a burst of commands costs one transaction, not two."""
-        decision = decide(customer, who, action)
-        if not decision.allowed:
-            await self.record(who, action, decision, customer.id, None)
-            raise AccessDenied(refusal(customer, action))
+    async def admit(
+        self, customer: Customer | None, who: Who, action: Action, *, asked: str | None = None
+    ) -> dict[str, Any] | None:
+        """Decide before an action that creates a run. A refusal is recorded now and None
+        returned; a grant is returned as its audit data, which the caller writes with the run
+        it allows (``Submit.access``), so a burst of commands costs one transaction, not two."""
+        decision = decide(customer, who, action) if customer is not None else UNKNOWN
+        if customer is None or not decision.allowed:
+            await self.record(who, action, decision, customer.id if customer else None, None, asked)
+            return None
         return audit_data(who, action, decision, customer.id)
+
+    def allowed(self, customers: Iterable[Customer], who: Who, action: Action) -> list[Customer]:
+        """The customers ``who`` may see for ``action`` (pure; :meth:`visible` records it)."""
+        return [c for c in customers if decide(c, who, action).allowed]
 
     async def visible(
         self, customers: Iterable[Customer], who: Who, action: Action
     ) -> list[Customer]:
         """The customers ``who`` may see, recorded as one audit row naming them."""
-        allowed = [c for c in customers if decide(c, who, action).allowed]
+        allowed = self.allowed(customers, who, action)
+        await self.filtered(allowed, who, action)
+        return allowed
+
+    async def filtered(self, allowed: Sequence[Customer], who: Who, action: Action) -> None:
+        """Record that ``who`` was shown only ``allowed``."""
         decision = Decision(bool(allowed), "filtered")
         await self.record(who, action, decision, ",".join(c.id for c in allowed) or None, None)
-        return allowed
 
     async def record(
         self,
@@ -148,17 +170,19 @@ class Access:
         decision: Decision,
         customer: str | None,
         run_id: int | None,
+        asked: str | None = None,
     ) -> None:
-        data = audit_data(who, action, decision, customer)
+        data = audit_data(who, action, decision, customer, asked)
         await self._rows.add((run_id, Event.ACCESS, who.user, data))
         if not decision.allowed:
             log.info(
-                "access denied: %s may not %s (customer %s, run %s, channel %s)",
+                "access denied: %s may not %s (customer %s, run %s, channel %s, reason %s)",
                 who.user,
                 action.value,
                 customer,
                 run_id,
                 who.channel,
+                decision.reason,
             )
 
     async def _write(self, rows: Sequence[NewEvent]) -> list[None]:

@@ -9,7 +9,10 @@ socket, or failed pings — and :meth:`Slack.run` keeps trying to start while Sl
 unreachable.
 
 ``auth.test`` is called once at start (retried until Slack answers) and its answer is reused
-for every request, so acknowledging a command never waits for the Web API.
+for every request, so acknowledging a command never waits for the Web API. The app token is
+checked by the ``apps.connections.open`` that opens the first connection: its URL, whose ticket
+lets whoever holds it receive the app's commands, is used at once and never left lying unused.
+The log never holds it (nor any token or payload secret): ``app.logs`` redacts every logger.
 """
 
 from __future__ import annotations
@@ -17,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -71,11 +73,11 @@ class Slack:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Identify, connect over Socket Mode, and serve until ``stop``."""
-        socket_log = logging.getLogger("app.slack.socket")
-        if not any(isinstance(f, _Redact) for f in socket_log.filters):
-            socket_log.addFilter(_Redact())
         self.handler = _TimedHandler(
-            self.app, self._app_token, logger=socket_log, ping_interval=PING_INTERVAL_S
+            self.app,
+            self._app_token,
+            logger=logging.getLogger("app.slack.socket"),
+            ping_interval=PING_INTERVAL_S,
         )
         self.handler.on_ack = self.on_ack
         starting = asyncio.create_task(self._start(), name="slack-start")
@@ -108,17 +110,20 @@ class Slack:
             "SLACK_BOT_TOKEN",
             "Copy the Bot User OAuth Token (xoxb-…) again",
         )
-        await self._until_answered(
+        assert self.handler is not None
+        opened = await self._until_answered(
             lambda: self.client.apps_connections_open(app_token=self._app_token),
             "SLACK_APP_TOKEN",
             "Use an app-level token (xapp-…) with the connections:write scope",
         )
+        # The URL that proved the token opens the first connection: no other ticket is minted,
+        # none is left live and unused. Reconnections fetch their own (the SDK does).
+        self.handler.client.wss_uri = opened["url"]
         self._identity.set_result(
             AuthorizeResult.from_auth_test_response(
                 auth_test_response=answer, bot_token=self.client.token
             )
         )
-        assert self.handler is not None
         await self.handler.connect_async()  # retries by itself until Slack takes the socket
         log.info("Slack: connected through Socket Mode as %s", answer.get("user"))
 
@@ -208,15 +213,3 @@ class _Quiet(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
         return "will be ignored" not in message and "will be unused" not in message
-
-
-class _Redact(logging.Filter):
-    """The Socket Mode URL carries a one-time ticket; keep it out of the log."""
-
-    _TICKET = re.compile(r"ticket=[^&\s'\"]+")
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        if "ticket=" in message:
-            record.msg, record.args = self._TICKET.sub("ticket=***", message), None
-        return True

@@ -21,6 +21,17 @@ as it has been failing (``updated_at`` marks the start of the streak; success re
 ``backoff_cap_s``, with ±20 % jitter. A 429 waits exactly ``Retry-After`` and holds back every
 row for that channel in this process meanwhile. Rows that cannot be delivered within
 ``max_age_s`` fail.
+
+**Failures are told.** A row fails for good on an error retrying cannot cure
+(``PERMANENT_ERRORS``, a refused response_url) or after ``max_age_s``. The guarded statement
+that marks it failed shares its transaction with the run's ``delivery_failed`` event (what,
+channel, Slack's code, the reason and the fix in plain words: :mod:`blocks.delivery`) and,
+for a card, with the message that tells the person who asked for the run: through the slash
+command's response_url while it is still valid (``REPLY_WINDOW_S``), else as a DM
+(``chat.postMessage`` to their user id, an outbox row of its own). So each is written once,
+whichever replica gives up. A digest (a schedule: nobody asked) gets the event only; the
+runboard counts every failed row of the last 24 hours. Rate limits, outages and lost answers
+are not failures: they are retried and write nothing.
 """
 
 from __future__ import annotations
@@ -41,13 +52,15 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 from sqlalchemy import and_, case, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import DB_TROUBLE, Database
 from app.engine.changes import Follower
 from app.engine.events import Event, add_event
-from app.models import Outbox
+from app.models import Outbox, Run
 from app.slack.outbox import Kind, Outgoing, Status
-from blocks import messages
+from blocks import delivery
+from blocks.card import web_link
 from blocks.ids import CARD_EVENT
 
 log = logging.getLogger(__name__)
@@ -86,6 +99,9 @@ AMBIGUOUS_ERRORS = frozenset(
 )
 """Errors after which Slack may or may not have posted the message."""
 NOT_A_MEMBER = frozenset({"not_in_channel", "channel_not_found"})
+REPLY_WINDOW_S = 25 * 60.0
+"""A slash command's response_url works for 30 minutes (and 5 replies): a card that fails
+later is told by DM."""
 
 
 @dataclass(frozen=True)
@@ -130,6 +146,7 @@ class Deliverer:
         *,
         outgoing: Outgoing | None = None,
         on_failure: Callable[[str, bool], None] | None = None,
+        public_url: str | None = None,
     ) -> None:
         self.db = db
         self.client = client
@@ -137,6 +154,8 @@ class Deliverer:
         self.outbox = outgoing or Outgoing(db)
         self.on_failure = on_failure
         """Told (kind, permanent) about every failed delivery attempt (metrics)."""
+        self.public_url = public_url
+        """The web view's address, linked from the notice of a refused card."""
         self._wake = asyncio.Event()
         self._held: dict[str, float] = {}  # channel → monotonic time its Retry-After ends
         self._busy: set[int] = set()
@@ -305,8 +324,6 @@ class Deliverer:
             await self._posted(row, str(outcome.data.get("ts")), sent_version=row.version)
         elif outcome.kind == "permanent":
             await self._fail(row, outcome.error)
-            if outcome.error in NOT_A_MEMBER:
-                await self._tell_not_member(row)
         else:
             status = Status.UNKNOWN if outcome.kind == "unknown" else Status.PENDING
             await self._later(row, status, outcome)
@@ -416,7 +433,7 @@ class Deliverer:
             if done and row.run_id is not None:
                 await add_event(
                     session, self.db, row.run_id, Event.DELIVERED, "slack",
-                    channel=row.channel, ts=ts,
+                    what=_what(row), channel=row.channel, ts=ts,
                 )  # fmt: skip
         self.poke()
 
@@ -472,13 +489,72 @@ class Deliverer:
         )
 
     async def _fail(self, row: Outbox, error: str) -> None:
+        """The row fails for good; the run's event and the requester's notice go with it."""
         self._count(row, permanent=True)
         claimed = Status.UPDATING if row.status == Status.UPDATING else Status.POSTING
+        told: str | None = None
         async with self.db.write() as session:
-            await self._guarded(
-                session, row, claimed, {"status": Status.FAILED, "last_error": error[:500]}
+            done = await self._guarded(
+                session,
+                row,
+                claimed,
+                {
+                    "status": Status.FAILED,
+                    "last_error": error[:500],
+                    "updated_at": self.db.now(),
+                    "next_attempt_at": self.db.now(),  # when it failed: see the outbox states
+                },
             )
-        log.warning("outbox %s: gave up: %s", row.dedupe_key, error)
+            if done:
+                told = await self._record_failure(session, row, error)
+        log.warning(
+            "outbox %s: gave up: %s%s", row.dedupe_key, error, f" (told by {told})" if told else ""
+        )
+        if told:
+            self.poke()
+
+    async def _record_failure(self, session: AsyncSession, row: Outbox, error: str) -> str | None:
+        """The run's ``delivery_failed`` event, and for a card the message that tells whoever
+        asked for the run: ``reply`` (the command's response_url), ``dm``, or None."""
+        if row.run_id is None:
+            return None  # a reply to a command: logged, and counted on the runboard
+        what = _what(row)
+        words = delivery.explain(error, what=what, ref=row.dedupe_key, run_id=row.run_id)
+        data: dict[str, Any] = {
+            "what": what,
+            "channel": row.channel,
+            "error": error[:200],
+            "reason": words.reason,
+            "fix": words.fix,
+            "ref": row.dedupe_key,
+        }
+        told = await self._tell(session, row, data) if row.kind == Kind.CARD else None
+        await add_event(
+            session, self.db, row.run_id, Event.DELIVERY_FAILED, "slack", **data, told=told
+        )
+        return told
+
+    async def _tell(self, session: AsyncSession, row: Outbox, data: dict[str, Any]) -> str | None:
+        """Queue the notice of a refused card for the person who asked for the run, in the
+        caller's transaction (the row fails once, so its keys are new)."""
+        assert row.run_id is not None
+        message = delivery.notice(row.run_id, data, web_link(self.public_url, row.run_id))
+        url = (row.payload or {}).get("reply_url")
+        age = (datetime.now(UTC) - row.created_at).total_seconds()
+        if url and age < REPLY_WINDOW_S:
+            reply = {"url": str(url), "message": message}
+            await self.outbox.put_in(session, f"reply:{row.dedupe_key}", Kind.RESPONSE, reply)
+            return "reply"
+        requester = (
+            await session.execute(select(Run.requested_by).where(Run.id == row.run_id))
+        ).scalar_one_or_none()
+        if not requester:
+            return None
+        # chat.postMessage to a user id posts in the app's DM with them (chat:write suffices).
+        dm = {"message": message, "reply_url": None}
+        key = f"notice:{row.dedupe_key}"
+        await self.outbox.put_in(session, key, Kind.NOTICE, dm, row.run_id, requester)
+        return "dm"
 
     def _count(self, row: Outbox, *, permanent: bool) -> None:
         if self.on_failure is not None:
@@ -507,14 +583,6 @@ class Deliverer:
             )
         return bool(changed)
 
-    async def _tell_not_member(self, row: Outbox) -> None:
-        url = (row.payload or {}).get("reply_url")
-        if url and row.channel:
-            await self.outbox.put_response(
-                f"reply:{row.dedupe_key}", str(url), messages.not_in_channel(row.channel)
-            )
-            self.poke()
-
 
 class _LookFailed(Exception):
     """The channel history could not be read; the row was put back to wait."""
@@ -522,6 +590,13 @@ class _LookFailed(Exception):
 
 def _forget(busy: set[int], row_id: int, _: object) -> None:
     busy.discard(row_id)
+
+
+def _what(row: Outbox) -> str:
+    """``card post``, ``card update``, ``digest``, ``notice``, ``response``: what a row sends."""
+    if row.kind == Kind.CARD:
+        return "card update" if row.status == Status.UPDATING else "card post"
+    return str(row.kind)
 
 
 def _due_rows() -> Any:

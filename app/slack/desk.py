@@ -16,10 +16,10 @@ from app.batch import GroupCommit
 from app.catalog import Catalog, Plan
 from app.config import Customer, Schedule
 from app.engine.runs import RunService, RunView, Submit
-from app.errors import AccessDenied
+from app.errors import NotFound
 from app.models import Run, Source
 from app.schedules.slots import next_fire
-from app.slack.access import Access, Action, Decision, Who
+from app.slack.access import Access, Action, Who, hidden_run, hidden_target
 from app.slack.cards import Cards
 from app.slack.grammar import (
     CancelCommand,
@@ -144,8 +144,12 @@ class Desk:
         return result
 
     async def run(self, command: RunCommand, asker: Asker) -> Queued:
+        customer = self.catalog.find(command.target)
+        grant = await self.access.admit(customer, asker.who, Action.RUN, asked=command.target)
+        if customer is None or grant is None:
+            raise NotFound(self._hidden(command.target, asker, Action.RUN))
+        # Only now, for someone who may see it, may the answer name the accounts' checks.
         plan = self.catalog.plan(command.target, command.checks)
-        grant = await self.access.admit(plan.customer, asker.who, Action.RUN)
         run, created = await self._submits.add(
             Submit(
                 plan=plan,
@@ -162,16 +166,18 @@ class Desk:
         return Queued(run, plan, created, command.window_text)
 
     async def status(self, command: StatusCommand, asker: Asker) -> Shown:
-        view = await self.runs.get(command.run_id)
-        customer = await self._customer_of(view.run, asker, Action.STATUS)
-        await self.access.require(customer, asker.who, Action.STATUS, view.run)
+        view, customer = await self._run_for(command.run_id, asker, Action.STATUS, events=True)
         return Shown(view, customer)
 
     async def list(self, command: ListCommand, asker: Asker) -> Listed:
         catalog = self.catalog
         if command.customer is not None:
-            customer = catalog.customer(command.customer)
-            await self.access.require(customer, asker.who, Action.LIST)
+            customer = catalog.customers.get(command.customer)
+            decision = await self.access.check(
+                customer, asker.who, Action.LIST, asked=command.customer
+            )
+            if customer is None or not decision.allowed:
+                raise NotFound(self._hidden(command.customer, asker, Action.LIST))
             runs = await self.runs.recent(customer.id, limit=LIST_LIMIT)
             return Listed(runs, {customer.id: customer}, customer.name)
         visible = await self.access.visible(catalog.customers.values(), asker.who, Action.LIST)
@@ -180,16 +186,13 @@ class Desk:
         return Listed([r for r in recent if r.customer_id in allowed][:LIST_LIMIT], allowed, None)
 
     async def cancel(self, run_id: int, asker: Asker) -> Cancelled:
-        view = await self.runs.get(run_id)
-        customer = await self._customer_of(view.run, asker, Action.CANCEL)
-        await self.access.require(customer, asker.who, Action.CANCEL, view.run)
+        await self._run_for(run_id, asker, Action.CANCEL)
         outcome = await self.runs.cancel(run_id, asker.user)
         return Cancelled(outcome.message, outcome.changed)
 
     async def retry(self, run_id: int, asker: Asker, source: Source) -> Retried:
-        original = (await self.runs.get(run_id)).run
-        customer = await self._customer_of(original, asker, Action.RETRY)
-        await self.access.require(customer, asker.who, Action.RETRY, original)
+        view, customer = await self._run_for(run_id, asker, Action.RETRY)
+        original = view.run
         plan = Plan(customer, tuple((t["account"], t["check"]) for t in original.targets))
         run, created = await self.runs.retry(
             run_id, plan, asker.user, source, channel_id=asker.channel or original.channel_id
@@ -211,13 +214,24 @@ class Desk:
         ]
         return ScheduleList(sorted(items, key=lambda item: item[2]))
 
-    async def _customer_of(self, run: Run, asker: Asker, action: Action) -> Customer:
-        customer = self.catalog.customers.get(run.customer_id)
-        if customer is None:
-            # Deny by default: nobody grants access to a customer that is no longer configured.
-            gone = Decision(False, "unknown customer")
-            await self.access.record(asker.who, action, gone, run.customer_id, run.id)
-            raise AccessDenied(
-                f'Run #{run.id} belongs to "{run.customer_id}", which is no longer configured.'
-            )
-        return customer
+    async def _run_for(
+        self, run_id: int, asker: Asker, action: Action, *, events: bool = False
+    ) -> tuple[RunView, Customer]:
+        """Run ``run_id`` and its customer, if ``asker`` may do ``action`` to it; the decision
+        is recorded, and a run that does not exist, belongs to a customer no longer configured
+        or that they may not touch gets one answer that tells them nothing."""
+        try:
+            view: RunView | None = await self.runs.get(run_id, events=events)
+        except NotFound:
+            view = None
+        run = view.run if view else None
+        customer = self.catalog.customers.get(run.customer_id) if run else None
+        decision = await self.access.check(customer, asker.who, action, run, asked=f"#{run_id}")
+        if view is None or customer is None or not decision.allowed:
+            raise NotFound(hidden_run(run_id))
+        return view, customer
+
+    def _hidden(self, name: str, asker: Asker, action: Action) -> str:
+        """The answer for a name that matches nothing ``asker`` may see for ``action``."""
+        visible = self.access.allowed(self.catalog.customers.values(), asker.who, action)
+        return hidden_target(name, self.catalog.suggest(name, visible))

@@ -23,7 +23,7 @@ from datetime import timedelta
 
 from app.config import WindowError, format_window, parse_window
 from app.engine.runs import parse_run_id
-from app.errors import UsageError
+from app.errors import UsageError, quoted
 from blocks.ids import COMMAND
 
 MAX_TEXT = 2000
@@ -31,7 +31,7 @@ MAX_NAME = 64
 MAX_CHECKS = 20
 USAGE = {
     "run": f"`{COMMAND} run TARGET [CHECK ...] [--window 12h]`, for example "
-    f"`{COMMAND} run arbel rds --window 12h`",
+    f"`{COMMAND} run acme-prod rds --window 12h`",
     "status": f"`{COMMAND} status RUN_ID`, for example `{COMMAND} status 1842`",
     "list": f"`{COMMAND} list [CUSTOMER]`",
     "cancel": f"`{COMMAND} cancel RUN_ID`",
@@ -42,7 +42,7 @@ USAGE = {
 }
 VERBS = tuple(USAGE)
 _DASHES = re.compile(r"^[\u2010-\u2015\u2212]+")  # ‐ ‑ ‒ – — ― − typed or auto-corrected
-_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+_NAME = re.compile(r"[a-z0-9][a-z0-9_-]*", re.ASCII)
 
 
 @dataclass(frozen=True)
@@ -176,7 +176,7 @@ def _run(args: list[str]) -> RunCommand:
         if word.startswith("--"):
             option, _, value = word.partition("=")
             if option.lower() != "--window":
-                raise UsageError(f'There is no option "{_shorten(option)}". Use {USAGE["run"]}.')
+                raise UsageError(f"There is no option {quoted(option)}. Use {USAGE['run']}.")
             if not value:
                 index += 1
                 if index >= len(args):
@@ -208,10 +208,10 @@ def _optional_name(verb: str, args: list[str]) -> str | None:
 
 def _name(what: str, value: str) -> str:
     name = value.strip().lower()
-    if len(name) > MAX_NAME or not _NAME.match(name):
+    if len(name) > MAX_NAME or not _NAME.fullmatch(name):
         raise UsageError(
-            f'"{_shorten(value)}" is not a {what.lower()} name: use letters, digits, - and _, '
-            f"such as `arbel`. `{COMMAND} customers` lists them."
+            f"{quoted(value)} is not a {what.lower()} name: use letters, digits, - and _, "
+            f"such as `acme-prod`. `{COMMAND} customers` lists them."
         )
     return name
 
@@ -221,12 +221,8 @@ def _unknown_verb(verb: str) -> str:
 
     hint = difflib.get_close_matches(verb, VERBS, n=1)
     also = f" Did you mean `{COMMAND} {hint[0]}`?" if hint else ""
-    return f'I don\'t know "{_shorten(verb)}".{also} {_brief()}'
+    return f"I don't know {quoted(verb)}.{also} {_brief()}"
 
 
 def _brief() -> str:
     return f"Try {USAGE['run']}, or `{COMMAND} help`."
-
-
-def _shorten(value: str, limit: int = 40) -> str:
-    return value if len(value) <= limit else value[: limit - 1] + "…"

@@ -27,7 +27,7 @@ from app.config import Customer, WindowError, parse_window
 from app.engine.runs import Submit
 from app.errors import HubError
 from app.models import Run, Source
-from app.slack.access import Action, Who, decide, refusal
+from app.slack.access import Action, Who, decide
 from app.slack.desk import Desk
 from blocks import modal
 from blocks.ids import ActionId, BlockId
@@ -79,6 +79,17 @@ class Ready:
 Errors = dict[str, str]
 """block_id → message, for ``response_action: errors``."""
 
+CHOOSE = "Choose a customer from the list."
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """A submission that cannot run: what to show per field, and the customer value it named
+    when that is one the person may not run (or none at all) — a decision to record."""
+
+    errors: Errors
+    asked: str | None = None
+
 
 class Launcher:
     def __init__(self, desk: Desk) -> None:
@@ -90,7 +101,7 @@ class Launcher:
 
     def runnable(self, who: Who) -> list[Customer]:
         """The customers ``who`` may run checks for, by name."""
-        allowed = [c for c in self.catalog.customers.values() if decide(c, who, Action.RUN).allowed]
+        allowed = self.desk.access.allowed(self.catalog.customers.values(), who, Action.RUN)
         return sorted(allowed, key=lambda c: c.name.lower())
 
     def form(self, who: Who, meta: ModalMeta, customer_id: str | None = None) -> dict[str, Any]:
@@ -124,14 +135,25 @@ class Launcher:
         ]
         return modal.options([_choice(c) for c in found])
 
-    def check(self, who: Who, meta: ModalMeta, values: Mapping[str, Any]) -> Ready | Errors:
-        """Decide a submission from its state values: a :class:`Ready` or field errors."""
+    async def offered(self, who: Who) -> None:
+        """Record which customers the form offered ``who`` (after it was shown)."""
+        await self.desk.access.filtered(self.runnable(who), who, Action.RUN)
+
+    async def refused(self, who: Who, rejected: Rejected) -> None:
+        """Record the decision behind a submission rejected for its customer."""
+        if rejected.asked is not None:
+            customer = self.catalog.customers.get(rejected.asked)
+            await self.desk.access.check(customer, who, Action.RUN, asked=rejected.asked)
+
+    def check(self, who: Who, meta: ModalMeta, values: Mapping[str, Any]) -> Ready | Rejected:
+        """Decide a submission from its state values: :class:`Ready`, or what to show. A
+        customer the person may not run reads like one that does not exist."""
         customer_id = _selected(values, BlockId.MODAL_CUSTOMER, ActionId.MODAL_CUSTOMER)
-        customer = self.catalog.customers.get(customer_id or "")
-        if customer is None:
-            return {BlockId.MODAL_CUSTOMER: "Choose a customer."}
-        if not decide(customer, who, Action.RUN).allowed:
-            return {BlockId.MODAL_CUSTOMER: refusal(customer, Action.RUN)}
+        if customer_id is None:
+            return Rejected({BlockId.MODAL_CUSTOMER: CHOOSE})
+        customer = self.catalog.customers.get(customer_id)
+        if customer is None or not decide(customer, who, Action.RUN).allowed:
+            return Rejected({BlockId.MODAL_CUSTOMER: CHOOSE}, asked=customer_id[:64])
         errors: Errors = {}
         window: timedelta | None = None
         window_text = _typed(values, BlockId.MODAL_WINDOW, ActionId.MODAL_WINDOW)
@@ -149,19 +171,23 @@ class Launcher:
         except HubError as exc:
             errors[BlockId.MODAL_CHECKS if checks else accounts_id] = str(exc)
         if errors or plan is None:
-            return errors
+            return Rejected(errors)
         channel = meta.channel_id or customer.slack.channel
         if channel is None:
-            return {
-                BlockId.MODAL_CUSTOMER: f"{customer.name} has no Slack channel for results. "
-                f"Type `/monitor` in a channel to run its checks there."
-            }
+            return Rejected(
+                {
+                    BlockId.MODAL_CUSTOMER: f"{customer.name} has no Slack channel for results. "
+                    f"Type `/monitor` in a channel to run its checks there."
+                }
+            )
         return Ready(plan, window, channel, who)
 
     async def submit(self, ready: Ready, view_id: str) -> Run:
         """Record the access decision and queue the run (once per modal: a repeated
         submission of the same view returns the same run)."""
         grant = await self.desk.access.admit(ready.plan.customer, ready.who, Action.RUN)
+        if grant is None:  # the grant was withdrawn since the submission was checked
+            raise HubError("That customer is no longer in your list; the run was not queued.")
         run, _ = await self.desk.runs.submit(
             Submit(
                 plan=ready.plan,

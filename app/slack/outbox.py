@@ -21,7 +21,13 @@ in ``changed`` instead (one guarded statement decides, comparing ``version``).
   so renderings made meanwhile coalesce into one update.
 - A **response** (``kind = response``) is one POST to a ``response_url`` (an ephemeral reply).
 - Anything else written once per key (``put_once``): a digest (``digest:<run id>``), posted
-  once and never updated.
+  once and never updated; a **notice** (``kind = notice``, ``notice:<key>``), the DM that tells
+  the person who asked for a run that its card was refused (``channel`` is their user id).
+
+``failed`` is final: the row is never claimed again, and its ``updated_at`` and
+``next_attempt_at`` say when it failed (the runboard counts the last 24 hours on
+``ix_outbox_due``). The deliverer writes the run's ``delivery_failed`` event, and queues the
+reply or notice that tells the requester, in the transaction that marks the row failed.
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, case, insert, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.dml import Insert
 
 from app.db import Database
@@ -53,6 +60,7 @@ class Status(StrEnum):
 class Kind(StrEnum):
     CARD = "card"
     RESPONSE = "response"
+    NOTICE = "notice"
 
 
 @dataclass(frozen=True)
@@ -176,12 +184,23 @@ class Outgoing:
         process or another replica)."""
         try:
             async with self.db.write() as session:
-                await session.execute(
-                    self._insert(), [_new_row(key, kind, payload, run_id, channel)]
-                )
+                await self.put_in(session, key, kind, payload, run_id, channel)
         except IntegrityError:
             return False
         return True
+
+    async def put_in(
+        self,
+        session: AsyncSession,
+        key: str,
+        kind: str,
+        payload: dict[str, Any],
+        run_id: int | None = None,
+        channel: str | None = None,
+    ) -> None:
+        """Queue a message in the caller's transaction; ``key`` must be new (a duplicate
+        raises IntegrityError and the caller's transaction rolls back)."""
+        await session.execute(self._insert(), [_new_row(key[:255], kind, payload, run_id, channel)])
 
     def _insert(self) -> Insert:
         """An INSERT of new rows, stamped with the database clock."""

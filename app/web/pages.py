@@ -17,6 +17,7 @@ from app.engine.runs import RunView
 from app.web import present, queries
 from app.web.params import OUTCOMES, STATUSES
 from app.web.queries import Page
+from blocks import delivery
 from blocks.marks import SEVERITY_MARK
 from checks import kinds
 
@@ -59,6 +60,7 @@ def runboard(board: Runboard, catalog: Catalog, now: datetime) -> dict[str, Any]
         "tiles": tiles,
         "day": day,
         "fires": present.next_fires(customers.values(), now)[:6],
+        "failed": present.failed_deliveries(board.failed, customers, now),
         "now": now,
     }
 
@@ -152,6 +154,7 @@ def run_page(
         "quiet": [b for b in blocks if b.tone in present.QUIET],
         "pending": present.pending(run, view.results, view.terminal),
         "events": [present.event_row(e, tz, now) for e in view.events],
+        "deliveries": [present.event_row(e, tz, now) for e in delivery.failures(view.events)],
         "terminal": view.terminal,
         "known": customer is not None,
     }

@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 
 from app.catalog import Catalog
+from app.errors import quoted
 from app.models import RunStatus
 from app.web.present import UTC_ZONE
 from app.web.queries import RunFilter
@@ -17,7 +18,8 @@ from checks import kinds
 
 STATUSES = tuple(s.value for s in RunStatus)
 OUTCOMES = ("crit", "error", "warn", "ok", "skipped")
-_CUSTOMER = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+_CUSTOMER = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}", re.ASCII)
+_DIGITS = re.compile(r"[0-9]{1,16}", re.ASCII)
 MAX_ID = 2**53
 
 
@@ -31,7 +33,7 @@ def _choice(query: Mapping[str, str], name: str, choices: tuple[str, ...]) -> st
     if not value:
         return None
     if value not in choices:
-        raise BadParam(f'Unknown {name} "{value}". Use one of: {", ".join(choices)}.')
+        raise BadParam(f"Unknown {name} {quoted(value)}. Use one of: {', '.join(choices)}.")
     return value
 
 
@@ -42,23 +44,23 @@ def _day(query: Mapping[str, str], name: str) -> date | None:
     try:
         return date.fromisoformat(value)
     except ValueError:
-        raise BadParam(f'"{value}" is not a date; write it as YYYY-MM-DD.') from None
+        raise BadParam(f"{quoted(value)} is not a date; write it as YYYY-MM-DD.") from None
 
 
 def cursor(query: Mapping[str, str], name: str) -> int | None:
     value = query.get(name, "").strip().removeprefix("#")
     if not value:
         return None
-    if not value.isdigit() or not 0 < int(value) < MAX_ID:
-        raise BadParam(f'"{value}" is not a run id.')
+    if not _DIGITS.fullmatch(value) or not 0 < int(value) < MAX_ID:
+        raise BadParam(f"{quoted(value)} is not a run id.")
     return int(value)
 
 
 def run_filter(query: Mapping[str, str], catalog: Catalog) -> tuple[RunFilter, ZoneInfo]:
     """The filter, and the zone its dates were read in (the customer's, else UTC)."""
     customer = query.get("customer", "").strip().lower() or None
-    if customer is not None and not _CUSTOMER.match(customer):
-        raise BadParam(f'"{customer}" is not a customer id.')
+    if customer is not None and not _CUSTOMER.fullmatch(customer):
+        raise BadParam(f"{quoted(customer)} is not a customer id.")
     known = catalog.customers.get(customer) if customer else None
     tz = known.tz if known is not None else UTC_ZONE
     since, until = _day(query, "from"), _day(query, "to")

@@ -18,10 +18,11 @@ from zoneinfo import ZoneInfo
 from markupsafe import Markup
 
 from app.config import Customer, format_window
+from app.engine.runboard import FailedDeliveries
 from app.models import Result, Run, RunEvent
 from app.schedules import slots
 from app.web import svg
-from blocks import marks
+from blocks import delivery, marks
 from blocks.marks import SEVERITY_MARK, SEVERITY_WORD, STATUS_MARK, mark
 from checks import kinds
 
@@ -127,6 +128,19 @@ class EventRow:
     mark: str
     text: str
     actor: str
+
+
+@dataclass(frozen=True)
+class FailedNote:
+    """The runboard's line about Slack deliveries that failed for good in the last 24 h."""
+
+    count: int
+    text: str
+    """``2 Slack deliveries failed in the last 24 h``."""
+    latest: str
+    """The latest: which, where, Slack's code, why and what to do ("" when hidden)."""
+    stamp: Stamp | None
+    run_id: int | None
 
 
 @dataclass(frozen=True)
@@ -446,6 +460,7 @@ _EVENT_MARK = {
     "requeued": "↩",
     "retried": "🔁",
     "delivered": "💬",
+    "delivery_failed": delivery.MARK,
 }
 
 
@@ -460,10 +475,36 @@ def event_row(event: RunEvent, tz: ZoneInfo, now: datetime) -> EventRow:
             f"{SEVERITY_WORD.get(severity, severity)}"
         )
         symbol = SEVERITY_MARK.get(severity, "•")
+    elif kind == "delivery_failed":
+        text, symbol = delivery.timeline_text(data), delivery.MARK
+    elif kind == "delivered" and data.get("what"):
+        where = f" to {data['channel']}" if data.get("channel") else ""
+        text, symbol = f"Delivered · {data['what']}{where}", _EVENT_MARK[kind]
     else:
         text = _event_text(kind, data)
         symbol = _EVENT_MARK.get(kind, "•")
     return EventRow(stamp(event.created_at, tz, now, seconds=True), symbol, text, event.actor)
+
+
+def failed_deliveries(
+    failed: FailedDeliveries, customers: Mapping[str, Customer], now: datetime
+) -> FailedNote | None:
+    """``⚠️ 2 Slack deliveries failed in the last 24 h · latest 07:05 WIB: card of #1842 to
+    C0OPS · channel_not_found — …``; None when there were none."""
+    if not failed.count:
+        return None
+    many = "deliveries" if failed.count != 1 else "delivery"
+    text = f"{failed.count} Slack {many} failed in the last 24 h"
+    last = failed.latest
+    if last is None:
+        return FailedNote(failed.count, text, "", None, None)
+    name = delivery.thing(last.kind)
+    words = delivery.explain(last.error, what=name, ref=last.key, run_id=last.run_id)
+    which = f"{name} of #{last.run_id}" if last.run_id is not None else name
+    where = f" to {last.channel}" if last.channel else ""
+    latest = f"{which}{where} · {delivery.error_code(last.error)} — {words.reason}: {words.fix}"
+    tz = zone(customers.get(last.customer_id or ""))
+    return FailedNote(failed.count, text, latest, stamp(last.at, tz, now), last.run_id)
 
 
 def _event_text(kind: str, data: Mapping[str, Any]) -> str:

@@ -50,7 +50,7 @@ async def runs(request: web.Request) -> web.Response:
     return aiohttp_jinja2.render_template("runs.html", request, context)
 
 
-@ROUTES.get(r"/runs/{id:\d{1,15}}", name="run")
+@ROUTES.get(r"/runs/{id:[0-9]{1,15}}", name="run")
 async def run(request: web.Request) -> web.Response:
     view = await _view(request, events=True)
     customer = request.app[CATALOG].customers.get(view.run.customer_id)
@@ -84,7 +84,7 @@ async def api_runs(request: web.Request) -> web.Response:
     )
 
 
-@ROUTES.get(r"/api/runs/{id:\d{1,15}}", name="api_run")
+@ROUTES.get(r"/api/runs/{id:[0-9]{1,15}}", name="api_run")
 async def api_run(request: web.Request) -> web.Response:
     return _json(run_json(await _view(request)))
 

@@ -678,6 +678,264 @@ def test_it_says_where_to_point_hub_config_dir_when_there_are_no_customers(
     ]
 
 
+# --- values that look almost right -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", [".nan", ".NaN", ".inf", "-.inf", "1.0e+999"])
+def test_it_refuses_a_threshold_that_is_not_a_finite_number(tmp_path: Path, value: str) -> None:
+    # compared with nan or inf, a reading never crosses the threshold: alerting would be off
+    write(tmp_path, "acme.yaml", GOOD + f"checks:\n  rds:\n    cpu_crit_pct: {value}\n")
+
+    assert problems(tmp_path) == [
+        f'acme.yaml:12: "{value}" is not a finite number; write a number such as 80 '
+        "(or put it in quotes if it is text)"
+    ]
+
+
+def test_it_refuses_a_non_finite_number_written_as_text(tmp_path: Path) -> None:
+    write(tmp_path, "acme.yaml", GOOD + 'checks:\n  rds:\n    cpu_crit_pct: "nan"\n')
+
+    assert problems(tmp_path) == [
+        "acme.yaml:12: checks.rds.cpu_crit_pct: must be a finite number, such as 80"
+    ]
+
+
+def test_it_refuses_a_non_finite_number_wherever_it_is(tmp_path: Path) -> None:
+    write(tmp_path, "acme.yaml", GOOD.replace("name: Acme\n", "name: .inf\n", 1))
+
+    assert problems(tmp_path) == [
+        'acme.yaml:2: ".inf" is not a finite number; write a number such as 80 '
+        "(or put it in quotes if it is text)",
+        "acme.yaml:2: name: must be text; put it in quotes",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ("cpu_warn_pct: 150", "checks.rds.cpu_warn_pct: must be at most 100"),
+        ("free_storage_crit_pct: -1", "checks.rds.free_storage_crit_pct: must be at least 0"),
+        (
+            "connections_crit: 100000000000000000000",
+            "checks.rds.connections_crit: must be at most 1000000",
+        ),
+    ],
+)
+def test_it_keeps_rds_thresholds_in_range(tmp_path: Path, setting: str, message: str) -> None:
+    write(tmp_path, "acme.yaml", GOOD + f"checks:\n  rds:\n    {setting}\n")
+
+    assert problems(tmp_path) == [f"acme.yaml:12: {message}"]
+
+
+def test_it_says_which_way_an_inverted_rds_threshold_is_wrong(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        "acme.yaml",
+        GOOD
+        + """\
+checks:
+  rds:
+    cpu_warn_pct: 95
+    cpu_crit_pct: 90
+    free_storage_warn_pct: 5
+    free_storage_crit_pct: 10
+""",
+    )
+
+    assert problems(tmp_path) == [
+        "acme.yaml:13: checks.rds.cpu_crit_pct: cpu_crit_pct (90) must not be below "
+        "cpu_warn_pct (95): the more CPU, the worse, so crit is the higher number; "
+        "swap them or change one",
+        "acme.yaml:15: checks.rds.free_storage_crit_pct: free_storage_crit_pct (10) must not be "
+        "above free_storage_warn_pct (5): the less free storage, the worse, so crit is the "
+        "lower number; swap them or change one",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("window", "message"),
+    [
+        ("1000000000d", '"1000000000d" is out of range. Use a window from 1m to 31d.'),
+        (
+            "999999999999999999999m",
+            '"999999999999999999999m" is out of range. Use a window from 1m to 31d.',
+        ),
+        ("9" * 5000 + "h", f'"{"9" * 39}…" is out of range. Use a window from 1m to 31d.'),
+        ("١٢h", '"١٢h" is not a window. Use a number and a unit: 30m, 12h or 7d.'),
+        (
+            "100000000000000000000000",
+            '"100000000000000000000000" is not a window. Use a number and a unit: 30m, 12h or 7d.',
+        ),
+    ],
+    ids=lambda value: value[:24],
+)
+def test_it_explains_a_huge_window_instead_of_crashing(
+    tmp_path: Path, window: str, message: str
+) -> None:
+    write(tmp_path, "acme.yaml", GOOD + f"checks:\n  rds:\n    window: {window}\n")
+
+    assert problems(tmp_path) == [f"acme.yaml:12: checks.rds.window: {message}"]
+
+
+@pytest.mark.parametrize(
+    ("key", "good", "bad", "line", "message"),
+    [
+        (
+            "id",
+            "acme-prod",
+            '"acme-prod\\n"',
+            5,
+            'accounts[0].id: "acme-prod\\n" is not a valid id; use lowercase letters, digits, - '
+            "and _ (at most 40, starting with a letter or digit), for example arbel",
+        ),
+        (
+            "account_id",
+            '"123456789012"',
+            '"123456789012\\n"',
+            7,
+            'accounts[0].account_id: "123456789012\\n" is not an AWS account id; '
+            "write its 12 digits (0-9) in quotes",
+        ),
+        (
+            "account_id",
+            '"123456789012"',
+            '"١٢٣٤٥٦٧٨٩٠١٢"',
+            7,
+            'accounts[0].account_id: "١٢٣٤٥٦٧٨٩٠١٢" is not an AWS account id; '
+            "write its 12 digits (0-9) in quotes",
+        ),
+        (
+            "regions",
+            "[eu-west-1]",
+            '["eu-west-1\\n"]',
+            8,
+            'accounts[0].regions[0]: "eu-west-1\\n" is not an AWS region name such as '
+            "ap-southeast-3",
+        ),
+        (
+            "regions",
+            "[eu-west-1]",
+            "[eu-west-١]",
+            8,
+            'accounts[0].regions[0]: "eu-west-١" is not an AWS region name such as ap-southeast-3',
+        ),
+    ],
+    ids=lambda value: str(value)[:20],
+)
+def test_it_refuses_an_identifier_with_a_trailing_newline_or_non_ascii_digits(
+    tmp_path: Path, key: str, good: str, bad: str, line: int, message: str
+) -> None:
+    write(tmp_path, "acme.yaml", GOOD.replace(f"{key}: {good}", f"{key}: {bad}"))
+
+    assert problems(tmp_path) == [f"acme.yaml:{line}: {message}"]
+
+
+@pytest.mark.parametrize(
+    "role_arn",
+    [
+        '"arn:aws:iam::123456789012:role/Monitoring\\n"',
+        '"arn:aws:iam::١٢٣٤٥٦٧٨٩٠١٢:role/Monitoring"',
+        '"arn:aws:iam::123456789012:role/Mönitoring"',
+    ],
+)
+def test_it_refuses_a_role_arn_with_a_trailing_newline_or_non_ascii(
+    tmp_path: Path, role_arn: str
+) -> None:
+    write(
+        tmp_path,
+        "acme.yaml",
+        GOOD.replace("    regions:", f"    role_arn: {role_arn}\n    regions:"),
+    )
+
+    shown = role_arn.strip('"')
+    assert problems(tmp_path) == [
+        f'acme.yaml:8: accounts[0].role_arn: "{shown}" is not a role ARN; '
+        "write arn:aws:iam::<12-digit account id>:role/<name>"
+    ]
+
+
+def test_it_refuses_a_slack_id_with_a_trailing_newline(tmp_path: Path) -> None:
+    write(
+        tmp_path, "acme.yaml", GOOD.replace("{channel: C0123456789}", '{channel: "C0123456789\\n"}')
+    )
+
+    assert problems(tmp_path) == [
+        'acme.yaml:3: slack.channel: "C0123456789\\n" is not a Slack id; use the id (such as '
+        "C0123456789 or U0123ABCD), not a #name or @name"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (
+            "2027-02-30",
+            '"2027-02-30" is not a valid date (day is out of range for month); correct it, or '
+            "put it in quotes to keep it as text",
+        ),
+        (
+            "1" * 5000,
+            f'"{"1" * 39}…" is not a valid whole number (Exceeds the limit (4300 digits) for '
+            "integer string conversi…); correct it, or put it in quotes to keep it as text",
+        ),
+    ],
+    ids=["impossible date", "5000 digits"],
+)
+def test_it_explains_a_value_yaml_cannot_construct(
+    tmp_path: Path, value: str, message: str
+) -> None:
+    write(tmp_path, "acme.yaml", GOOD + f"checks:\n  rds:\n    window: {value}\n")
+
+    assert problems(tmp_path) == [f"acme.yaml:12: {message}"]
+
+
+@pytest.mark.parametrize(
+    ("nesting", "line"),
+    [
+        ("[" * 40 + "]" * 40, 10),  # deeper than any customer file needs
+        ("[" * 100_000 + "]" * 100_000, 10),  # deeper than the parser's stack
+        ("".join(f"\n{'  ' * depth}- " for depth in range(1, 3000)) + "x", 37),  # block style
+    ],
+    ids=["40 levels", "100,000 levels", "3,000 indented levels"],
+)
+def test_it_says_a_deeply_nested_file_is_too_deep_instead_of_crashing(
+    tmp_path: Path, nesting: str, line: int
+) -> None:
+    write(tmp_path, "acme.yaml", GOOD + f"extra: {nesting}\n")
+
+    found = problems(tmp_path)
+
+    assert len(found) == 1
+    where, message = found[0].split(": ", 1)
+    assert message == (
+        "too deeply nested (more than 32 levels); a customer file needs a handful — close the "
+        "brackets opened before this line"
+    )
+    assert where.startswith("acme.yaml:")
+    assert int(where.split(":")[1]) >= line
+
+
+def test_it_follows_yaml_aliases_without_blowing_up(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        "acme.yaml",
+        GOOD
+        + """\
+q1: &a [x, x, x, x, x, x, x, x, x, x]
+q2: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]
+q3: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]
+q4: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]
+q5: &e [*e]
+""",
+    )
+
+    assert problems(tmp_path) == [
+        f"acme.yaml:{line}: {key}: unknown key; the keys here are "
+        "id, name, timezone, slack, accounts, checks, schedules"
+        for line, key in zip(range(10, 15), ["q1", "q2", "q3", "q4", "q5"], strict=True)
+    ]
+
+
 # --- windows ----------------------------------------------------------------------------------
 
 
@@ -688,6 +946,9 @@ def test_it_says_where_to_point_hub_config_dir_when_there_are_no_customers(
         ("12h", timedelta(hours=12)),
         ("7d", timedelta(days=7)),
         ("31d", timedelta(days=31)),
+        ("44640m", timedelta(days=31)),
+        ("744h", timedelta(days=31)),
+        ("0000012h", timedelta(hours=12)),
         (" 12H ", timedelta(hours=12)),
     ],
 )
@@ -705,14 +966,24 @@ def test_it_reads_a_window_as_a_number_and_a_unit(text: str, expected: timedelta
         ("1.5h", "Use a number and a unit: 30m, 12h or 7d."),
         ("0h", "Use a window from 1m to 31d."),
         ("40d", "Use a window from 1m to 31d."),
+        ("44641m", "Use a window from 1m to 31d."),
+        ("745h", "Use a window from 1m to 31d."),
+        ("1000000000d", "Use a window from 1m to 31d."),
+        ("99999999999999999999999999h", "Use a window from 1m to 31d."),
+        ("9" * 5000 + "m", "Use a window from 1m to 31d."),
+        ("١٢h", "Use a number and a unit: 30m, 12h or 7d."),
+        ("12h\n5d", "Use a number and a unit: 30m, 12h or 7d."),
     ],
+    ids=lambda value: value[:24],
 )
 def test_it_rejects_a_window_and_says_how_to_write_one(text: str, advice: str) -> None:
     with pytest.raises(WindowError) as raised:
         parse_window(text)
 
-    assert str(raised.value).startswith(f'"{text}" is ')
+    shown = text[:39].replace("\n", "\\n")
+    assert str(raised.value).startswith(f'"{shown}')
     assert str(raised.value).endswith(advice)
+    assert len(str(raised.value)) < 120
 
 
 def test_it_writes_a_window_the_short_way() -> None:
@@ -760,7 +1031,9 @@ def test_it_says_how_to_list_targets_when_nothing_is_close(catalog: Catalog) -> 
     with pytest.raises(NotFound) as raised:
         catalog.resolve("zzzz")
 
-    assert str(raised.value) == 'I don\'t know "zzzz". Try `/monitor customers` for the list.'
+    assert str(raised.value) == (
+        'I don\'t know "zzzz". Customers are the files in configs/customers/.'
+    )
 
 
 def test_it_plans_an_accounts_configured_checks_when_none_are_named(catalog: Catalog) -> None:
@@ -850,3 +1123,34 @@ def test_it_passes_mhub_config_check_with_the_shipped_configs() -> None:
 
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("OK: ")
+
+
+def test_it_answers_every_value_that_used_to_crash_it_with_file_and_line(tmp_path: Path) -> None:
+    acme = write(
+        tmp_path,
+        "acme.yaml",
+        GOOD.replace('"123456789012"', '"١٢٣٤٥٦٧٨٩٠١٢"')
+        + """\
+checks:
+  rds:
+    window: 1000000000d
+    cpu_warn_pct: .nan
+""",
+    )
+    deep = write(tmp_path, "deep.yaml", "id: deep\nname: Deep\naccounts: " + "[" * 50_000 + "\n")
+
+    result = mhub_config_check(tmp_path)
+
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr + result.stdout
+    assert result.stderr.splitlines() == [
+        f'{acme}:7: accounts[0].account_id: "١٢٣٤٥٦٧٨٩٠١٢" is not an AWS account id; '
+        "write its 12 digits (0-9) in quotes",
+        f'{acme}:12: checks.rds.window: "1000000000d" is out of range. '
+        "Use a window from 1m to 31d.",
+        f'{acme}:13: ".nan" is not a finite number; write a number such as 80 '
+        "(or put it in quotes if it is text)",
+        f"{deep}:3: too deeply nested (more than 32 levels); a customer file needs a handful — "
+        "close the brackets opened before this line",
+        "4 problem(s) found.",
+    ]

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
+from app.engine.runs import RunView
+from app.models import RunEvent
+from blocks import delivery
 from blocks.card import run_card
 from blocks.ids import ActionId
+from blocks.terminal import render_run
 from tests.blocks.support import BUDGET, HOT_DB, NOW, WIB, result, run, view
 from tests.fakeslack.validate import all_text, message_problems
 
@@ -106,3 +111,40 @@ def test_it_fits_a_huge_run_in_one_message() -> None:
     assert len(message["blocks"]) <= 50
     assert "more problems" in all_text(message)
     assert buttons(message) == [ActionId.CANCEL_RUN, ActionId.OPEN_WEB]
+
+
+def refused(
+    minutes_ago: int, error: str = "channel_not_found", what: str = "card post"
+) -> RunEvent:
+    words = delivery.explain(error, what=what, ref="card:1842", run_id=1842)
+    data = {"what": what, "channel": "C0GONE", "error": error, "ref": "card:1842"}
+    data |= {"reason": words.reason, "fix": words.fix, "told": "dm"}
+    return RunEvent(
+        run_id=1842,
+        type="delivery_failed",
+        actor="slack",
+        data=data,
+        created_at=NOW - timedelta(minutes=minutes_ago),
+    )
+
+
+def test_it_says_when_and_why_slack_refused_the_runs_card_with_what_to_do() -> None:
+    done = run("completed", outcome="warn")
+    the_view = RunView(done, [BUDGET], [refused(2)])
+    text = all_text(card(the_view))
+    assert (
+        "⚠️ 07:03 WIB · Delivery failed · card post to C0GONE · channel_not_found — the channel "
+        "no longer exists or the app can't see it: check `slack.channel` in the customer's config"
+    ) in text
+    printed = render_run(the_view, WIB, "Aryanoble")  # mhub status: the same line
+    assert printed.splitlines()[-1].startswith(
+        "⚠️ 2026-11-21 07:03 WIB · Delivery failed · card post to C0GONE · channel_not_found — "
+    )
+    assert "Delivery failed" not in all_text(card(view(done, BUDGET)))  # read without a timeline
+
+
+def test_it_lists_the_newest_failed_deliveries_and_counts_the_rest() -> None:
+    events = [refused(30 - n, "invalid_blocks", "card update") for n in range(5)]
+    text = all_text(card(RunView(run("completed", outcome="warn"), [BUDGET], events)))
+    assert "… 2 earlier failed deliveries" in text and text.count("Delivery failed") == 3
+    assert "report it with ref `card:1842`" in text

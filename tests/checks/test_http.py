@@ -1,12 +1,17 @@
 """The http check against real local servers: plain http, and https with certificates made in
-the test (a throwaway CA and a leaf for 127.0.0.1)."""
+the test (a throwaway CA and a leaf for 127.0.0.1). The servers are on loopback, so the
+endpoints here say ``allow_private: true`` unless a test is about what the hub refuses."""
 
 from __future__ import annotations
 
 import asyncio
 import ipaddress
+import json
+import logging
 import ssl
-from collections.abc import AsyncIterator, Iterator
+import textwrap
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -22,6 +27,7 @@ from pydantic import ValidationError
 from app.config import Customer
 from app.engine.checking import CheckRunner
 from app.engine.retry import RetryPolicy
+from app.loader import check_config
 from app.sandbox.moto import free_port
 from checks.aws import AwsClients
 from checks.base import CheckResult, Severity
@@ -29,6 +35,8 @@ from checks.http import HttpCheck, HttpSettings
 from tests.checks.support import ARBEL, BILLING, account, customer
 
 SLOW_S = 0.3
+SECRET = "Bearer s3cret-token"
+HITS = web.AppKey("hits", list[str])
 
 
 async def _ok(request: web.Request) -> web.Response:
@@ -48,24 +56,78 @@ async def _maintenance(request: web.Request) -> web.Response:
     return web.Response(text="down for maintenance")
 
 
+async def _bogus_charset(request: web.Request) -> web.Response:
+    return web.Response(
+        body=b"status: healthy", headers={"Content-Type": "text/plain; charset=no-such-charset"}
+    )
+
+
+async def _moved(request: web.Request) -> web.Response:
+    raise web.HTTPFound(request.query.get("to", "/health"))
+
+
+async def _loop(request: web.Request) -> web.Response:
+    raise web.HTTPFound("/loop")
+
+
+async def _private(request: web.Request) -> web.Response:
+    if request.headers.get("Authorization") != SECRET:
+        return web.Response(status=401, text="who are you?")
+    return web.Response(text="status: healthy")
+
+
+@web.middleware
+async def _record(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    request.app[HITS].append(request.path_qs)
+    return await handler(request)
+
+
 def site() -> web.Application:
-    app = web.Application()
+    app = web.Application(middlewares=[_record])
+    app[HITS] = []
     app.router.add_get("/health", _ok)
     app.router.add_get("/down", _down)
     app.router.add_get("/slow", _slow)
     app.router.add_get("/maintenance", _maintenance)
+    app.router.add_get("/charset", _bogus_charset)
+    app.router.add_get("/moved", _moved)
+    app.router.add_get("/loop", _loop)
+    app.router.add_get("/private", _private)
     return app
 
 
-@pytest.fixture
-async def server() -> AsyncIterator[str]:
-    """A plain-http site on loopback; yields its base URL."""
-    runner = web.AppRunner(site(), shutdown_timeout=0.1)
+@dataclass(frozen=True)
+class Site:
+    url: str
+    """The base URL, http://127.0.0.1:port."""
+    hits: list[str]
+    """Every path (and query) requested from it, in order."""
+
+
+async def serve() -> AsyncIterator[Site]:
+    app = site()
+    runner = web.AppRunner(app, shutdown_timeout=0.1)
     await runner.setup()
     port = free_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()
-    yield f"http://127.0.0.1:{port}"
+    yield Site(f"http://127.0.0.1:{port}", app[HITS])
     await runner.cleanup()
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[Site]:
+    """The monitored site: plain http on loopback."""
+    async for running in serve():
+        yield running
+
+
+@pytest.fixture
+async def internal() -> AsyncIterator[Site]:
+    """Another server on loopback, standing for something in the hub's own network."""
+    async for running in serve():
+        yield running
 
 
 @pytest.fixture
@@ -76,7 +138,8 @@ def clients() -> Iterator[AwsClients]:
 
 
 def endpoint(name: str, url: str, **extra: Any) -> dict[str, Any]:
-    return {"name": name, "url": url, **extra}
+    """An endpoint that may be on loopback (the test servers are), unless ``extra`` says not."""
+    return {"name": name, "url": url, "allow_private": True, **extra}
 
 
 def shop(*endpoints: dict[str, Any], alias_checks: tuple[str, ...] = ("http",)) -> Customer:
@@ -96,9 +159,9 @@ async def run_http(
 
 
 async def test_it_reports_a_healthy_endpoint_as_ok_with_its_latency(
-    server: str, clients: AwsClients
+    server: Site, clients: AwsClients
 ) -> None:
-    who = shop(endpoint("api", f"{server}/health", body_contains="healthy"))
+    who = shop(endpoint("api", f"{server.url}/health", body_contains="healthy"))
 
     result = await run_http(clients, who)
 
@@ -112,9 +175,9 @@ async def test_it_reports_a_healthy_endpoint_as_ok_with_its_latency(
 
 
 async def test_it_is_critical_when_the_status_is_not_the_expected_one(
-    server: str, clients: AwsClients
+    server: Site, clients: AwsClients
 ) -> None:
-    who = shop(endpoint("api", f"{server}/health"), endpoint("shop", f"{server}/down"))
+    who = shop(endpoint("api", f"{server.url}/health"), endpoint("shop", f"{server.url}/down"))
 
     result = await run_http(clients, who)
 
@@ -124,9 +187,9 @@ async def test_it_is_critical_when_the_status_is_not_the_expected_one(
 
 
 async def test_it_accepts_the_status_it_was_told_to_expect(
-    server: str, clients: AwsClients
+    server: Site, clients: AwsClients
 ) -> None:
-    who = shop(endpoint("legacy", f"{server}/down", expect_status=503))
+    who = shop(endpoint("legacy", f"{server.url}/down", expect_status=503))
 
     result = await run_http(clients, who)
 
@@ -134,9 +197,9 @@ async def test_it_accepts_the_status_it_was_told_to_expect(
 
 
 async def test_it_warns_when_an_endpoint_is_slower_than_its_threshold(
-    server: str, clients: AwsClients
+    server: Site, clients: AwsClients
 ) -> None:
-    who = shop(endpoint("api", f"{server}/slow", latency_warn_ms=100, latency_crit_ms=10_000))
+    who = shop(endpoint("api", f"{server.url}/slow", latency_warn_ms=100, latency_crit_ms=10_000))
 
     result = await run_http(clients, who)
 
@@ -147,9 +210,9 @@ async def test_it_warns_when_an_endpoint_is_slower_than_its_threshold(
 
 
 async def test_it_is_critical_when_the_body_lacks_the_expected_text(
-    server: str, clients: AwsClients
+    server: Site, clients: AwsClients
 ) -> None:
-    who = shop(endpoint("api", f"{server}/maintenance", body_contains="healthy"))
+    who = shop(endpoint("api", f"{server.url}/maintenance", body_contains="healthy"))
 
     result = await run_http(clients, who)
 
@@ -160,9 +223,9 @@ async def test_it_is_critical_when_the_body_lacks_the_expected_text(
 
 
 async def test_it_is_critical_when_an_endpoint_does_not_answer_in_time(
-    server: str, clients: AwsClients
+    server: Site, clients: AwsClients
 ) -> None:
-    who = shop(endpoint("api", f"{server}/slow?s=5", timeout_s=0.2))
+    who = shop(endpoint("api", f"{server.url}/slow?s=5", timeout_s=0.2))
 
     result = await run_http(clients, who)
 
@@ -176,21 +239,23 @@ async def test_it_is_critical_when_nothing_listens(clients: AwsClients) -> None:
     result = await run_http(clients, who)
 
     assert result.severity == Severity.CRIT
-    assert result.details["resources"][0]["summary"].startswith("api: unreachable: ")
+    assert result.details["resources"][0]["summary"] == (
+        "api: unreachable: could not connect (connection refused)"
+    )
 
 
 async def test_it_shows_each_endpoint_under_its_account_only(
-    server: str, clients: AwsClients
+    server: Site, clients: AwsClients
 ) -> None:
     who = shop(
-        endpoint("api", f"{server}/health"),
-        endpoint("billing-portal", f"{server}/down", account="billing"),
+        endpoint("api", f"{server.url}/health"),
+        endpoint("billing-portal", f"{server.url}/down", account="billing"),
         alias_checks=("backup",),  # arbel does not run http, so billing is the default owner
     )
     on_first = customer(
         *who.accounts[:1],
         account("charlie", "333333333333").model_copy(update={"checks": ("http",)}),
-        checks={"http": {"endpoints": [endpoint("api", f"{server}/health")]}},
+        checks={"http": {"endpoints": [endpoint("api", f"{server.url}/health")]}},
     )
 
     billing = await run_http(clients, who, "billing")
@@ -206,9 +271,9 @@ async def test_it_shows_each_endpoint_under_its_account_only(
 
 
 async def test_it_flags_an_endpoint_that_names_an_unknown_account(
-    server: str, clients: AwsClients
+    server: Site, clients: AwsClients
 ) -> None:
-    who = shop(endpoint("api", f"{server}/health", account="arbl"))
+    who = shop(endpoint("api", f"{server.url}/health", account="arbl"))
 
     result = await run_http(clients, who)
 
@@ -340,3 +405,213 @@ async def test_it_is_critical_when_the_certificate_is_not_trusted(
     assert result.details["resources"][0]["summary"].startswith(
         "api: TLS certificate not trusted: "
     )
+
+
+# -- what the hub requests, and what a result keeps -------------------------------------------
+
+
+async def test_it_follows_a_redirect_that_stays_on_the_configured_host(
+    server: Site, clients: AwsClients
+) -> None:
+    who = shop(endpoint("api", f"{server.url}/moved", body_contains="healthy"))
+
+    result = await run_http(clients, who)
+
+    assert result.severity == Severity.OK
+    assert result.details["resources"][0]["status"] == 200
+    assert server.hits == ["/moved", "/health"]
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])
+async def test_it_does_not_follow_a_redirect_away_from_the_configured_host(
+    server: Site, internal: Site, clients: AwsClients, host: str
+) -> None:
+    target = internal.url.replace("127.0.0.1", host) + "/admin/reset"
+    who = shop(endpoint("api", f"{server.url}/moved?to={target}?token=abc"))
+
+    result = await run_http(clients, who)
+
+    (api,) = result.details["resources"]
+    here = server.url.removeprefix("http://")
+    assert result.severity == Severity.ERROR
+    assert api["summary"] == (
+        f"api: redirects away from {here}, to {target}; not followed (the hub requests only "
+        "the configured host): point url at the final URL"
+    )
+    assert api["status"] == 302
+    assert internal.hits == []
+
+
+async def test_it_shows_where_a_redirect_goes_when_told_not_to_follow_it(
+    server: Site, clients: AwsClients
+) -> None:
+    who = shop(endpoint("api", f"{server.url}/moved", follow_redirects=False))
+
+    result = await run_http(clients, who)
+
+    assert result.severity == Severity.CRIT
+    assert result.details["resources"][0]["summary"].startswith(
+        f"api: status 302, expected 200 (redirects to {server.url}/health) · "
+    )
+    assert server.hits == ["/moved"]
+
+
+async def test_it_stops_after_five_redirects(server: Site, clients: AwsClients) -> None:
+    who = shop(endpoint("api", f"{server.url}/loop"))
+
+    result = await run_http(clients, who)
+
+    assert result.severity == Severity.CRIT
+    assert result.details["resources"][0]["summary"] == (
+        f"api: more than 5 redirects (the last to {server.url}/loop)"
+    )
+    assert server.hits == ["/loop"] * 6
+
+
+@pytest.mark.parametrize(
+    ("host", "says"),
+    [
+        ("127.0.0.1", "127.0.0.1 is a loopback address"),
+        ("localhost", "localhost resolves to a loopback address"),
+        ("[::ffff:127.0.0.1]", "::ffff:127.0.0.1 is a loopback address"),
+        ("[64:ff9b::a00:1]", "64:ff9b::a00:1 is a private address"),
+        ("[2002:a9fe:a9fe::]", "2002:a9fe:a9fe:: is a link-local address"),
+        ("0.0.0.0", "0.0.0.0 is an unspecified address"),
+        ("100.64.0.1", "100.64.0.1 is a non-public address"),
+    ],
+)
+async def test_it_refuses_addresses_outside_the_internet_unless_the_endpoint_allows_them(
+    internal: Site, clients: AwsClients, host: str, says: str
+) -> None:
+    port = internal.url.rpartition(":")[2]
+    who = shop(endpoint("api", f"http://{host}:{port}/admin", allow_private=False))
+
+    result = await run_http(clients, who)
+
+    (api,) = result.details["resources"]
+    assert result.severity == Severity.ERROR
+    assert api["summary"] == (
+        f"api: {says}, which the hub does not request; set allow_private: true on this "
+        "endpoint if it is meant to be internal"
+    )
+    assert api["fingerprint"] == f"http:{ARBEL}:global:api:address"
+    assert internal.hits == []
+
+
+async def test_it_names_the_configured_host_not_an_address_when_it_cannot_connect(
+    clients: AwsClients,
+) -> None:
+    who = shop(endpoint("api", f"http://localhost:{free_port()}/health"))
+
+    result = await run_http(clients, who)
+
+    (api,) = result.details["resources"]
+    assert result.severity == Severity.CRIT
+    assert api["summary"] == "api: unreachable: could not connect (connection refused)"
+
+
+async def test_it_reads_a_body_in_an_unknown_charset_and_still_reports_a_down_endpoint(
+    server: Site, clients: AwsClients
+) -> None:
+    who = shop(
+        endpoint("odd", f"{server.url}/charset", body_contains="healthy"),
+        endpoint("gone", f"http://127.0.0.1:{free_port()}/health"),
+    )
+
+    result = await run_http(clients, who)
+
+    gone, odd = result.details["resources"]
+    assert result.severity == Severity.CRIT
+    assert result.summary.startswith("1 critical of 2 endpoints — gone: unreachable: ")
+    assert (gone["id"], gone["severity"]) == ("gone", "crit")
+    assert (odd["id"], odd["severity"], odd["status"]) == ("odd", "ok", 200)
+
+
+async def test_it_sends_a_header_from_the_environment_and_keeps_its_value_out_of_the_result(
+    server: Site, clients: AwsClients, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    check = HttpCheck(environ={"ACME_HEALTH_AUTH": SECRET})
+    who = shop(
+        endpoint("api", f"{server.url}/private", headers_env={"Authorization": "ACME_HEALTH_AUTH"})
+    )
+
+    result = await run_http(clients, who, check=check)
+
+    assert result.severity == Severity.OK
+    stored = json.dumps([result.summary, result.details])
+    assert "s3cret" not in stored
+    assert "s3cret" not in caplog.text
+
+
+async def test_it_does_not_check_an_endpoint_whose_header_variable_is_unset(
+    server: Site, clients: AwsClients
+) -> None:
+    who = shop(
+        endpoint("api", f"{server.url}/private", headers_env={"Authorization": "ACME_HEALTH_AUTH"}),
+        endpoint("shop", f"{server.url}/health"),
+    )
+
+    result = await run_http(clients, who, check=HttpCheck(environ={}))
+
+    api, shop_ = result.details["resources"]
+    assert result.severity == Severity.ERROR
+    assert api["summary"] == (
+        "api: environment variable ACME_HEALTH_AUTH (the Authorization header) is not set in "
+        "the hub's environment; set it where the hub runs"
+    )
+    assert shop_["severity"] == Severity.OK
+    assert server.hits == ["/health"]
+
+
+def test_it_refuses_credentials_in_an_endpoint_url(tmp_path: Path) -> None:
+    customers = tmp_path / "customers"
+    customers.mkdir()
+    (customers / "acme.yaml").write_text(
+        textwrap.dedent(
+            """\
+            id: acme
+            name: Acme
+            slack: {channel: C0123456789}
+            accounts:
+              - id: acme-prod
+                name: Acme Production
+                account_id: "123456789012"
+                regions: [eu-west-1]
+                checks: [http]
+            checks:
+              http:
+                endpoints:
+                  - name: api
+                    url: https://ops:hunter2@api.example.com/health
+            """
+        )
+    )
+
+    _, found = check_config(tmp_path)
+
+    assert [f"{p.path.name}:{p.line}: {p.message}" for p in found] == [
+        'acme.yaml:14: checks.http.endpoints[0].url: "https://api.example.com/health" has '
+        "user:password@ in it, which would be copied into every result; remove it and send the "
+        "credentials in a header read from the environment "
+        "(headers_env: {Authorization: NAME_OF_VARIABLE})"
+    ]
+    with pytest.raises(ValidationError) as caught:
+        HttpSettings.model_validate(
+            {"endpoints": [{"name": "a", "url": "https://ops:hunter2@api.example.com/health"}]}
+        )
+    assert "hunter2" not in str(caught.value)
+
+
+def test_it_wants_header_names_and_variable_names_in_headers_env() -> None:
+    def settings(headers_env: dict[str, str]) -> HttpSettings:
+        return HttpSettings.model_validate(
+            {"endpoints": [{"name": "a", "url": "https://x/", "headers_env": headers_env}]}
+        )
+
+    with pytest.raises(ValidationError, match='"Host" is not a header name the check can send'):
+        settings({"Host": "HOST_NAME"})
+    with pytest.raises(ValidationError, match="not the value itself") as caught:
+        settings({"Authorization": "Bearer s3cret-token"})
+    assert "s3cret" not in str(caught.value)
+    assert settings({"X-Api-Key": "ACME_KEY"}).endpoints[0].headers_env == {"X-Api-Key": "ACME_KEY"}

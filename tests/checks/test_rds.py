@@ -251,14 +251,43 @@ def test_it_reads_settings_written_in_yaml_and_refuses_inverted_thresholds() -> 
     assert settings.window == timedelta(hours=6)
     assert (settings.cpu_warn_pct, settings.cpu_crit_pct) == (80, 95)
     assert Settings().window == timedelta(hours=12)
-    with pytest.raises(ValidationError, match="crit threshold must not be above"):
+    with pytest.raises(ValidationError) as raised:
         Settings.model_validate({"cpu_warn_pct": 95, "cpu_crit_pct": 90})
-    with pytest.raises(ValidationError, match="crit threshold must not be below"):
+    assert raised.value.errors()[0]["msg"] == (
+        "Value error, cpu_crit_pct (90) must not be below cpu_warn_pct (95): the more CPU, "
+        "the worse, so crit is the higher number; swap them or change one"
+    )
+    with pytest.raises(ValidationError) as raised:
         Settings.model_validate({"free_storage_warn_pct": 5, "free_storage_crit_pct": 10})
+    assert raised.value.errors()[0]["msg"] == (
+        "Value error, free_storage_crit_pct (10) must not be above free_storage_warn_pct (5): "
+        "the less free storage, the worse, so crit is the lower number; swap them or change one"
+    )
     with pytest.raises(ValidationError, match="not a window"):
         Settings.model_validate({"window": "soon"})
     with pytest.raises(ValidationError, match="Extra inputs"):
         Settings.model_validate({"cpu": 90})
+
+
+@pytest.mark.parametrize(
+    ("settings", "error"),
+    [
+        ({"cpu_warn_pct": float("nan")}, "Input should be a finite number"),
+        ({"cpu_crit_pct": "inf"}, "Input should be a finite number"),
+        ({"freeable_memory_warn_mib": "-inf"}, "Input should be a finite number"),
+        ({"cpu_warn_pct": 150}, "Input should be less than or equal to 100"),
+        ({"free_storage_crit_pct": -5}, "Input should be greater than or equal to 0"),
+        ({"connections_warn": 10**20}, "Input should be less than or equal to 1000000"),
+    ],
+    ids=repr,
+)
+def test_it_refuses_a_threshold_that_would_never_be_crossed(
+    settings: dict[str, Any], error: str
+) -> None:
+    with pytest.raises(ValidationError) as raised:
+        Settings.model_validate(settings)
+
+    assert [e["msg"] for e in raised.value.errors()] == [error]
 
 
 def test_it_keeps_each_series_under_fifty_points_in_whole_minutes() -> None:

@@ -6,6 +6,10 @@ import os
 import subprocess
 import sys
 
+import pytest
+from click.testing import CliRunner, Result
+
+from app.cli import config_check as config_check_command
 from tests.conftest import ROOT
 
 SECRET = "xapp-1-A0SECRET-9999-abcdef"
@@ -52,3 +56,144 @@ def test_it_accepts_a_good_environment() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("OK:")
+
+
+def test_it_answers_values_that_used_to_crash_it_with_one_line_per_variable() -> None:
+    done = config_check(
+        HUB_WEB_PORT="99999",
+        HUB_LEASE_SECONDS="1e400",
+        HUB_MISFIRE_GRACE="1000000000d",
+        HUB_POLL_SECONDS="nan",
+        HUB_MAX_RUNS="١٢",
+    )
+
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr + done.stdout
+    assert done.stderr.splitlines() == [
+        "HUB_WEB_PORT: use a port number from 1 to 65535, such as 8080",
+        "HUB_MAX_RUNS: use a whole number from 1 to 1,000, such as 4",
+        "HUB_LEASE_SECONDS: use seconds, more than 0 and at most 3600 (an hour), such as 30",
+        "HUB_POLL_SECONDS: use seconds, more than 0 and at most 3600 (an hour), such as 0.5",
+        "HUB_MISFIRE_GRACE: not a misfire grace; use seconds (900) or a window such as 15m, "
+        "from 0 to a day (86400 or 1d)",
+        "5 problem(s) found; fix the environment first.",
+    ]
+
+
+def check_in_process(**env: str) -> Result:
+    """``mhub config check`` in this process, with only ``env`` set of the hub's variables."""
+    unset = {k: None for k in os.environ if k.startswith(("SLACK_", "HUB_", "DATABASE"))}
+    runner = CliRunner()
+    return runner.invoke(
+        config_check_command, [], env={**unset, "HUB_CONFIG_DIR": str(ROOT / "configs"), **env}
+    )
+
+
+SECONDS = "use seconds, more than 0 and at most 3600 (an hour)"
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "advice"),
+    [
+        ("HUB_WEB_PORT", "0", "use a port number from 1 to 65535, such as 8080"),
+        ("HUB_WEB_PORT", "65536", "use a port number from 1 to 65535, such as 8080"),
+        ("HUB_WEB_PORT", "http", "use a port number from 1 to 65535, such as 8080"),
+        ("HUB_LEASE_SECONDS", "inf", f"{SECONDS}, such as 30"),
+        ("HUB_LEASE_SECONDS", "3601", f"{SECONDS}, such as 30"),
+        ("HUB_HEARTBEAT_SECONDS", "0", f"{SECONDS}, such as 5"),
+        ("HUB_CHECK_TIMEOUT", "-inf", f"{SECONDS}, such as 120"),
+        ("HUB_CANCEL_POLL_SECONDS", "1e-400", f"{SECONDS}, such as 1"),
+        ("HUB_SWEEP_SECONDS", "5s", f"{SECONDS}, such as 5"),
+        (
+            "HUB_GRACE_SECONDS",
+            "-1",
+            "use seconds, from 0 to 3600 (an hour), such as 20",
+        ),
+        (
+            "HUB_MAX_TARGETS",
+            "99999999999999999999",
+            "use a whole number from 1 to 10,000, such as 32",
+        ),
+        ("HUB_AWS_THREADS", "2.5", "use a whole number from 1 to 1,000, such as 32"),
+        ("HUB_MAX_ATTEMPTS", "0", "use a whole number from 1 to 100, such as 3"),
+        (
+            "HUB_TEST_SLOT_SECONDS",
+            "0",
+            "use a whole number of seconds from 1 to 86,400, or leave it unset",
+        ),
+        *(
+            (
+                "HUB_MISFIRE_GRACE",
+                value,
+                "not a misfire grace; use seconds (900) or a window such as 15m, from 0 to a day "
+                "(86400 or 1d)",
+            )
+            for value in ("2d", "86401", "٩٠٠", "²", "-5", "9" * 5000, "15 m")
+        ),
+    ],
+    ids=lambda value: str(value)[:20],
+)
+def test_it_says_what_to_write_for_a_number_out_of_range(
+    name: str, value: str, advice: str
+) -> None:
+    result = check_in_process(**{name: value})
+
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        f"{name}: {advice}",
+        "1 problem(s) found; fix the environment first.",
+    ]
+
+
+def test_it_refuses_a_lease_that_one_slow_heartbeat_would_lose() -> None:
+    result = check_in_process(HUB_LEASE_SECONDS="30", HUB_HEARTBEAT_SECONDS="20")
+
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        "HUB_LEASE_SECONDS: use at least twice HUB_HEARTBEAT_SECONDS (40), or lower "
+        "HUB_HEARTBEAT_SECONDS: a lease shorter than two heartbeats loses every run to one slow "
+        "heartbeat",
+        "1 problem(s) found; fix the environment first.",
+    ]
+
+
+def test_it_refuses_a_slack_api_url_that_is_not_a_url() -> None:
+    result = check_in_process(SLACK_API_URL="slack.com/api")
+
+    assert result.stderr.splitlines()[0] == (
+        "SLACK_API_URL: not a URL; leave it unset for https://slack.com/api/ "
+        "or write it like https://slack-gov.com/api/"
+    )
+
+
+def test_it_says_serve_would_refuse_a_public_web_view_without_a_password() -> None:
+    result = check_in_process(HUB_WEB_HOST="0.0.0.0")
+
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        "HUB_WEB_HOST: refusing to serve the web view on 0.0.0.0:8080 without a password: "
+        "anyone who can reach that address would see every customer's results. Set "
+        "HUB_WEB_AUTH=user:password, or set HUB_WEB_HOST=127.0.0.1 and put an authenticating "
+        "proxy in front, or start with --no-web.",
+        "1 problem(s) found.",
+    ]
+
+
+def test_it_accepts_every_limit_it_documents() -> None:
+    result = check_in_process(
+        HUB_WEB_PORT="65535",
+        HUB_LEASE_SECONDS="3600",
+        HUB_HEARTBEAT_SECONDS="1800",
+        HUB_CHECK_TIMEOUT="3600",
+        HUB_POLL_SECONDS="0.001",
+        HUB_GRACE_SECONDS="0",
+        HUB_MAX_RUNS="1000",
+        HUB_MAX_TARGETS="10000",
+        HUB_AWS_THREADS="1",
+        HUB_MAX_ATTEMPTS="100",
+        HUB_MISFIRE_GRACE="1d",
+        HUB_TEST_SLOT_SECONDS="86400",
+    )
+
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.startswith("OK: ")

@@ -16,7 +16,9 @@ Switches: :meth:`rate_limit` (429 with ``Retry-After``; a call that comes back b
 ``Retry-After`` has passed is a violation), :meth:`outage` (503s and dropped connections for a
 while), :meth:`lose_responses` (do the call, then drop the connection before answering: the
 caller cannot know it worked), :meth:`disconnect` and :meth:`drop` (Socket Mode), :meth:`leave`
-(the bot is no longer in a channel).
+(the bot is no longer in a channel), :meth:`refuse` (a channel's messages refused for good:
+``channel_not_found``, ``invalid_blocks``…). ``chat.postMessage`` to a user id posts in the app's
+DM with them (:meth:`dms`).
 
 Control methods are synchronous and thread-safe (for tests driving a subprocess); ``a``-prefixed
 twins are awaitable from another event loop (for tests running the app in-process).
@@ -28,6 +30,7 @@ import asyncio
 import contextlib
 import itertools
 import json
+import re
 import threading
 import time
 import uuid
@@ -49,6 +52,7 @@ BOT_ID = "B0BOT"
 ACK_LIMIT_S = 3.0
 HOOK_USES = 5
 EARLY_TOLERANCE_S = 0.1
+VERIFICATION_TOKEN = "verification-token-unused"
 T = TypeVar("T")
 
 
@@ -133,6 +137,7 @@ class FakeSlack:
         self._lock = threading.RLock()
         self._seq = itertools.count(1)
         self._tickets: set[str] = set()
+        self._issued: list[str] = []
         self._conns: list[_Conn] = []
         self._pending: dict[str, asyncio.Future[tuple[float, Any]]] = {}
         self._limits: list[_RateLimit] = []
@@ -140,6 +145,7 @@ class FakeSlack:
         self._outage_until = 0.0
         self._outage_count = 0
         self._lose: dict[str, int] = {}
+        self._refusals: dict[str, tuple[str, frozenset[str]]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._stop: asyncio.Event | None = None
@@ -290,6 +296,18 @@ class FakeSlack:
         with self._lock:
             self.members.add(channel)
 
+    def refuse(
+        self,
+        channel: str,
+        error: str,
+        methods: Iterable[str] = ("chat.postMessage", "chat.update"),
+    ) -> None:
+        """Answer ``methods`` for ``channel`` with Slack's ``{"ok": false, "error": error}``
+        (HTTP 200), as Slack does for ``channel_not_found``, ``invalid_blocks``, ``is_archived``…
+        until :meth:`reset`."""
+        with self._lock:
+            self._refusals[channel] = (error, frozenset(methods))
+
     def disconnect(self, reason: str = "refresh_requested") -> None:
         """Send Slack's ``disconnect`` message on every open socket."""
         self._run(self._disconnect(reason))
@@ -303,6 +321,7 @@ class FakeSlack:
         with self._lock:
             self._limits.clear()
             self._lose.clear()
+            self._refusals.clear()
             self._outage_until = 0.0
 
     # -- reading the record -------------------------------------------------------------
@@ -314,6 +333,11 @@ class FakeSlack:
                 for p in self.posted
                 if p.key is not None and (run_id is None or p.key == f"card:{run_id}")
             ]
+
+    def dms(self, user: str) -> list[Posted]:
+        """Messages the app posted in its DM with ``user`` (``chat.postMessage`` to their id)."""
+        with self._lock:
+            return [p for p in self.posted if p.channel == _dm_of(user)]
 
     def calls_of(self, method: str, *, ok: bool | None = None) -> list[Call]:
         with self._lock:
@@ -329,6 +353,22 @@ class FakeSlack:
     def connected(self) -> bool:
         with self._lock:
             return any(not c.ws.closed for c in self._conns)
+
+    def secrets(self) -> list[str]:
+        """Every secret this fake handed out so far: the bot and app tokens, each Socket Mode
+        ticket and its URL, the verification token in payloads, each response_url (and its
+        path, the secret part). None may ever reach a log. (A trigger_id is no secret: it
+        expires in 3 s and opens nothing without the bot token; the hub keeps it as a key.)"""
+        with self._lock:
+            hooks = [a.response_url for a in self.acks]
+            return [
+                BOT_TOKEN,
+                APP_TOKEN,
+                VERIFICATION_TOKEN,
+                *self._issued,
+                *hooks,
+                *(h.removeprefix(self.url) for h in hooks),
+            ]
 
     def wait(self, condition: Callable[[], Any], timeout: float = 15, what: str = "") -> Any:
         deadline = time.monotonic() + timeout
@@ -456,7 +496,7 @@ class FakeSlack:
         n = next(self._seq)
         response_url = f"{self.url}/hooks/commands/{n}"
         payload = {
-            "token": "verification-token-unused",
+            "token": VERIFICATION_TOKEN,
             "team_id": TEAM,
             "team_domain": "fake",
             "channel_id": channel,
@@ -501,7 +541,7 @@ class FakeSlack:
             "type": "block_actions",
             "user": {"id": user, "username": user.lower(), "name": user.lower(), "team_id": TEAM},
             "api_app_id": APP_ID,
-            "token": "verification-token-unused",
+            "token": VERIFICATION_TOKEN,
             "container": {
                 "type": "message",
                 "message_ts": ts,
@@ -571,6 +611,9 @@ class FakeSlack:
         if token != wanted:
             self._violation(f"{method} called with the wrong token")
             return self._record(method, params, _error("invalid_auth"), "invalid_auth")
+        refused = self._refused(method, params.get("channel"))
+        if refused is not None:
+            return self._record(method, params, _error(refused), refused)
         handler = _METHODS.get(method)
         if handler is None:
             self._violation(f"the app called {method}, which the fake does not know")
@@ -634,6 +677,11 @@ class FakeSlack:
                     headers={"Retry-After": f"{rule.retry_after:g}"},
                 )
         return None
+
+    def _refused(self, method: str, channel: str | None) -> str | None:
+        with self._lock:
+            error, methods = self._refusals.get(str(channel), ("", frozenset()))
+        return error if method in methods else None
 
     def _check_early(self, method: str, channel: str | None, now: float) -> None:
         with self._lock:
@@ -708,15 +756,24 @@ def _auth_test(fake: FakeSlack, params: dict[str, Any]) -> dict[str, Any]:
 def _connections_open(fake: FakeSlack, params: dict[str, Any]) -> dict[str, Any]:
     ticket = uuid.uuid4().hex
     fake._tickets.add(ticket)
-    return {"ok": True, "url": f"ws://127.0.0.1:{fake.port}/link/?ticket={ticket}&app_id={APP_ID}"}
+    url = f"ws://127.0.0.1:{fake.port}/link/?ticket={ticket}&app_id={APP_ID}"
+    fake._issued += [ticket, url]
+    return {"ok": True, "url": url}
 
 
 def _post_message(fake: FakeSlack, params: dict[str, Any]) -> dict[str, Any]:
-    refused = fake._member(params.get("channel")) or fake._message_check(params, "chat.postMessage")
+    channel = params.get("channel")
+    if isinstance(channel, str) and _USER_ID.match(channel):
+        # A user id: Slack posts in the app's DM with that user (opening it if need be) and
+        # answers with the DM's id; the bot is always a member of its own DMs.
+        channel = _dm_of(channel)
+        refused = fake._message_check(params, "chat.postMessage")
+    else:
+        refused = fake._member(channel) or fake._message_check(params, "chat.postMessage")
     if refused:
         return refused
     posted = Posted(
-        str(params["channel"]),
+        str(channel),
         fake._ts(),
         str(params.get("text") or ""),
         list(params.get("blocks") or []),
@@ -835,6 +892,14 @@ async def _params(request: web.Request) -> dict[str, Any]:
             with contextlib.suppress(json.JSONDecodeError):
                 params[key] = json.loads(params[key])
     return params
+
+
+_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,20}$")
+
+
+def _dm_of(user: str) -> str:
+    """The id of the app's DM with ``user`` (stable per user, like Slack's ``D…`` ids)."""
+    return f"D{user[1:]}"
 
 
 def _redacted(params: dict[str, Any]) -> dict[str, Any]:

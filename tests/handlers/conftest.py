@@ -5,9 +5,9 @@ HTTP and Socket Mode. Checks are stand-ins (no AWS)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from sqlalchemy import select
@@ -65,6 +65,9 @@ LOCKED = Customer(
     ),
 )
 CATALOG = Catalog([ARYANOBLE, LOCKED])
+
+
+T = TypeVar("T")
 
 
 class RdsStandIn(Check):
@@ -156,6 +159,17 @@ class Harness:
                 .all()
             )
         return [{"run_id": r.run_id, "actor": r.actor, **r.data} for r in rows]
+
+    async def await_audit(self, pick: Callable[[list[dict[str, Any]]], T], within: float = 10) -> T:
+        """What ``pick`` finds in the audit rows once it finds something (decisions made
+        after an ack are written a moment later)."""
+        deadline = asyncio.get_running_loop().time() + within
+        while True:
+            found = pick(await self.audit())
+            if found or asyncio.get_running_loop().time() > deadline:
+                assert found, "the audit rows never showed it"
+                return found
+            await asyncio.sleep(0.05)
 
 
 @pytest.fixture

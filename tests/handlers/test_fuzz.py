@@ -72,6 +72,16 @@ WORDS = [
     "x" * 70,
     "\n",
     "\t",
+    "²",
+    "③",
+    "١٢",
+    "１",
+    "1000000000d",
+    "--window=1000000000d",
+    "\u202e",
+    "\x00",
+    "vaul",
+    "aryanobl",
 ]
 texts = st.one_of(
     st.text(max_size=200),
@@ -112,3 +122,23 @@ def test_it_answers_any_command_text_with_a_valid_short_message(
     assert message_problems(reply) == [], (text, reply)
     assert reply["response_type"] == "ephemeral"
     assert "Something went wrong" not in reply["text"], text
+
+
+HIDDEN = ("aryanoble", "arbel", "arbel production", "arbel dr", "locked", "vault")
+"""What an outsider (no grant anywhere) must never read unless they typed it."""
+
+
+@settings(
+    max_examples=1_000, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow]
+)
+@given(text=texts)
+def test_an_outsider_learns_no_customer_and_starts_nothing_whatever_they_type(
+    desk: tuple[asyncio.Runner, Desk], text: str
+) -> None:
+    runner, front = desk
+    before = [r.id for r in runner.run(front.runs.recent(limit=1))]
+    reply = runner.run(replies.answer(front, Asker("U0MALLORY", "C0OPS"), text, None))
+    said = reply["text"].lower()
+    typed = text.lower()
+    assert [name for name in HIDDEN if name in said and name not in typed] == [], (text, reply)
+    assert [r.id for r in runner.run(front.runs.recent(limit=1))] == before

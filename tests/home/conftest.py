@@ -19,7 +19,7 @@ from sqlalchemy import insert
 
 from app.db import Database
 from app.models import Result, Run
-from tests.fakeslack import FakeSlack
+from tests.fakeslack import FakeSlack, validate
 from tests.fakeslack import server as fake_server
 from tests.handlers.conftest import Harness, harness, hub_catalog
 
@@ -127,7 +127,10 @@ class HomeFake(FakeSlack):
             "trigger_id": self._trigger(),
             "view": {**view, "state": {"values": dict(values)}},
         }
-        return await self._arun(self._raw("interactive", payload))
+        took, answer = await self._arun(self._raw("interactive", payload))
+        for problem in submission_answer_problems(view, answer):
+            self._violation(problem)
+        return took, answer
 
     def _actions(self, view: dict[str, Any], user: str, action: dict[str, Any]) -> dict[str, Any]:
         container = (
@@ -172,6 +175,28 @@ class HomeFake(FakeSlack):
             self._violation(f"{kind} envelope was not acknowledged within 3 s")
             return None, None
         return arrived - started, body
+
+
+def submission_answer_problems(view: Mapping[str, Any], answer: Any) -> list[str]:
+    """What Slack refuses in an answer to a ``view_submission`` (the person then sees Slack's
+    generic error instead): ``errors`` keyed to anything but an input block of the submitted
+    view, or an ``update``/``push`` whose view Slack would not accept."""
+    if not isinstance(answer, Mapping) or "response_action" not in answer:
+        return []
+    action = answer["response_action"]
+    if action == "errors":
+        inputs = {b.get("block_id") for b in view.get("blocks") or [] if b.get("type") == "input"}
+        errors = answer.get("errors")
+        if not isinstance(errors, Mapping) or not errors:
+            return ["response_action errors without errors"]
+        return [
+            f"errors keyed to {key!r}, which is not an input block of the view"
+            for key in errors
+            if key not in inputs
+        ]
+    if action in ("update", "push"):
+        return validate.view_problems(answer.get("view") or {})
+    return [] if action == "clear" else [f"unknown response_action {action!r}"]
 
 
 def _user(user: str) -> dict[str, Any]:

@@ -112,10 +112,26 @@ async def test_it_shows_no_customer_to_someone_without_access_and_refuses_their_
             ActionId.MODAL_CUSTOMER: {"selected_option": {"value": "aryanoble"}}
         }
     }
-    _, answer = await fake.asubmit(form, "U0MALLORY", forged)
-    assert answer["response_action"] == "errors"
-    assert "You can't run checks for Aryanoble" in answer["errors"][BlockId.MODAL_CUSTOMER]
+    # The no-access form has no input block to key an error to: the answer replaces the view.
+    took, answer = await fake.asubmit(form, "U0MALLORY", forged)
+    assert took is not None and took < 3
+    assert answer["response_action"] == "update"
+    assert "Choose a customer from the list." in validate.all_text(answer["view"])
+    assert "Aryanoble" not in str(answer)
     assert await runs_of(home) == []
+    denied = await home.await_audit(lambda rows: [r for r in rows if r.get("asked")])
+    assert denied == [
+        {
+            "run_id": None,
+            "actor": "U0MALLORY",
+            "channel": "C0OPS",
+            "action": "run",
+            "allowed": False,
+            "reason": "denied",
+            "customer": "aryanoble",
+            "asked": "aryanoble",
+        }
+    ]
 
 
 async def test_it_says_so_when_the_trigger_expired(home: Harness) -> None:

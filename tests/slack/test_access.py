@@ -9,9 +9,8 @@ from sqlalchemy import select
 from app.config import Access as Grants
 from app.config import Account, Customer, SlackSettings
 from app.db import Database
-from app.errors import AccessDenied
 from app.models import Run, RunEvent
-from app.slack.access import Access, Action, Who, decide
+from app.slack.access import Access, Action, Who, decide, hidden_run, hidden_target
 
 CUSTOMER = Customer(
     id="aryanoble",
@@ -53,17 +52,40 @@ def test_it_lets_whoever_started_a_run_cancel_it_but_nobody_else_without_a_grant
     assert not decide(CUSTOMER, Who("U0STARTER", "C0ANY"), Action.RETRY, run).allowed
 
 
-async def test_it_audits_every_decision_with_user_channel_and_action(db: Database) -> None:
+async def test_it_audits_every_decision_with_user_channel_action_and_what_was_asked(
+    db: Database,
+) -> None:
     access = Access(db)
-    await access.require(CUSTOMER, Who("U0USER", "C0ANY"), Action.RUN)
-    with pytest.raises(AccessDenied, match="You can't run checks for Aryanoble"):
-        await access.require(CUSTOMER, Who("U0STRANGER", "C0ANY"), Action.RUN)
+    assert (await access.check(CUSTOMER, Who("U0USER", "C0ANY"), Action.RUN)).allowed
+    assert not (await access.check(CUSTOMER, Who("U0STRANGER", "C0ANY"), Action.RUN)).allowed
+    unknown = await access.check(None, Who("U0STRANGER", None), Action.LIST, asked="arbl")
+    assert (unknown.allowed, unknown.reason) == (False, "unknown")
     async with db.read() as session:
         rows = (await session.execute(select(RunEvent).order_by(RunEvent.id))).scalars().all()
     assert [
-        (r.run_id, r.type, r.actor, r.data["allowed"], r.data["channel"], r.data["action"])
+        (
+            r.run_id,
+            r.type,
+            r.actor,
+            r.data["allowed"],
+            r.data["channel"],
+            r.data["action"],
+            r.data["customer"],
+            r.data.get("asked"),
+        )
         for r in rows
     ] == [
-        (None, "access", "U0USER", True, "C0ANY", "run"),
-        (None, "access", "U0STRANGER", False, "C0ANY", "run"),
+        (None, "access", "U0USER", True, "C0ANY", "run", "aryanoble", None),
+        (None, "access", "U0STRANGER", False, "C0ANY", "run", "aryanoble", None),
+        (None, "access", "U0STRANGER", False, None, "list", None, "arbl"),
     ]
+
+
+def test_the_hidden_answers_name_nothing_but_what_was_asked_and_say_what_to_do() -> None:
+    assert hidden_target("arbl") == (
+        'I don\'t know "arbl", or you may not see it. `/monitor customers` lists what you can '
+        "see; an admin can add you to a customer's access list."
+    )
+    assert hidden_run(7) == (
+        "There is no run #7 that you can see. `/monitor list` shows the runs you can."
+    )

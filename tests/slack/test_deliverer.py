@@ -1,5 +1,6 @@
 """The outbox against the fake Slack on each database: posted once, updated in place, through
-429 storms, outages, lost answers and competing replicas."""
+429 storms, outages, lost answers and competing replicas; a message Slack refuses for good is
+written on its run's timeline once and its requester is told."""
 
 from __future__ import annotations
 
@@ -11,13 +12,13 @@ from typing import Any
 
 import pytest
 from slack_sdk.web.async_client import AsyncWebClient
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from app.catalog import Catalog
 from app.config import Account, Customer
 from app.db import Database
 from app.engine.runs import RunService, Submit
-from app.models import Outbox, Source
+from app.models import Outbox, RunEvent, Source
 from app.slack.deliverer import Deliverer, DeliveryOptions
 from app.slack.outbox import Outgoing, Status, card_key
 from blocks.text import section
@@ -65,11 +66,18 @@ def client(fake: FakeSlack) -> AsyncWebClient:
     return AsyncWebClient(token="xoxb-test", base_url=fake.api_url, timeout=3, retry_handlers=[])
 
 
-async def new_run(db: Database) -> int:
+async def new_run(db: Database, source: Source = Source.SLASH) -> int:
     run, _ = await RunService(db).submit(
-        Submit(CATALOG.plan("web"), "U0ALICE", Source.SLASH, channel_id="C0OPS")
+        Submit(CATALOG.plan("web"), "U0ALICE", source, channel_id="C0OPS")
     )
     return run.id
+
+
+async def failures(db: Database) -> list[RunEvent]:
+    """Every ``delivery_failed`` event, oldest first."""
+    async with db.read() as session:
+        query = select(RunEvent).where(RunEvent.type == "delivery_failed").order_by(RunEvent.id)
+        return list((await session.execute(query)).scalars())
 
 
 @asynccontextmanager
@@ -219,6 +227,106 @@ async def test_it_gives_up_on_a_channel_it_is_not_in_and_tells_the_user(
     row = await Outgoing(db).row(card_key(run_id))
     assert row is not None and row.status == Status.FAILED and row.last_error == "not_in_channel"
     assert len(fake.calls_of("chat.postMessage")) == 1
+    [event] = await failures(db)
+    assert event.run_id == run_id and event.data["told"] == "reply"
+    assert fake.dms("U0ALICE") == []  # told once, through the command's reply
+
+
+async def test_it_writes_a_refused_card_on_the_runs_timeline_and_dms_the_requester(
+    db: Database, fake: FakeSlack
+) -> None:
+    fake.refuse("C0OPS", "channel_not_found")
+    run_id = await new_run(db, Source.MODAL)  # a modal has no response_url to answer through
+    await Outgoing(db).put_card(run_id, "C0OPS", message("hello"))
+    async with delivering(db, fake):
+        [dm] = await fake.await_(lambda: fake.dms("U0ALICE"), 10, "the DM to the requester")
+    assert f"couldn't post the result card of run *#{run_id}* in <#C0OPS>" in dm.read()
+    assert "the channel no longer exists or the app can't see it" in dm.read()
+    assert "`slack.channel`" in dm.read() and f"/monitor status {run_id}" in dm.read()
+    [event] = await failures(db)
+    assert event.run_id == run_id and event.actor == "slack"
+    assert event.data == {
+        "what": "card post",
+        "channel": "C0OPS",
+        "error": "channel_not_found",
+        "reason": "the channel no longer exists or the app can't see it",
+        "fix": "check `slack.channel` in the customer's config; a private channel needs "
+        "`/invite @Monitoring Hub` first",
+        "ref": card_key(run_id),
+        "told": "dm",
+    }
+    assert fake.cards(run_id) == [] and len(fake.calls_of("chat.postMessage", ok=False)) == 1
+
+
+async def test_it_says_when_an_update_of_a_posted_card_is_refused(
+    db: Database, fake: FakeSlack
+) -> None:
+    run_id = await new_run(db, Source.BUTTON)
+    outgoing = Outgoing(db)
+    await outgoing.put_card(run_id, "C0OPS", message("running"))
+    async with delivering(db, fake) as [deliverer]:
+        [card] = await fake.await_(lambda: fake.cards(run_id), 10, "the card")
+        fake.refuse("C0OPS", "invalid_blocks", methods=["chat.update"])
+        await outgoing.put_card(run_id, "C0OPS", message("done"))
+        deliverer.poke()
+        [dm] = await fake.await_(lambda: fake.dms("U0ALICE"), 10, "the DM to the requester")
+    assert card.text == "running" and "couldn't update the result card" in dm.read()
+    [event] = await failures(db)
+    assert (event.data["what"], event.data["error"]) == ("card update", "invalid_blocks")
+    assert "bug in Monitoring Hub: report it with ref `card:" in event.data["fix"]
+
+
+async def test_it_writes_one_event_and_one_notice_per_refused_card_with_two_replicas(
+    db: Database, fake: FakeSlack
+) -> None:
+    fake.refuse("C0OPS", "is_archived")
+    outgoing = Outgoing(db)
+    ids = [await new_run(db, Source.MODAL) for _ in range(10)]
+    for run_id in ids:
+        await outgoing.put_card(run_id, "C0OPS", message(f"card {run_id}"))
+    async with delivering(db, fake, replicas=2):
+        await fake.await_(lambda: len(fake.dms("U0ALICE")) >= 10, 20, "ten DMs")
+        await asyncio.sleep(0.5)
+    events = await failures(db)
+    assert len(events) == 10 and {e.run_id for e in events} == set(ids)  # one each
+    assert len(fake.dms("U0ALICE")) == 10
+
+
+async def test_it_writes_nothing_for_rate_limits_and_outages(db: Database, fake: FakeSlack) -> None:
+    fake.rate_limit(["chat.postMessage"], times=2, retry_after=0.3)
+    fake.outage(1)
+    run_id = await new_run(db, Source.MODAL)
+    await Outgoing(db).put_card(run_id, "C0OPS", message("hello"))
+    async with delivering(db, fake):
+        await fake.await_(lambda: fake.cards(run_id), 20, "the card after the trouble")
+        await posted_row(db, run_id)
+    assert await failures(db) == [] and fake.dms("U0ALICE") == []
+    assert any(c.status != 200 for c in fake.calls_of("chat.postMessage"))
+
+
+async def test_it_writes_a_refused_digest_on_its_runs_timeline_and_tells_nobody(
+    db: Database, fake: FakeSlack
+) -> None:
+    fake.refuse("C0OPS", "channel_not_found")
+    run_id = await new_run(db, Source.SCHEDULE)
+    await Outgoing(db).put_once(
+        f"digest:{run_id}", "digest", {"message": message("☀️")}, run_id, "C0OPS"
+    )
+    async with delivering(db, fake):
+        [event] = await failed(db)
+    assert (event.data["what"], event.data["told"]) == ("digest", None)
+    assert "the schedule's `channel`" in event.data["fix"]
+    assert fake.dms("U0ALICE") == [] and fake.responses == {}
+
+
+async def failed(db: Database, within: float = 10) -> list[RunEvent]:
+    """The ``delivery_failed`` events, once there is one."""
+    deadline = asyncio.get_running_loop().time() + within
+    while not (found := await failures(db)):
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"no delivery_failed event in {within:.0f} s")
+        await asyncio.sleep(0.05)
+    return found
 
 
 async def posted_row(db: Database, run_id: int, within: float = 15) -> Outbox:

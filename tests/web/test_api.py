@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from aiohttp.test_utils import TestClient
 
 from app.db import Database
@@ -72,6 +73,26 @@ async def test_it_answers_api_errors_as_json(client: TestClient) -> None:
     response = await client.get("/api/runs?outcome=purple")
     assert response.status == 400
     assert "Unknown outcome" in (await response.json())["message"]
+
+
+@pytest.mark.parametrize(
+    ("path", "status", "says"),
+    [
+        ("/api/runs?before=²", 400, '"²" is not a run id.'),
+        ("/api/runs?before=１２", 400, '"１２" is not a run id.'),
+        ("/api/runs?after=" + "9" * 40, 400, "is not a run id."),
+        ("/api/runs?customer=acme%0Ax", 400, '"acme�x" is not a customer id.'),
+        ("/api/runs/١٢", 404, None),  # Arabic-Indic digits are no run id: no such page
+        ("/api/runs/²", 404, None),
+    ],
+)
+async def test_it_answers_non_ascii_digits_and_trailing_newlines_without_an_error(
+    client: TestClient, path: str, status: int, says: str | None
+) -> None:
+    response = await client.get(path)
+    assert response.status == status
+    if says is not None:
+        assert says in (await response.json())["message"]
 
 
 async def test_it_is_alive_without_asking_anything(client: TestClient) -> None:
