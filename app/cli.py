@@ -6,6 +6,7 @@ import asyncio
 import json
 import sys
 from collections.abc import Coroutine
+from datetime import UTC, datetime
 from typing import Any
 
 import click
@@ -13,6 +14,7 @@ import click
 from app import logs
 from app.config import WindowError, parse_window
 from app.db import Database
+from app.engine import findings
 from app.engine.runs import RunView, Submit, parse_run_id, run_json
 from app.errors import HubError
 from app.loader import ConfigInvalid, check_config, load_catalog
@@ -21,7 +23,7 @@ from app.models import Source
 from app.settings import EnvironmentInvalid, Settings
 from app.slack.digests import send_now
 from app.web.security import WebRefused, check_exposure
-from blocks.terminal import render_run
+from blocks.terminal import render_findings, render_run
 from checks import kinds
 
 EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
@@ -124,6 +126,41 @@ def status_command(run_id: str, as_json: bool) -> None:
             view = await hub.runs.get(parse_run_id(run_id), events=True)
             _print(hub, view, as_json)
             return exit_code(view) if view.terminal else EXIT_OK
+
+    _run(go())
+
+
+@main.command("findings")
+@click.argument("target")
+@click.option(
+    "--state",
+    type=click.Choice(findings.STATES),
+    default=None,
+    help="Only open or only resolved findings (default: both, open first).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def findings_command(target: str, state: str | None, as_json: bool) -> None:
+    """The problems checks found on TARGET (a customer or an account alias), kept across runs:
+    how long each has been open, and whether it is new, regressed or flapping."""
+
+    async def go() -> int:
+        settings = _settings()
+        catalog, _ = check_config(settings.config_dir)
+        customer, accounts = catalog.resolve(target)
+        only = None if accounts == customer.accounts else [a.id for a in accounts]
+        db = Database(settings.database_url)
+        try:
+            await db.ensure_schema()
+            found = await findings.listing(db, customer.id, only, state)
+        finally:
+            await db.close()
+        if as_json:
+            click.echo(json.dumps({"customer": customer.id, "findings": [
+                findings.finding_json(f) for f in found
+            ]}))  # fmt: skip
+        else:
+            click.echo(render_findings(found, customer.tz, datetime.now(UTC), customer.name))
+        return EXIT_FINDINGS if any(f.status == "open" for f in found) else EXIT_OK
 
     _run(go())
 

@@ -164,3 +164,41 @@ class Outbox(Base):
     updated_at: Mapped[datetime]
 
     __table_args__ = (Index("ix_outbox_due", "status", "next_attempt_at"),)
+
+
+class Finding(Base):
+    """One problem a check reported about one resource of one customer, kept across runs by
+    its ``fingerprint`` (see :mod:`app.engine.findings`)."""
+
+    __tablename__ = "findings"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    customer_id: Mapped[str] = mapped_column(String(64))
+    fingerprint: Mapped[str] = mapped_column(String(1024))
+    account: Mapped[str] = mapped_column(String(64))
+    region: Mapped[str] = mapped_column(String(64))
+    check: Mapped[str] = mapped_column(String(32))
+    resource: Mapped[str] = mapped_column(String(1024))
+    severity: Mapped[str] = mapped_column(String(16))
+    """The last severity it was seen with (warn or crit)."""
+    summary: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16))
+    """``open`` while the last look saw it, ``resolved`` once a look did not."""
+    first_seen_at: Mapped[datetime]
+    last_seen_at: Mapped[datetime]
+    """When a look last saw it (the result's finish time)."""
+    resolved_at: Mapped[datetime | None]
+    last_run_id: Mapped[int] = mapped_column(BigId)
+    """The run that last saw it."""
+    looked_run_id: Mapped[int] = mapped_column(BigId)
+    """The run that last decided about it (saw it, or looked and did not): the newest run's
+    look stands, whatever order results are recorded in."""
+    returns: Mapped[int] = mapped_column(Integer, default=0)
+    """How many times it came back after it was resolved."""
+    history: Mapped[str] = mapped_column(String(16), default="")
+    """Its recent looks, oldest first: ``1`` seen, ``0`` resolved (at most ``HISTORY``)."""
+
+    __table_args__ = (
+        Index("uq_findings_fingerprint", "customer_id", "fingerprint", unique=True),
+        Index("ix_findings_open", "customer_id", "status", "account", "check"),
+    )

@@ -12,14 +12,16 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from app.config import format_window
+from app.engine import findings
 from app.engine.runs import RunView
-from app.models import Result
+from app.models import Finding, Result
 from blocks import delivery
 from blocks.marks import (
     SEVERITY_MARK,
     SEVERITY_WORD,
     STATUS_MARK,
     bar,
+    duration,
     mark,
     sparkline,
     took,
@@ -137,3 +139,27 @@ def _clock(moment: datetime | None, tz: ZoneInfo | None) -> str:
         return ""
     local = moment.astimezone(tz) if tz else moment
     return local.strftime("%Y-%m-%d %H:%M %Z")
+
+
+def render_findings(
+    found: Sequence[Finding], tz: ZoneInfo | None, now: datetime, customer_name: str
+) -> str:
+    """A customer's findings for ``mhub findings``: open first with their age and what
+    changed (new, regressed, flapping), then the resolved ones with when; each with its
+    fingerprint, which the answers to a finding take."""
+    if not found:
+        return f"No findings for {customer_name}."
+    lines = []
+    for f in found:
+        where = f"{f.account} · {kinds.title(f.check)}" + (f" · {f.resource}" if f.resource else "")
+        if f.status == "open":
+            age = f"open {duration((now - f.first_seen_at).total_seconds(), precise=False)}"
+            change = findings.change(f.history, f.returns)
+            notes = [age, change] if change else [age]
+            head = f"{SEVERITY_MARK.get(f.severity, '•')} {where} — {f.summary}"
+        else:
+            notes = [f"resolved {_clock(f.resolved_at or f.last_seen_at, tz)}"]
+            head = f"{SEVERITY_MARK['ok']} {where} — was: {f.summary}"
+        lines.append(f"{head}  ({', '.join(notes)})")
+        lines.append(f"     {f.fingerprint}")
+    return "\n".join(lines)

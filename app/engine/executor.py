@@ -585,6 +585,7 @@ class Executor:
                 started_at=started,
                 finished_at=datetime.now(UTC),
                 actor=self.owner,
+                customer_id=run.customer_id,
             )
 
     def _retrying(self, retry: Retrying) -> None:

@@ -41,6 +41,8 @@ class ResultRow:
     started_at: datetime
     finished_at: datetime
     actor: str
+    customer_id: str | None = None
+    """The run's customer, when the writer knows it (the findings need it; else read)."""
 
 
 async def insert_results(session: AsyncSession, db: Database, rows: Sequence[ResultRow]) -> None:

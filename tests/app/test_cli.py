@@ -77,3 +77,29 @@ def test_it_lists_every_check_kind_in_the_run_help(env: dict[str, str]) -> None:
     text = " ".join(done.stdout.split())
     assert "The checks: backup (AWS Backup jobs" in text
     assert all(f"{kind.name} (" in text for kind in kinds.KINDS)
+
+
+def test_it_keeps_findings_across_runs_and_lists_them(env: dict[str, str]) -> None:
+    nothing = mhub(env, "findings", "demo")
+    assert nothing.returncode == 0 and "No findings for Demo Retail." in nothing.stdout
+    assert mhub(env, "run", "shop-prod", "rds").returncode == 1
+    assert mhub(env, "run", "shop-prod", "rds").returncode == 1
+    listed = mhub(env, "findings", "shop-prod", "--json")
+    assert listed.returncode == 1, listed.stderr  # open findings, like a run with problems
+    body = json.loads(listed.stdout)
+    [hot] = [f for f in body["findings"] if f["resource"] == "shop-prod-db"]
+    assert (hot["account"], hot["check"], hot["severity"], hot["state"]) == (
+        "shop-prod",
+        "rds",
+        "crit",
+        "open",
+    )
+    assert hot["fingerprint"].startswith("rds:") and hot["last_run_id"] == 2
+    assert hot["first_seen"] < hot["last_seen"] and hot["change"] is None  # seen twice
+    text = mhub(env, "findings", "demo", "--state", "open")
+    assert "🔴 shop-prod · RDS · shop-prod-db" in text.stdout and "(open " in text.stdout
+    assert hot["fingerprint"] in text.stdout
+    resolved = mhub(env, "findings", "demo", "--state", "resolved", "--json")
+    assert json.loads(resolved.stdout)["findings"] == []
+    wrong = mhub(env, "findings", "demo", "--state", "snoozed")
+    assert wrong.returncode == 2 and "'snoozed' is not one of 'open', 'resolved'" in wrong.stderr

@@ -1,0 +1,309 @@
+"""What keeping findings up to date adds to recording a 1,000-account run.
+
+    uv run python bench/findings.py [--accounts 1000] [--repeat 5] [--batch 100] [--events]
+        [--pg postgresql+asyncpg://...] [--profile]
+
+One customer's run of 1,000 accounts × 5 checks (5,000 results), each result listing 4
+resource lines built with ``checks.base.resource`` (20,000 lines), 5 % of them ``warn`` or
+``crit``. The results are recorded in transactions of ``--batch`` rows, as the executor's
+writer commits them: ``insert_results`` alone, or ``insert_results`` then ``findings.keep``
+(what :func:`app.engine.transitions.record` does). ``--events`` adds the ``check_finished``
+events to both, as the writer also writes them.
+
+Two passes per repetition, each a fresh run of a fresh customer: *first* (no findings yet:
+every problem opens one) and *steady* (the next run of the same customer: 90 % of the problems
+are seen again, 10 % resolve and as many new ones open — the daily case). The two variants
+alternate which goes first. Prints the median seconds per pass and variant, and the ratio
+(with − without) / without. SQLite runs on a file in a temporary directory; PostgreSQL uses
+``--pg`` or ``TEST_DATABASE_URL`` and creates (then drops) a throwaway database beside it.
+``--profile`` instead times each statement of the steady-state ``keep`` calls (one per batch)
+and prints a cProfile of the last one, on SQLite and (with ``--pg``) PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import io
+import os
+import platform
+import pstats
+import random
+import statistics
+import tempfile
+import time
+from collections.abc import Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy
+from sqlalchemy import func, insert, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.db import Database
+from app.engine import findings
+from app.engine.events import add_events
+from app.engine.results import ResultRow, finished_events, insert_results
+from app.models import Finding, Run, RunStatus
+from checks.base import Severity, resource
+from tests.conftest import pg_database as new_pg_database
+
+pg_database = contextmanager(new_pg_database)  # a fresh database beside --pg, dropped after
+
+CHECKS = ("backup", "rds", "alarms", "budget", "http")
+LINES = 4
+PROBLEM_SHARE = 0.05
+RESOLVED_SHARE = 0.10
+"""Of the first run's problems, the share the next run no longer sees (as many new appear)."""
+REGIONS = ("eu-west-1", "eu-central-1")
+T0 = datetime(2026, 12, 2, 7, 0, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Estate:
+    """Which resource lines are problems in the first and in the next run."""
+
+    accounts: int
+    first: frozenset[int]
+    steady: frozenset[int]
+
+    @classmethod
+    def make(cls, accounts: int, seed: int = 7) -> Estate:
+        rng = random.Random(seed)
+        lines = accounts * len(CHECKS) * LINES
+        first = {i for i in range(lines) if rng.random() < PROBLEM_SHARE}
+        gone = {i for i in first if rng.random() < RESOLVED_SHARE}
+        new = set(rng.sample(sorted(set(range(lines)) - first), len(gone)))
+        return cls(accounts, frozenset(first), frozenset((first - gone) | new))
+
+
+def rows_of(
+    estate: Estate, run_id: int, customer: str, problems: frozenset[int], at: datetime
+) -> list[ResultRow]:
+    """The run's 5,000 results, 4 resource lines each."""
+    rows: list[ResultRow] = []
+    line = 0
+    for a in range(estate.accounts):
+        account, account_id = f"acct{a:04d}", f"{100000000000 + a:012d}"
+        for check in CHECKS:
+            resources = []
+            for n in range(LINES):
+                bad = line in problems
+                severity = (
+                    (Severity.CRIT if line % 3 == 0 else Severity.WARN) if bad else Severity.OK
+                )
+                rid = f"{check}-{a:04d}-{n}"
+                resources.append(
+                    resource(
+                        check,
+                        account_id,
+                        REGIONS[n % 2],
+                        rid,
+                        "state",
+                        severity,
+                        f"{rid} is {'not ' if bad else ''}as it should be",
+                    )
+                )
+                line += 1
+            resources.sort(key=lambda r: r["severity"] == "ok")  # problems first
+            worst = max(
+                (r["severity"] for r in resources),
+                key=("ok", "warn", "crit").index,
+            )
+            rows.append(
+                ResultRow(
+                    run_id=run_id,
+                    attempt=1,
+                    account=account,
+                    check=check,
+                    severity=worst,
+                    summary=f"{sum(r['severity'] != 'ok' for r in resources)} of {LINES} resources",
+                    details={"resources": resources},
+                    series={},
+                    started_at=at,
+                    finished_at=at,
+                    actor="executor:bench",
+                    customer_id=customer,  # as the executor passes it
+                )
+            )
+    return rows
+
+
+async def new_run(db: Database, customer: str, accounts: int) -> int:
+    row = {
+        "customer_id": customer,
+        "requested_by": "bench",
+        "source": "cli",
+        "targets": [
+            {"account": f"acct{a:04d}", "check": c} for a in range(accounts) for c in CHECKS
+        ],
+        "params": {},
+        "status": RunStatus.RUNNING,
+        "attempt": 1,
+        "max_attempts": 3,
+        "created_at": T0,
+    }
+    async with db.write() as session:
+        return int(await session.scalar(insert(Run).returning(Run.id), [row]))
+
+
+async def record(
+    db: Database, rows: Sequence[ResultRow], batch: int, keep: bool, events: bool
+) -> float:
+    """Seconds to record ``rows`` in transactions of ``batch`` rows."""
+    start = time.perf_counter()
+    for i in range(0, len(rows), batch):
+        part = rows[i : i + batch]
+        async with db.write() as session:
+            await insert_results(session, db, part)
+            if keep:
+                await findings.keep(session, db, part)
+            if events:
+                await add_events(session, db, finished_events(part))
+    return time.perf_counter() - start
+
+
+async def one_pass(
+    db: Database, estate: Estate, customer: str, steady: bool, batch: int, keep: bool, events: bool
+) -> float:
+    run_id = await new_run(db, customer, estate.accounts)
+    problems, at = (estate.steady, T0 + timedelta(days=1)) if steady else (estate.first, T0)
+    rows = rows_of(estate, run_id, customer, problems, at)
+    return await record(db, rows, batch, keep, events)
+
+
+async def bench(url: str, args: argparse.Namespace, label: str) -> None:
+    db = Database(url)
+    await db.upgrade()
+    estate = Estate.make(args.accounts)
+    times: dict[tuple[str, bool], list[float]] = {}
+    for rep in range(args.repeat):
+        order = (False, True) if rep % 2 == 0 else (True, False)
+        for keep in order:
+            customer = f"bench-{rep}-{'with' if keep else 'without'}"
+            for steady in (False, True):
+                took = await one_pass(db, estate, customer, steady, args.batch, keep, args.events)
+                times.setdefault(("steady" if steady else "first", keep), []).append(took)
+    async with db.read() as session:
+        counts = dict(
+            (
+                await session.execute(
+                    select(Finding.status, func.count())
+                    .where(Finding.customer_id == "bench-0-with")
+                    .group_by(Finding.status)
+                )
+            ).all()
+        )
+    await db.close()
+    print(
+        f"{label}: findings of one customer after both passes: "
+        + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+    )
+    for kind in ("first", "steady"):
+        without = statistics.median(times[(kind, False)])
+        with_ = statistics.median(times[(kind, True)])
+        spread = " ".join(f"{t:.2f}" for t in times[(kind, True)])
+        base = " ".join(f"{t:.2f}" for t in times[(kind, False)])
+        print(
+            f"{label:<11} {kind:<7} without {without:6.3f} s  with {with_:6.3f} s  "
+            f"+{(with_ - without) / without:6.1%}   (without: {base}; with: {spread})"
+        )
+
+
+async def profile(url: str, args: argparse.Namespace, label: str) -> None:
+    """cProfile of one steady-state keep() call of ``--batch`` rows, and each statement's
+    wall time (the database's share, which the profile of this thread does not show)."""
+    db = Database(url)
+    await db.upgrade()
+    estate = Estate.make(args.accounts)
+    await one_pass(db, estate, "profile", False, args.batch, True, False)
+    run_id = await new_run(db, "profile", estate.accounts)
+    rows = rows_of(estate, run_id, "profile", estate.steady, T0 + timedelta(days=1))
+    statements: dict[str, list[float]] = {}
+
+    def timing(session: AsyncSession) -> None:
+        execute = session.execute
+
+        async def timed(statement: Any, *more: Any, **kw: Any) -> Any:
+            start = time.perf_counter()
+            try:
+                return await execute(statement, *more, **kw)
+            finally:
+                took = time.perf_counter() - start
+                statements.setdefault(type(statement).__name__, []).append(took)
+
+        session.execute = timed  # type: ignore[method-assign]
+
+    keeps: list[float] = []
+    for i in range(0, len(rows) - args.batch, args.batch):  # all but the last batch
+        async with db.write() as session:
+            await insert_results(session, db, rows[i : i + args.batch])
+            timing(session)
+            start = time.perf_counter()
+            await findings.keep(session, db, rows[i : i + args.batch])
+            keeps.append(time.perf_counter() - start)
+    print(
+        f"{label}: keep() of {args.batch} rows, steady state, median of {len(keeps)}: "
+        f"{statistics.median(keeps) * 1000:.1f} ms; per statement (median, count): "
+        + ", ".join(
+            f"{n} {statistics.median(t) * 1000:.1f} ms ×{len(t)}" for n, t in statements.items()
+        )
+    )
+    last = rows[-args.batch :]
+    async with db.write() as session:
+        await insert_results(session, db, last)
+        profiler = cProfile.Profile()
+        start = time.perf_counter()
+        profiler.enable()
+        await findings.keep(session, db, last)
+        profiler.disable()
+        took = time.perf_counter() - start
+    await db.close()
+    out = io.StringIO()
+    pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(15)
+    print(f"{label}: the last keep() under cProfile: {took * 1000:.1f} ms")
+    print(out.getvalue())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--accounts", type=int, default=1000)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--batch", type=int, default=100)
+    parser.add_argument("--events", action="store_true")
+    parser.add_argument("--pg", default=os.environ.get("TEST_DATABASE_URL"))
+    parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--no-sqlite", action="store_true")
+    args = parser.parse_args()
+    results = args.accounts * len(CHECKS)
+    print(
+        f"{platform.node()} · {platform.platform()} · {os.cpu_count()} CPUs · "
+        f"Python {platform.python_version()} · SQLAlchemy {sqlalchemy.__version__} · "
+        f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC · load {os.getloadavg()[0]:.2f}"
+    )
+    print(
+        f"{results:,} results × {LINES} lines ({results * LINES:,}), "
+        f"{PROBLEM_SHARE:.0%} problems; transactions of {args.batch} rows; "
+        f"{args.repeat} repetitions{'; with events' if args.events else ''}"
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.profile:
+            asyncio.run(profile(f"sqlite+aiosqlite:///{tmp}/profile.db", args, "SQLite"))
+        elif not args.no_sqlite:
+            asyncio.run(bench(f"sqlite+aiosqlite:///{tmp}/bench.db", args, "SQLite"))
+    if not args.pg:
+        print("PostgreSQL skipped: pass --pg or set TEST_DATABASE_URL")
+        return
+    with pg_database(args.pg) as url:
+        if args.profile:
+            asyncio.run(profile(url, args, "PostgreSQL"))
+        else:
+            asyncio.run(bench(url, args, "PostgreSQL"))
+    print(f"load {os.getloadavg()[0]:.2f}")
+
+
+if __name__ == "__main__":
+    main()
