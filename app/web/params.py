@@ -10,6 +10,8 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 
 from app.catalog import Catalog
+from app.config import Customer
+from app.engine import findings
 from app.errors import quoted
 from app.models import RunStatus
 from app.web.present import UTC_ZONE
@@ -81,3 +83,16 @@ def filter_query(query: Mapping[str, str]) -> dict[str, str]:
     """The filter part of a query string, to carry into pagination links."""
     keys = ("customer", "status", "outcome", "check", "from", "to")
     return {k: query[k] for k in keys if query.get(k, "").strip()}
+
+
+def findings_query(query: Mapping[str, str], catalog: Catalog) -> tuple[Customer, str | None]:
+    """``/api/findings``: the customer (required, configured) and the optional state."""
+    customer = query.get("customer", "").strip().lower()
+    if not customer:
+        raise BadParam("Say which customer: /api/findings?customer=ID (ids: /customers).")
+    if not _CUSTOMER.fullmatch(customer):
+        raise BadParam(f"{quoted(customer)} is not a customer id.")
+    found = catalog.customers.get(customer)
+    if found is None:
+        raise web.HTTPNotFound(text=f"There is no customer {quoted(customer)}.")
+    return found, _choice(query, "state", findings.STATES)

@@ -8,7 +8,7 @@ from typing import Any
 import aiohttp_jinja2
 from aiohttp import web
 
-from app.engine import runboard
+from app.engine import findings, runboard
 from app.engine.runs import RunView, run_json
 from app.errors import NotFound
 from app.web import pages, params, queries
@@ -87,6 +87,14 @@ async def api_runs(request: web.Request) -> web.Response:
 @ROUTES.get(r"/api/runs/{id:[0-9]{1,15}}", name="api_run")
 async def api_run(request: web.Request) -> web.Response:
     return _json(run_json(await _view(request)))
+
+
+@ROUTES.get("/api/findings", name="api_findings")
+async def api_findings(request: web.Request) -> web.Response:
+    """A customer's findings, open first (``mhub findings --json``'s shape)."""
+    customer, state = params.findings_query(request.query, request.app[CATALOG])
+    found = await findings.listing(request.app[DB], customer.id, state=state)
+    return _json({"customer": customer.id, "findings": [findings.finding_json(f) for f in found]})
 
 
 @ROUTES.get("/api/version", name="version")

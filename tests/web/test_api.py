@@ -7,9 +7,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from aiohttp.test_utils import TestClient
+from sqlalchemy import select
 
 from app.db import Database
+from app.engine import findings
 from app.engine.runs import RunService, run_json
+from app.models import Result
 from app.web.keys import Probe
 from app.web.metrics import HubMetrics, RunObserver
 from tests.web.conftest import start
@@ -178,3 +181,41 @@ async def test_it_records_run_and_check_durations_when_a_run_ends(
     checks = samples(text, "mhub_check_duration_seconds_count")
     assert checks['{check="rds",severity="crit"}'] == 1
     assert sum(checks.values()) == 8
+
+
+async def test_it_lists_a_customers_findings_as_json(client: TestClient, db: Database) -> None:
+    async with db.read() as session:
+        recorded = (await session.execute(select(Result).order_by(Result.run_id))).scalars().all()
+    async with db.write() as session:  # as the executor keeps them when it records results
+        await findings.keep(session, db, recorded)
+    body = await (await client.get("/api/findings?customer=demo&state=open")).json()
+    assert body["customer"] == "demo"
+    hot = next(f for f in body["findings"] if f["resource"] == "shop-prod-db")
+    assert (hot["account"], hot["check"], hot["severity"], hot["state"]) == (
+        "shop-prod",
+        "rds",
+        "crit",
+        "open",
+    )
+    assert hot["fingerprint"] == "rds:111111111111:ap-southeast-3:shop-prod-db:cpu"
+    assert body["findings"][0]["severity"] == "crit"  # the worst first
+    assert {f["state"] for f in body["findings"]} == {"open"}
+    billing = await (await client.get("/api/findings?customer=billing")).json()
+    assert billing == {"customer": "billing", "findings": []}
+
+
+@pytest.mark.parametrize(
+    ("query", "status", "says"),
+    [
+        ("", 400, "Say which customer"),
+        ("?customer=nosuch", 404, 'There is no customer "nosuch".'),
+        ("?customer=demo&state=snoozed", 400, 'Unknown state "snoozed"'),
+        ("?customer=de%0Amo", 400, "is not a customer id"),
+    ],
+)
+async def test_it_answers_a_bad_findings_query_with_what_to_ask(
+    client: TestClient, query: str, status: int, says: str
+) -> None:
+    response = await client.get(f"/api/findings{query}")
+    assert response.status == status
+    assert says in (await response.json())["message"]
