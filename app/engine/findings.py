@@ -75,6 +75,9 @@ class Look:
     complete: bool
     """It looked at everything: what it did not report is resolved (else only ``cleared``)."""
 
+    blind: frozenset[str] = frozenset()
+    """Fingerprints of lines it could not look at (left as they are)."""
+
     def keeps(self, fingerprint: str) -> bool:
         """Whether this look leaves an open finding open (seen, or not decided about)."""
         if self.complete:
@@ -82,9 +85,6 @@ class Look:
                 fingerprint in self.blind
             )
         return fingerprint not in self.cleared
-
-    blind: frozenset[str] = frozenset()
-    """Fingerprints of lines it could not look at (left as they are)."""
 
 
 def look(
@@ -204,7 +204,7 @@ async def _open(session: AsyncSession, db: Database, looks: Sequence[Look]) -> N
             "returns": 0,
             "history": "1",
         }
-        for one in sorted(looks, key=lambda o: o.run_id)
+        for one in looks
         for s in one.seen
     ]
     if not rows:
