@@ -1,32 +1,61 @@
-"""The ``mhub`` command line. Exit codes: 0 all OK, 1 warn/crit findings, 2 error."""
+"""The ``mhub`` command line. Exit codes: 0 all OK, 1 warn/crit findings (or, answering a
+finding, someone answered first), 2 error (bad input: nothing changed)."""
 
 from __future__ import annotations
 
 import asyncio
+import getpass
+import glob
 import json
 import sys
-from collections.abc import Coroutine
-from datetime import UTC, datetime
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
 
 import click
+from sqlalchemy import select
 
 from app import logs
-from app.config import WindowError, parse_window
+from app.catalog import Catalog
+from app.config import MAX_REASON, Customer, WindowError, clip, parse_window
 from app.db import Database
 from app.engine import findings
+from app.engine.answers import (
+    AnswerError,
+    Answers,
+    Given,
+    Rule,
+    Standing,
+    parse_for,
+    parse_until,
+    reason_of,
+    rules_from,
+    standing,
+)
 from app.engine.runs import RunView, Submit, parse_run_id, run_json
-from app.errors import HubError
+from app.errors import HubError, UsageError
 from app.loader import ConfigInvalid, check_config, load_catalog
 from app.main import Hub, build, serve
-from app.models import Source
+from app.models import Finding, Mute, Source
 from app.settings import EnvironmentInvalid, Settings
 from app.slack.digests import send_now
 from app.web.security import WebRefused, check_exposure
-from blocks.terminal import render_findings, render_run
+from blocks.findings import clock
+from blocks.terminal import (
+    answer_text,
+    finding_lines,
+    person,
+    render_findings,
+    render_rules,
+    render_run,
+)
 from checks import kinds
 
 EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
+EXIT_ANSWERED_FIRST = 1
+"""An answer to a finding someone else had answered first (or that is not in the state the
+answer undoes): nothing changed."""
 
 
 def _settings() -> Settings:
@@ -130,39 +159,464 @@ def status_command(run_id: str, as_json: bool) -> None:
     _run(go())
 
 
-@main.command("findings")
+class TargetOrCommand(click.Group):
+    """``mhub findings TARGET …`` lists and ``mhub findings ack FINGERPRINT …`` answers: a
+    first word that names none of the commands is the TARGET of ``list``."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ctx.help_option_names:
+            args = ["list", *args]
+        return super().parse_args(ctx, args)
+
+
+@main.group(
+    "findings",
+    cls=TargetOrCommand,
+    subcommand_metavar="TARGET [--state STATE] [--rules] [--json] | COMMAND FINGERPRINT ...",
+)
+def findings_group() -> None:
+    """The problems checks found, kept across runs by fingerprint, and the answers to them
+    (docs/findings.md).
+
+    \b
+    List them (TARGET: a customer or an account alias):
+      mhub findings TARGET [--state open|acknowledged|snoozed|muted|resolved] [--json]
+      mhub findings TARGET --rules [--json]       the customer's mute rules
+    Answer one (FINGERPRINT: the line under each finding in the list):
+      mhub findings ack FINGERPRINT               "I'm on it"
+      mhub findings snooze FINGERPRINT --reason TEXT [--for 24h | --until WHEN]
+      mhub findings unsnooze FINGERPRINT
+      mhub findings mute FINGERPRINT --reason TEXT [--for 30d | --until WHEN]
+                         [--all-resources] [--all-accounts]
+      mhub findings unmute FINGERPRINT|RULE
+
+    Listing exits 1 when a finding is open or acknowledged (a problem nobody silenced), else 0.
+    Answering exits 0 when it changed something, 1 when someone had answered first (it says
+    who and when), 2 on bad input, with nothing changed. Times are in the customer's time zone.
+    """
+
+
+@findings_group.command(
+    "list", short_help="The findings of TARGET (what `mhub findings TARGET` does)."
+)
 @click.argument("target")
 @click.option(
     "--state",
     type=click.Choice(findings.STATES),
     default=None,
-    help="Only open or only resolved findings (default: both, open first).",
+    help="Only the findings in this state (default: all; problems first, resolved last).",
 )
+@click.option("--rules", "show_rules", is_flag=True, help="List the customer's mute rules.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def findings_command(target: str, state: str | None, as_json: bool) -> None:
-    """The problems checks found on TARGET (a customer or an account alias), kept across runs:
-    how long each has been open, and whether it is new, regressed or flapping."""
+def findings_list(target: str, state: str | None, show_rules: bool, as_json: bool) -> None:
+    """The findings of TARGET (a customer or an account alias), the same as `mhub findings
+    TARGET`: how long each has been open, whether it is new, came back or flaps, and who
+    answered it; with --rules, the customer's mute rules instead."""
 
     async def go() -> int:
+        if show_rules and state:
+            raise UsageError("--rules lists the mute rules; it takes no --state.")
         settings = _settings()
         catalog, _ = check_config(settings.config_dir)
         customer, accounts = catalog.resolve(target)
         only = None if accounts == customer.accounts else [a.id for a in accounts]
-        db = Database(settings.database_url)
-        try:
-            await db.ensure_schema()
-            found = await findings.listing(db, customer.id, only, state)
-        finally:
-            await db.close()
+        async with _answering(settings, catalog) as answers:
+            rules = await answers.rules(customer.id)
+            now = answers.clock()
+            if show_rules:
+                mine = [r for r in rules if only is None or r.account in (None, *only)]
+                click.echo(
+                    json.dumps({"customer": customer.id, "rules": [r.as_json() for r in mine]})
+                    if as_json
+                    else render_rules(mine, customer.tz, now, customer.name)
+                )
+                return EXIT_OK
+            found = await findings.listing(answers.db, customer.id, rules, now, only, state)
         if as_json:
             click.echo(json.dumps({"customer": customer.id, "findings": [
-                findings.finding_json(f) for f in found
+                findings.finding_json(f, standing) for f, standing in found
             ]}))  # fmt: skip
         else:
-            click.echo(render_findings(found, customer.tz, datetime.now(UTC), customer.name))
-        return EXIT_FINDINGS if any(f.status == "open" for f in found) else EXIT_OK
+            click.echo(render_findings(found, customer.tz, now, customer.name))
+        loud = any(standing.state in LOUD for _, standing in found)
+        return EXIT_FINDINGS if loud else EXIT_OK
 
     _run(go())
+
+
+Command = TypeVar("Command", bound=Callable[..., None])
+
+
+def _answer_options(command: Command) -> Command:
+    """FINGERPRINT, ``--customer`` and ``--as``: what every answer takes."""
+    command = click.option(
+        "--as",
+        "who",
+        metavar="USER",
+        help="Who answers, for the audit trail (default: cli:<your login name>).",
+    )(command)
+    command = click.option(
+        "--customer",
+        "customer_id",
+        metavar="ID",
+        help="The customer, when the fingerprint is a finding of several.",
+    )(command)
+    return click.argument("fingerprint")(command)
+
+
+def _quiet_options(command: Command) -> Command:
+    """``--reason``, ``--for`` and ``--until``: what snoozes and mutes take."""
+    command = click.option(
+        "--until",
+        metavar="WHEN",
+        help="Until 2026-12-07 09:00 (or the end of 2026-12-07), in the customer's time zone.",
+    )(command)
+    command = click.option(
+        "--for", "length", metavar="LENGTH", help="For 90m, 24h, 7d or 2w (1m to 365d)."
+    )(command)
+    return click.option(
+        "--reason", metavar="TEXT", help=f"Why (required, at most {MAX_REASON} characters)."
+    )(command)
+
+
+@findings_group.command("ack")
+@_answer_options
+def findings_ack(fingerprint: str, customer_id: str | None, who: str | None) -> None:
+    """Acknowledge FINGERPRINT: "I'm on it". It stays a problem, with who and when beside it."""
+
+    async def go() -> int:
+        by = _who(who)
+
+        async def act(answers: Answers, customer: Customer, found: Finding) -> Given:
+            return await answers.acknowledge(customer.id, [found.id], by, AUDIT)
+
+        return await _answer(fingerprint, customer_id, f"Acknowledged by {by}", act)
+
+    _run(go())
+
+
+@findings_group.command(
+    "snooze", short_help="Snooze FINGERPRINT until a time, or until it resolves."
+)
+@_answer_options
+@_quiet_options
+def findings_snooze(
+    fingerprint: str,
+    customer_id: str | None,
+    who: str | None,
+    reason: str | None,
+    length: str | None,
+    until: str | None,
+) -> None:
+    """Snooze FINGERPRINT: quiet until a time (--for, --until), or until it resolves (neither).
+    It comes back at once if it gets worse (a warning that turns critical)."""
+
+    async def go() -> int:
+        by, why, lasting = _who(who), reason_of(reason), _length(length, until)
+
+        async def act(answers: Answers, customer: Customer, found: Finding) -> Given:
+            ends = _ends(lasting, until, customer, answers.clock())
+            return await answers.snooze(customer.id, [found.id], by, why, ends, AUDIT)
+
+        return await _answer(fingerprint, customer_id, f"Snoozed by {by}", act)
+
+    _run(go())
+
+
+@findings_group.command("unsnooze")
+@_answer_options
+def findings_unsnooze(fingerprint: str, customer_id: str | None, who: str | None) -> None:
+    """End the snooze of FINGERPRINT: it is a problem again."""
+
+    async def go() -> int:
+        by = _who(who)
+
+        async def act(answers: Answers, customer: Customer, found: Finding) -> Given:
+            return await answers.unsnooze(customer.id, [found.id], by, AUDIT)
+
+        return await _answer(fingerprint, customer_id, f"Unsnoozed by {by}", act, "Not snoozed")
+
+    _run(go())
+
+
+@findings_group.command(
+    "mute", short_help="Mute FINGERPRINT (and what else --all-* says) with a rule."
+)
+@_answer_options
+@_quiet_options
+@click.option(
+    "--all-resources",
+    is_flag=True,
+    help="Every resource of the finding's check in its account, in every region.",
+)
+@click.option(
+    "--all-accounts", is_flag=True, help="The same resource in every account of the customer."
+)
+def findings_mute(
+    fingerprint: str,
+    customer_id: str | None,
+    who: str | None,
+    reason: str | None,
+    length: str | None,
+    until: str | None,
+    all_resources: bool,
+    all_accounts: bool,
+) -> None:
+    """Mute FINGERPRINT with a rule: the findings it matches are counted, never listed as
+    problems, until --for or --until (neither: no end). The rule matches the finding's check,
+    account, region and exact resource; --all-resources and --all-accounts widen it (any
+    region). `mhub findings TARGET --rules` lists the rules, `unmute` ends one."""
+
+    async def go() -> int:
+        by, why, lasting = _who(who), reason_of(reason), _length(length, until)
+        settings = _settings()
+        catalog, _ = check_config(settings.config_dir)
+        async with _answering(settings, catalog) as answers:
+            customer, found = await _finding(answers, catalog, fingerprint, customer_id)
+            now = answers.clock()
+            already = standing(found, await answers.rules(customer.id), now)
+            if already.state == "muted" and not (all_resources or all_accounts):
+                return _answered_first(already, customer, now)
+            wide = all_resources or all_accounts
+            rule = await answers.mute(
+                customer.id,
+                check=found.check,
+                account=None if all_accounts else found.account,
+                region=None if wide or not found.region else found.region,
+                resource="*" if all_resources else glob.escape(found.resource or fingerprint),
+                reason=why,
+                owner=None,
+                until=_ends(lasting, until, customer, now),
+                by=by,
+                audit=AUDIT,
+            )
+            muted = await findings.listing(answers.db, customer.id, [rule], now, state="muted")
+        click.echo(f"Muted by {by} with rule {rule.key}; it mutes {_findings(len(muted))}:")
+        for f, now_is in muted[:MAX_SHOWN]:
+            click.echo("\n".join(finding_lines(f, now_is, customer.tz, now)))
+        click.echo(f"`mhub findings unmute {rule.key}` ends the rule.")
+        return EXIT_OK
+
+    _run(go())
+
+
+@findings_group.command(
+    "unmute", short_help="End the Slack/CLI mute rules matching FINGERPRINT, or RULE."
+)
+@_answer_options
+def findings_unmute(fingerprint: str, customer_id: str | None, who: str | None) -> None:
+    """End the mute rules made from Slack or the CLI that match FINGERPRINT, or the rule RULE
+    (an id from `--rules`). A rule in the customer's YAML is ended by removing it there."""
+
+    async def go() -> int:
+        by = _who(who)
+        settings = _settings()
+        catalog, _ = check_config(settings.config_dir)
+        async with _answering(settings, catalog) as answers:
+            if _is_rule(fingerprint):
+                return await _unmute_rule(answers, catalog, fingerprint, customer_id, by)
+            customer, found = await _finding(answers, catalog, fingerprint, customer_id, True)
+            return await _unmute_matching(answers, customer, found, by)
+
+    _run(go())
+
+
+async def _unmute_rule(
+    answers: Answers, catalog: Catalog, key: str, customer_id: str | None, by: str
+) -> int:
+    """End the rule ``key`` (``12``; ``yaml:1`` is refused: it lives in the YAML)."""
+    made = None
+    if key.isdigit():
+        async with answers.db.read() as session:
+            made = await session.get(Mute, int(key))
+    owner = customer_id or (made.customer_id if made is not None else None)
+    customer = catalog.resolve(owner)[0] if owner else None
+    if customer and made and made.customer_id == customer.id and made.ended_at is not None:
+        when = clock(made.ended_at, customer.tz, answers.clock())
+        click.echo(
+            f"Someone answered first: rule {key} was unmuted by {person(made.ended_by)} {when}. "
+            "Nothing changed.",
+            err=True,
+        )
+        return EXIT_ANSWERED_FIRST
+    rule = await answers.unmute(customer.id if customer else "", key, by, AUDIT)
+    click.echo(f"Unmuted by {by}: {_rule_text(rule)}")
+    return EXIT_OK
+
+
+async def _unmute_matching(answers: Answers, customer: Customer, found: Finding, by: str) -> int:
+    rules = [rule for rule in await answers.rules(customer.id) if rule.matches(found)]
+    made = [rule for rule in rules if rule.origin != "yaml"]
+    kept = [rule.key for rule in rules if rule.origin == "yaml"]
+    if not rules:
+        click.echo("Not muted: no rule in force matches it. Nothing changed.", err=True)
+        return EXIT_ANSWERED_FIRST
+    if not made:
+        raise AnswerError(
+            f"It is muted by rule {', '.join(kept)} in {customer.id}'s YAML (suppress:). "
+            "Remove the rule there and reload; it cannot be unmuted from Slack or the CLI."
+        )
+    for rule in made:
+        try:
+            ended = await answers.unmute(customer.id, rule.key, by, AUDIT)
+        except AnswerError as exc:  # someone unmuted it between our read and our write
+            click.echo(str(exc), err=True)
+            return EXIT_ANSWERED_FIRST
+        click.echo(f"Unmuted by {by}: {_rule_text(ended)}")
+    if kept:
+        click.echo(
+            f"Still muted by rule {', '.join(kept)} in {customer.id}'s YAML (suppress:): "
+            "remove it there to unmute.",
+            err=True,
+        )
+    return EXIT_OK
+
+
+Act = Callable[[Answers, Customer, Finding], Coroutine[Any, Any, Given]]
+AUDIT = {"via": "cli"}
+"""Where CLI answers come from, in their audit events."""
+LOUD = ("open", "acknowledged")
+"""Standings of a problem nobody silenced: ``mhub findings`` exits 1 when it lists one."""
+MAX_SHOWN = 20
+MAX_WHO = 128
+
+
+@asynccontextmanager
+async def _answering(settings: Settings, catalog: Catalog) -> AsyncIterator[Answers]:
+    """The answers service on the configured database (opened here, closed after)."""
+    db = Database(settings.database_url)
+    try:
+        await db.ensure_schema()
+        yield Answers(db, rules_from(catalog))
+    finally:
+        await db.close()
+
+
+async def _answer(
+    fingerprint: str, customer_id: str | None, done: str, act: Act, not_now: str | None = None
+) -> int:
+    """Find the finding, ``act`` on it, and say what it is now — or who answered first."""
+    settings = _settings()
+    catalog, _ = check_config(settings.config_dir)
+    async with _answering(settings, catalog) as answers:
+        customer, found = await _finding(answers, catalog, fingerprint, customer_id)
+        given = await act(answers, customer, found)
+        now = answers.clock()
+        if given.resolved:
+            raise AnswerError(_resolved_text(given.resolved[0], customer, now))
+        if given.first:
+            _, first = given.first[0]
+            return _answered_first(first, customer, now, not_now)
+        after = await answers.standings(customer.id, [found.fingerprint])
+    click.echo(f"{done}:")
+    for f, now_is in after.values():
+        click.echo("\n".join(finding_lines(f, now_is, customer.tz, now)))
+    return EXIT_OK
+
+
+async def _finding(
+    answers: Answers,
+    catalog: Catalog,
+    fingerprint: str,
+    customer_id: str | None,
+    resolved: bool = False,
+) -> tuple[Customer, Finding]:
+    """The one finding with ``fingerprint`` (of ``customer_id`` when given), or an
+    :class:`AnswerError` that says what to do; a resolved one only when ``resolved``."""
+    wanted = fingerprint.strip()
+    chosen = catalog.resolve(customer_id)[0] if customer_id else None
+    query = select(Finding).where(Finding.fingerprint == wanted).order_by(Finding.customer_id)
+    if chosen is not None:
+        query = query.where(Finding.customer_id == chosen.id)
+    async with answers.db.read() as session:
+        rows = [
+            row
+            for row in (await session.execute(query)).scalars()
+            if row.customer_id in catalog.customers
+        ]
+    if not rows:
+        of = f" of {chosen.id}" if chosen else ""
+        raise AnswerError(
+            f'There is no finding "{clip(wanted, 80)}"{of}. `mhub findings TARGET` lists them, '
+            "each with its fingerprint under it."
+        )
+    if len(rows) > 1:
+        raise AnswerError(
+            f"That fingerprint is a finding of {len(rows)} customers: "
+            f"{', '.join(row.customer_id for row in rows)}. Say which with --customer ID."
+        )
+    [found] = rows
+    customer = catalog.customers[found.customer_id]
+    if found.status == "resolved" and not resolved:
+        raise AnswerError(_resolved_text(found, customer, answers.clock()))
+    return customer, found
+
+
+def _resolved_text(found: Finding, customer: Customer, now: datetime) -> str:
+    when = clock(found.resolved_at or found.last_seen_at, customer.tz, now)
+    return (
+        f"That finding resolved since ({when}: the last look did not see it); nothing to "
+        "answer. If a check sees it again, it opens again."
+    )
+
+
+def _answered_first(
+    first: Standing, customer: Customer, now: datetime, not_now: str | None = None
+) -> int:
+    note = answer_text(first, customer.tz, now)
+    said = f"it is {first.state}" + (f" — {note}" if note else "")
+    click.echo(f"{not_now or 'Someone answered first'}: {said}. Nothing changed.", err=True)
+    return EXIT_ANSWERED_FIRST
+
+
+def _who(given: str | None) -> str:
+    """Who answers: ``--as``, or ``cli:`` and the login name."""
+    if given is None:
+        try:
+            name = getpass.getuser()
+        except (KeyError, OSError):  # no login name (a container's numeric user)
+            name = "unknown"
+        return f"cli:{name}"[:MAX_WHO]
+    who = given.strip()
+    if not who or len(who) > MAX_WHO or not who.isprintable():
+        raise UsageError(
+            f"Give --as a name of 1 to {MAX_WHO} printable characters: a Slack user id such "
+            "as U012AB3CD, or cli:alice."
+        )
+    return who
+
+
+def _length(length: str | None, until: str | None) -> timedelta | None:
+    if length is not None and until is not None:
+        raise UsageError("Give --for or --until, not both.")
+    return parse_for(length) if length is not None else None
+
+
+def _ends(
+    lasting: timedelta | None, until: str | None, customer: Customer, now: datetime
+) -> datetime | None:
+    """When a snooze or mute ends: ``now`` + ``--for``, ``--until`` in the customer's time
+    zone, or None (until it resolves; a mute: no end)."""
+    if lasting is not None:
+        return now + lasting
+    return parse_until(until, customer.tz, now) if until is not None else None
+
+
+def _is_rule(key: str) -> bool:
+    """A rule id (``12``, ``yaml:1``), not a fingerprint."""
+    number = key.removeprefix("yaml:")
+    return number.isdigit() and len(number) < 18
+
+
+def _rule_text(rule: Rule) -> str:
+    where = " · ".join(
+        [kinds.title(rule.check), rule.account or "every account", rule.region or "every region"]
+    )
+    return f"rule {rule.key} ({where} · {rule.resource} — {rule.reason}) ended."
+
+
+def _findings(count: int) -> str:
+    return f"{count} open finding{'' if count == 1 else 's'}"
 
 
 @main.group("config")
@@ -180,7 +634,7 @@ def config_check() -> None:
             click.echo(message, err=True)  # VARIABLE: what to do
         click.echo(f"{len(exc.problems)} problem(s) found; fix the environment first.", err=True)
         sys.exit(EXIT_FINDINGS)
-    catalog, found = check_config(settings.config_dir)
+    catalog, found = check_config(settings.config_dir, datetime.now(UTC))
     problems = [*_serving_problems(settings), *(str(problem) for problem in found)]
     for problem in problems:
         click.echo(problem, err=True)

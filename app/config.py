@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Iterable
-from datetime import datetime, timedelta
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
@@ -23,6 +24,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -43,6 +45,11 @@ REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d\Z", re.ASCII)
 _ALIAS = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}\Z", re.ASCII)
 _SLACK_ID = re.compile(r"^[A-Z0-9]{2,20}\Z", re.ASCII)
 _ACCOUNT_ID = re.compile(r"^\d{12}\Z", re.ASCII)
+_PORTAL = re.compile(r"^https://([a-z0-9][a-z0-9-]{0,62})\.awsapps\.com/start/?(#/?)?\Z", re.ASCII)
+_PERMISSION_SET = re.compile(r"^[\w+=,.@-]{1,32}\Z", re.ASCII)
+_ROLE_NAME = re.compile(r"^[\w+=,.@-]{1,64}\Z", re.ASCII)
+MAX_REASON = 500
+"""The longest reason a suppression, snooze or mute may give; link to anything longer."""
 
 
 class WindowError(ValueError):
@@ -184,10 +191,60 @@ def _no_repeats(values: tuple[str, ...], what: str) -> tuple[str, ...]:
     return values
 
 
+def _region(value: str) -> str:
+    if not REGION.match(value):
+        raise ValueError(f'"{clip(value)}" is not an AWS region name such as ap-southeast-3')
+    return value
+
+
+def reason_text(value: Any) -> Any:
+    """A reason (of a suppression, a snooze or a mute), trimmed: required, at most
+    :data:`MAX_REASON` characters."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        raise ValueError(
+            "give a reason, so whoever reads it later knows why these findings are quiet"
+        )
+    if not isinstance(value, str):
+        return value  # pydantic says it must be text
+    reason = value.strip()
+    if len(reason) > MAX_REASON:
+        raise ValueError(
+            f"the reason is {len(reason)} characters; keep it to {MAX_REASON} "
+            "and link to anything longer"
+        )
+    return reason
+
+
+def _pattern(value: Any) -> Any:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        raise ValueError(
+            'an empty pattern matches nothing; write a glob such as "scratch-*", '
+            "or leave resource out to match every resource"
+        )
+    return value
+
+
+def _until(value: Any) -> Any:
+    """A date or a date-time; text in ISO form is read as one (``2027-03-31 18:00``)."""
+    if value is None or isinstance(value, date):  # a datetime is a date too
+        return value
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            return date.fromisoformat(text) if len(text) == 10 else datetime.fromisoformat(text)
+        except ValueError:
+            pass
+    raise ValueError(
+        f'"{clip(value)}" is not a date; write 2027-03-31 (until that day ends) or '
+        '"2027-03-31 18:00", in the customer\'s time zone'
+    )
+
+
 Alias = Annotated[str, AfterValidator(_alias)]
 SlackId = Annotated[str, AfterValidator(_slack_id)]
 AccountId = Annotated[str, BeforeValidator(_account_id)]
 CheckKind = Annotated[str, AfterValidator(_check_kind)]
+Region = Annotated[str, AfterValidator(_region)]
 Text = Annotated[str, Field(min_length=1)]
 
 
@@ -297,6 +354,150 @@ class Schedule(Frozen):
         return _no_repeats(value, "check")
 
 
+class Suppression(Frozen):
+    """A mute rule written in the customer's YAML (``suppress:``): the findings it matches are
+    counted, never listed as problems. See docs/findings.md."""
+
+    check: CheckKind
+    account: Alias | None = None
+    """None: every account of the customer."""
+    region: Region | None = None
+    """None: every region."""
+    resource: Annotated[str, BeforeValidator(_pattern)] = "*"
+    """A glob over the resource label or its fingerprint."""
+    reason: Annotated[str, BeforeValidator(reason_text)]
+    owner: SlackId | None = None
+    until: Annotated[date | datetime | None, BeforeValidator(_until)] = None
+    """A date (the end of that day) or a date-time, in the customer's time zone."""
+
+    def ends(self, tz: tzinfo) -> datetime | None:
+        """When it stops, in UTC: ``until`` read in ``tz`` (a date-time without an offset) or
+        the end of that day (a date); None when it never does."""
+        if isinstance(self.until, datetime):
+            moment = self.until if self.until.tzinfo else self.until.replace(tzinfo=tz)
+            return moment.astimezone(UTC)
+        if isinstance(self.until, date):
+            next_day = datetime.combine(self.until + timedelta(days=1), time(), tzinfo=tz)
+            return next_day.astimezone(UTC)
+        return None
+
+
+class Console(Frozen):
+    """How people open a customer's accounts in the AWS console, so a finding can link to its
+    resource there (``checks/console.py``): through the IAM Identity Center access portal with
+    a permission set, or by switching role from their own sign-in. Nothing here is a secret."""
+
+    sso_start_url: str | None = None
+    """The AWS access portal, ``https://<name>.awsapps.com/start``."""
+    permission_set: str | None = None
+    """The permission set to open each account with, such as ``ReadOnlyAccess``."""
+    switch_role: str | None = None
+    """The name of the role to switch to in each account, such as ``OpsReadOnly``."""
+
+    @field_validator("sso_start_url")
+    @classmethod
+    def _portal(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        match = _PORTAL.match(value.strip())
+        if not match:
+            raise ValueError(
+                f'"{clip(value, 80)}" is not an AWS access portal URL; write '
+                "https://<name>.awsapps.com/start as IAM Identity Center shows it under "
+                "Settings → AWS access portal URL"
+            )
+        return f"https://{match.group(1)}.awsapps.com/start"
+
+    @field_validator("permission_set")
+    @classmethod
+    def _permission_set(cls, value: str | None) -> str | None:
+        if value is not None and not _PERMISSION_SET.match(value):
+            raise ValueError(
+                f'"{clip(value)}" is not a permission set name; write its name as the access '
+                "portal shows it (at most 32 letters, digits and +=,.@_-), such as ReadOnlyAccess"
+            )
+        return value
+
+    @field_validator("switch_role")
+    @classmethod
+    def _switch_role(cls, value: str | None) -> str | None:
+        if value is not None and not _ROLE_NAME.match(value):
+            raise ValueError(
+                f'"{clip(value, 80)}" is not a role name; write the name alone (at most 64 '
+                "letters, digits and +=,.@_-), such as OpsReadOnly, not its ARN or path"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _one_way(self) -> Console:
+        sso = self.sso_start_url is not None or self.permission_set is not None
+        if sso and self.switch_role is not None:
+            raise LocatedError(
+                ("switch_role",),
+                "use either sso_start_url with permission_set, or switch_role, not both",
+            )
+        if self.sso_start_url is not None and self.permission_set is None:
+            raise LocatedError(
+                ("sso_start_url",),
+                "add permission_set, the permission set to open each account with "
+                "(such as ReadOnlyAccess)",
+            )
+        if self.permission_set is not None and self.sso_start_url is None:
+            raise LocatedError(
+                ("permission_set",),
+                "permission_set is only used with sso_start_url; add sso_start_url",
+            )
+        if not sso and self.switch_role is None:
+            raise ValueError(
+                "set sso_start_url and permission_set, or switch_role; or remove console "
+                "to show no console links"
+            )
+        return self
+
+
+@dataclass(frozen=True)
+class Checking:
+    """What validating a customer may know beyond its own file (pass it as the ``context``
+    of :meth:`Customer.model_validate`): the time, since an ``until`` that has passed is a
+    mistake, and which customer each account alias of the other files belongs to."""
+
+    now: datetime | None
+    """None: a suppression that has ended is not reported (it is simply no longer in force).
+    ``mhub config check`` says what time it is, so an ended one is reported there, while the
+    hub itself still starts with it (a restart after the date must not take a customer away)."""
+    owners: Mapping[str, str] = field(default_factory=dict)
+    """Account alias → the id of the customer whose file lists it."""
+
+
+def _ended(rule: Suppression, ends: datetime, tz: tzinfo) -> str:
+    until = rule.until
+    written = until.isoformat(" ", "minutes") if isinstance(until, datetime) else str(until)
+    shown = ends.astimezone(tz).strftime("%Y-%m-%d %H:%M %Z")
+    return (
+        f"{written} has passed (the suppression ended {shown}); remove it, "
+        "or set until to a time still to come"
+    )
+
+
+def _not_ours(
+    alias: str, customer: str | None, accounts: tuple[Account, ...], owner: str | None
+) -> str:
+    """Why a suppression may not name ``alias``, which another customer (``owner``) may own."""
+    ours = ", ".join(account.id for account in accounts)
+    if owner is not None and owner != customer:
+        this = customer or "this customer"
+        return (
+            f'"{alias}" is an account of customer {owner}, not of {this}; a suppression '
+            f"here quiets only {this}'s findings — name one of its accounts ({ours}), "
+            f"or move the suppression to {owner}'s file"
+        )
+    hint = did_you_mean(alias, [account.id for account in accounts])
+    return (
+        f'unknown account "{alias}".{hint} This customer\'s accounts are {ours}; '
+        "leave account out to cover them all."
+    )
+
+
 class Customer(Frozen):
     id: Alias
     name: Text
@@ -305,6 +506,9 @@ class Customer(Frozen):
     accounts: tuple[Account, ...]
     checks: dict[CheckKind, dict[str, Any]] = Field(default_factory=dict)
     schedules: tuple[Schedule, ...] = ()
+    suppress: tuple[Suppression, ...] = ()
+    console: Console | None = None
+    """None: findings get no console link."""
 
     @field_validator("timezone")
     @classmethod
@@ -332,6 +536,35 @@ class Customer(Frozen):
     def _some_accounts(cls, value: tuple[Account, ...]) -> tuple[Account, ...]:
         if not value:
             raise ValueError("list at least one account")
+        return value
+
+    @field_validator("suppress")
+    @classmethod
+    def _suppressions(
+        cls, value: tuple[Suppression, ...], info: ValidationInfo
+    ) -> tuple[Suppression, ...]:
+        """Each suppression names one of this customer's accounts and, when the loader says
+        what time it is (:class:`Checking`), has not ended. Checked here rather than with the
+        whole customer so these are reported even while other keys have problems."""
+        accounts: tuple[Account, ...] | None = info.data.get("accounts")
+        timezone: str | None = info.data.get("timezone")
+        checking = info.context if isinstance(info.context, Checking) else None
+        found: list[tuple[Loc, str]] = []
+        for index, rule in enumerate(value):
+            if (
+                accounts
+                and rule.account is not None
+                and not any(a.id == rule.account for a in accounts)
+            ):
+                owner = checking.owners.get(rule.account) if checking else None
+                message = _not_ours(rule.account, info.data.get("id"), accounts, owner)
+                found.append(((index, "account"), message))
+            if checking is not None and checking.now is not None and timezone is not None:
+                tz = ZoneInfo(timezone)
+                ends = rule.ends(tz)
+                if ends is not None and ends <= checking.now:
+                    found.append(((index, "until"), _ended(rule, ends, tz)))
+        _raise_all(found)
         return value
 
     @model_validator(mode="after")

@@ -10,6 +10,7 @@ import difflib
 import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ from pydantic_core import ErrorDetails
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from app.catalog import Catalog
-from app.config import Customer, LocatedError, clip
+from app.config import Checking, Customer, LocatedError, clip
 from app.errors import ConfigError
 
 Loc = tuple[str | int, ...]
@@ -115,16 +116,20 @@ class _Loader(yaml.SafeLoader):
 _Loader.add_constructor("tag:yaml.org,2002:float", _Loader.construct_yaml_float)
 
 
-def load_catalog(config_dir: Path) -> Catalog:
+def load_catalog(config_dir: Path, now: datetime | None = None) -> Catalog:
     """The validated catalogue, or ConfigInvalid listing every problem."""
-    catalog, problems = check_config(config_dir)
+    catalog, problems = check_config(config_dir, now)
     if problems:
         raise ConfigInvalid(problems)
     return catalog
 
 
-def check_config(config_dir: Path) -> tuple[Catalog, list[Problem]]:
-    """Validate every customer file; return the customers that loaded and every problem."""
+def check_config(config_dir: Path, now: datetime | None = None) -> tuple[Catalog, list[Problem]]:
+    """Validate every customer file; return the customers that loaded and every problem.
+
+    ``now`` (timezone-aware) is what a suppression's ``until`` must still be ahead of: ``mhub
+    config check`` passes the current time; loading to serve passes none, so a suppression
+    that has ended is only no longer in force (it does not take its customer away)."""
     directory = config_dir / "customers"
     if not directory.is_dir():
         return Catalog(()), [
@@ -146,7 +151,9 @@ def check_config(config_dir: Path) -> tuple[Catalog, list[Problem]]:
             Problem(directory, 0, f"no customer files (*.yaml) found; add one, see {DOCS}")
         ]
     problems: list[Problem] = []
-    files_read = [found for path in files if (found := _load(path, problems)) is not None]
+    parsed = [(path, found) for path in files if (found := _parse(path, problems)) is not None]
+    checking = Checking(now, _owners(data for _, (_, data) in parsed))
+    files_read = [_validate(path, node, data, checking, problems) for path, (node, data) in parsed]
     problems.extend(_cross_file_problems(files_read))
     broken = {p.path for p in problems}
     good = [f.customer for f in files_read if f.customer is not None and f.path not in broken]
@@ -163,23 +170,27 @@ class _File:
     customer: Customer | None
 
 
-def load_customer_file(path: Path, problems: list[Problem]) -> tuple[Node, Customer] | None:
+def load_customer_file(
+    path: Path, problems: list[Problem], now: datetime | None = None
+) -> tuple[Node, Customer] | None:
     """The file's YAML tree and customer; on any problem, append it and return None."""
     before = len(problems)
-    found = _load(path, problems)
-    if found is None or found.customer is None or len(problems) > before:
-        return None
-    return found.node, found.customer
-
-
-def _load(path: Path, problems: list[Problem]) -> _File | None:
     parsed = _parse(path, problems)
     if parsed is None:
         return None
     node, data = parsed
+    found = _validate(path, node, data, Checking(now), problems)
+    if found.customer is None or len(problems) > before:
+        return None
+    return found.node, found.customer
+
+
+def _validate(
+    path: Path, node: Node, data: dict[Any, Any], checking: Checking, problems: list[Problem]
+) -> _File:
     customer: Customer | None = None
     try:
-        customer = Customer.model_validate(data)
+        customer = Customer.model_validate(data, context=checking)
     except ValidationError as exc:
         problems.extend(_problems(path, node, exc, Customer))
     problems.extend(_check_settings_problems(path, node, data))
@@ -366,6 +377,18 @@ def _names(data: dict[Any, Any]) -> tuple[str | None, list[tuple[int, str]]]:
         if isinstance(account, dict) and isinstance(account.get("id"), str)
     ]
     return customer_id, aliases
+
+
+def _owners(files: Iterable[dict[Any, Any]]) -> dict[str, str]:
+    """Account alias → the id of the customer whose file lists it first, from every file that
+    is valid YAML (so a suppression naming another customer's account can say whose it is)."""
+    owners: dict[str, str] = {}
+    for data in files:
+        customer_id, aliases = _names(data)
+        if customer_id is not None:
+            for _, alias in aliases:
+                owners.setdefault(alias, customer_id)
+    return owners
 
 
 def _cross_file_problems(files: list[_File]) -> Iterator[Problem]:

@@ -15,15 +15,16 @@ import contextlib
 import gc
 import logging
 import signal
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import handlers
 from app.catalog import Catalog
 from app.db import Database
+from app.engine.answers import Answers, rules_from
 from app.engine.changes import RunChanges
 from app.engine.executor import Executor, ExecutorOptions
 from app.engine.prewarm import keep_aws_ready
@@ -33,6 +34,7 @@ from app.loader import load_catalog
 from app.schedules.timer import Scheduler
 from app.settings import Settings
 from app.slack.access import Access
+from app.slack.answering import Answering
 from app.slack.bolt import Slack, web_client
 from app.slack.cards import Cards
 from app.slack.deliverer import Deliverer, DeliveryOptions, deliver
@@ -74,6 +76,7 @@ class Hub:
     scheduler: Scheduler
     digests: Digests
     metrics: HubMetrics
+    answers: Answers
     side: SlackSide | None = None
 
 
@@ -115,19 +118,20 @@ async def build(
             test_slot_s=settings.test_slot_s,
             clock=clock,
         )
+        answers = Answers(db, rules_from(catalog), clock or (lambda: datetime.now(UTC)))
+        digests = Digests(db, runs, catalog, public_url=settings.public_url, answers=answers)
         side = (
-            _slack_side(settings, db, runs, catalog, changes, metrics, delivery) if slack else None
-        )
-        digests = Digests(
-            db,
-            runs,
-            catalog,
-            public_url=settings.public_url,
-            on_put=side.deliverer.poke if side is not None else None,
+            _slack_side(settings, db, runs, catalog, changes, metrics, delivery, answers, digests)
+            if slack
+            else None
         )
         if side is not None:  # without Slack nobody would deliver a digest
+            digests.on_put = side.deliverer.poke
             changes.subscribe(digests.changed)
-        yield Hub(settings, db, catalog, aws, changes, runs, engine, timer, digests, metrics, side)
+        yield Hub(
+            settings, db, catalog, aws, changes, runs, engine, timer, digests, metrics, answers,
+            side,
+        )  # fmt: skip
     finally:
         aws.close()
         if own_db:
@@ -142,6 +146,8 @@ def _slack_side(
     changes: RunChanges,
     metrics: HubMetrics,
     delivery: DeliveryOptions | None,
+    answers: Answers,
+    digests: Digests,
 ) -> SlackSide | None:
     """The Bolt app with its listeners, the outbox deliverer, cards and the Home tab."""
     if not settings.slack_enabled:
@@ -160,13 +166,23 @@ def _slack_side(
         on_failure=lambda kind, permanent: metrics.slack_delivery_failed(kind, permanent=permanent),
         public_url=public_url,
     )
-    cards = Cards(runs, outgoing, catalog, public_url=public_url, on_put=deliverer.poke)
+    cards = Cards(
+        runs, outgoing, catalog, public_url=public_url, on_put=deliverer.poke, answers=answers
+    )
     access = Access(db)
     desk = Desk(runs, access, cards, catalog)
-    home = HomeTab(client, db, catalog, access, public_url=public_url)
+    home = HomeTab(client, db, catalog, access, public_url=public_url, answers=answers)
     changes.subscribe(cards.changed)
     changes.subscribe(home.changed)
-    services = handlers.Services(desk, home, Launcher(desk), slack.followups, public_url)
+
+    async def answered(customer_id: str, fingerprints: Sequence[str]) -> None:
+        """After an answer: the digests that show its findings, and the Home tabs."""
+        for run_id in await digests.showing(customer_id, fingerprints):
+            await digests.refresh(run_id)
+        home.findings_changed()
+
+    answering = Answering(db, answers, access, catalog, cards, answered)
+    services = handlers.Services(desk, home, Launcher(desk), slack.followups, answering, public_url)
     handlers.register(slack.app, services)
     return SlackSide(slack, deliverer, cards, home)
 
@@ -219,6 +235,7 @@ def tasks_of(hub: Hub, stop: asyncio.Event, *, web: bool = True) -> Tasks:
             public_url=settings.public_url,
             probes=probes,
             changes=hub.changes,
+            answers=hub.answers,
         )
         tasks["web"] = lambda: serve_site(site, settings.web_host, settings.web_port, stop)
     return tasks

@@ -197,8 +197,51 @@ class Finding(Base):
     """How many times it came back after it was resolved."""
     history: Mapped[str] = mapped_column(String(16), default="")
     """Its recent looks, oldest first: ``1`` seen, ``0`` resolved (at most ``HISTORY``)."""
+    ack_by: Mapped[str | None] = mapped_column(String(128))
+    """Who acknowledged it ("I'm on it"); cleared when it resolves."""
+    ack_at: Mapped[datetime | None]
+    snooze_by: Mapped[str | None] = mapped_column(String(128))
+    """Who snoozed it; kept after the snooze ends so it can come back marked as such, cleared
+    when it resolves or is answered again."""
+    snooze_at: Mapped[datetime | None]
+    snooze_until: Mapped[datetime | None]
+    """When the snooze ends (None while snoozed: until it resolves)."""
+    snooze_reason: Mapped[str | None] = mapped_column(Text)
+    snooze_severity: Mapped[str | None] = mapped_column(String(16))
+    """Its severity when snoozed: worse than that, the snooze ends at once."""
+    answers: Mapped[int] = mapped_column(Integer, default=0)
+    """How many answers it has had: an answer applies only to the version it was given on, so
+    of two people answering at once one wins and the other is told who did."""
 
     __table_args__ = (
         Index("uq_findings_fingerprint", "customer_id", "fingerprint", unique=True),
         Index("ix_findings_open", "customer_id", "status", "account", "check"),
+        Index("ix_findings_resolved", "customer_id", "status", "resolved_at"),
     )
+
+
+class Mute(Base):
+    """A suppression rule made from Slack or the CLI (rules in a customer's YAML are read from
+    the configuration): the findings it matches are counted, never listed as problems."""
+
+    __tablename__ = "mutes"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    customer_id: Mapped[str] = mapped_column(String(64))
+    check: Mapped[str] = mapped_column(String(32))
+    account: Mapped[str | None] = mapped_column(String(64))
+    """None: every account of the customer."""
+    region: Mapped[str | None] = mapped_column(String(64))
+    """None: every region."""
+    resource: Mapped[str] = mapped_column(String(1024))
+    """A glob over the resource label or the fingerprint."""
+    reason: Mapped[str] = mapped_column(Text)
+    owner: Mapped[str | None] = mapped_column(String(128))
+    until: Mapped[datetime | None]
+    created_by: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime]
+    ended_by: Mapped[str | None] = mapped_column(String(128))
+    """Who unmuted it (an unmuted rule stays for the record)."""
+    ended_at: Mapped[datetime | None]
+
+    __table_args__ = (Index("ix_mutes_customer", "customer_id", "ended_at"),)

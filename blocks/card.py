@@ -11,11 +11,15 @@ card or digest for good (``delivery_failed`` events: when, why, what to do).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from datetime import datetime, timedelta, tzinfo
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING, Any
 
+from app.engine.answers import Line, Standing, settle
+from app.engine.findings import change, lines_of
 from blocks import delivery
+from blocks import findings as findings_blocks
 from blocks import text as t
 from blocks.ids import ActionId, BlockId
 from blocks.marks import (
@@ -30,6 +34,11 @@ from checks import kinds
 
 if TYPE_CHECKING:
     from app.engine.runs import RunView
+
+Console = Callable[[str, str, str, str, Mapping[str, Any]], str | None]
+"""(account, check, region, resource id, the resource line) → its AWS console link, or None."""
+Standings = Mapping[str, tuple[Any, Standing]]
+"""Findings by fingerprint, with what each is now (``Answers.standings``)."""
 
 MAX_RESOURCES = 8
 """Resources listed under one result row; the rest are counted."""
@@ -50,31 +59,43 @@ def run_card(
     now: datetime,
     web_url: str | None = None,
     actions: bool = True,
+    standings: Standings | None = None,
+    console: Console | None = None,
 ) -> dict[str, Any]:
-    """The card as a message: ``{"text": fallback, "blocks": [...]}``."""
+    """The card as a message: ``{"text": fallback, "blocks": [...]}``. ``standings`` are the
+    findings of its problem lines by fingerprint: snoozed and muted lines are folded into one
+    line and do not raise the outcome; the others carry their age, change and answer, and each
+    problem row a ``⋯`` menu to answer it (when ``actions``)."""
     run = view.run
-    title = _title(view, customer_name)
+    kept = standings or {}
+    rows = [Row(r, _lines(r, kept), kept) for r in view.results]
+    title = _title(view, customer_name, _worst(rows))
     blocks: list[dict[str, Any]] = [
         t.section(f"*{title}*", BlockId.TITLE),
         t.context([_meta(view, tz, now)], BlockId.META),
     ]
-    results = sorted(view.results, key=lambda r: (_ORDER.get(r.severity, 9), r.account, r.check))
-    problems = [r for r in results if r.severity not in _QUIET]
+    rows.sort(key=lambda r: (_ORDER.get(r.severity, 9), r.result.account, r.result.check))
+    problems = [r for r in rows if r.severity not in _QUIET]
     shown = problems if len(problems) <= MAX_ROWS else problems[: MAX_ROWS - 1]
     blocks.extend(
-        t.section(_row(result), f"{BlockId.ROW}_{index}") for index, result in enumerate(shown)
+        _row_block(row, f"{BlockId.ROW}_{index}", tz, now, menus=actions, console=console)
+        for index, row in enumerate(shown)
     )
     if len(shown) < len(problems):
         hidden = problems[len(shown) :]
         blocks.append(
             t.section(
                 f"… and {len(hidden)} more problems: "
-                + ", ".join(_label(r) for r in hidden)
+                + ", ".join(_label(r.result) for r in hidden)
                 + (" — the web view lists them all." if web_url else ""),
                 f"{BlockId.ROW}_more",
             )
         )
-    quiet = [r for r in results if r.severity in _QUIET]
+    answered = [line.standing for row in rows for line in row.lines if line.quiet]
+    if answered:
+        folded = findings_blocks.folded([s for s in answered if s is not None], tz, now)
+        blocks.append(t.context([t.truncate(folded, t.SECTION_TEXT)], f"{BlockId.FOLDED}_quiet"))
+    quiet = [r.result for r in rows if r.severity in _QUIET]
     if quiet:
         blocks.append(t.context([_folded(quiet)], BlockId.FOLDED))
     pending = _pending(view)
@@ -105,7 +126,51 @@ def retryable(view: RunView) -> bool:
 # -- pieces -----------------------------------------------------------------------------------
 
 
-def _title(view: RunView, customer_name: str) -> str:
+@dataclass(frozen=True)
+class Row:
+    """A result with its problem lines and their standings."""
+
+    result: Any
+    lines: tuple[Line, ...]
+    kept: Standings
+
+    @property
+    def severity(self) -> str:
+        """The result's severity once snoozed and muted lines are left out."""
+        return settle(self.result.severity, self.lines)
+
+    def standing(self, fingerprint: str) -> Standing | None:
+        return next((x.standing for x in self.lines if x.fingerprint == fingerprint), None)
+
+    def note(self, fingerprint: str, tz: tzinfo, now: datetime | None) -> str:
+        """``open 9 d · 🆕 new · 👀 @alice`` for a line whose finding is kept."""
+        pair = self.kept.get(fingerprint)
+        if pair is None or now is None:
+            return ""
+        found, standing = pair
+        return findings_blocks.notes(
+            findings_blocks.age(found, now),
+            findings_blocks.change_note(change(found.history, found.returns)),
+            findings_blocks.answer_note(standing, tz, now),
+        )
+
+
+def _lines(result: Any, kept: Standings) -> tuple[Line, ...]:
+    seen = lines_of(result.check, result.account, result.severity, result.summary, result.details)
+    return tuple(
+        Line(s.fingerprint, s.severity, kept[s.fingerprint][1] if s.fingerprint in kept else None)
+        for s in seen
+    )
+
+
+def _worst(rows: Sequence[Row]) -> str | None:
+    """The run's outcome with quiet lines left out (None when nothing finished)."""
+    if not rows:
+        return None
+    return min((r.severity for r in rows), key=lambda s: _ORDER.get(s, 9))
+
+
+def _title(view: RunView, customer_name: str, settled: str | None = None) -> str:
     run = view.run
     where = f"{t.escape(customer_name)} / {_accounts(run.targets)}"
     checks = ", ".join(t.escape(c) for c in _unique(x["check"] for x in run.targets))
@@ -129,6 +194,8 @@ def _title(view: RunView, customer_name: str) -> str:
             f"{SEVERITY_MARK['error']} Failed · {where} · {view.done} of {checks_count(view.total)}"
         )
     outcome = run.outcome or "ok"
+    if settled is not None:  # as of now: snoozed and muted problems left out
+        outcome = settled
     word = SEVERITY_WORD.get(outcome, "Done")
     mark = SEVERITY_MARK.get(outcome, SEVERITY_MARK["ok"])
     return f"{mark} {word} · {where} · {checks_count(view.total)}{finished}{window}"
@@ -146,16 +213,67 @@ def _meta(view: RunView, tz: tzinfo, now: datetime) -> str:
     return " · ".join(p for p in parts if p)
 
 
-def _row(result: Any) -> str:
-    mark = SEVERITY_MARK.get(result.severity, "❔")
+def _row_block(
+    row: Row, block_id: str, tz: tzinfo, now: datetime, *, menus: bool, console: Console | None
+) -> dict[str, Any]:
+    block = t.section(_row(row.result, row, tz, now), block_id)
+    result_id = getattr(row.result, "id", None)
+    if menus and result_id is not None and any(not x.quiet for x in row.lines):
+        url = _console_url(row, console)
+        block["accessory"] = findings_blocks.menu(findings_blocks.target("r", result_id), url)
+    return block
+
+
+def _console_url(row: Row, console: Console | None) -> str | None:
+    """The console page of the row's first problem that is not quiet."""
+    if console is None:
+        return None
+    result = row.result
+    for res in _resources(result):
+        if res.get("severity") in ("warn", "crit") and not _quiet(
+            row.standing(_fingerprint(result, res))
+        ):
+            region = str(res.get("region") or "")
+            return console(result.account, result.check, region, str(res.get("id", "")), res)
+    return None
+
+
+def _row(result: Any, row: Row | None = None, tz: tzinfo = UTC, now: datetime | None = None) -> str:
+    mark = SEVERITY_MARK.get(row.severity if row else result.severity, "❔")
     head = f"{mark} *{_label(result)}* — {t.escape(result.summary)}"
+    if row is not None and not _resources(result):  # the whole result is the problem line
+        note = row.note(f"{result.check}:{result.account}:*", tz, now)
+        head += f" · {note}" if note else ""
     details: Mapping[str, Any] = result.details or {}
     resources = [r for r in details.get("resources", []) or [] if isinstance(r, Mapping)]
     resources = [r for r in resources if r.get("severity") != "ok"]
-    lines = [_resource(r, result.series or {}) for r in resources[:MAX_RESOURCES]]
+    if row is not None:  # snoozed and muted lines are folded below the rows
+        resources = [r for r in resources if not _quiet(row.standing(_fingerprint(result, r)))]
+    lines = [
+        _resource(r, result.series or {})
+        + (_tail(row.note(_fingerprint(result, r), tz, now)) if row is not None else "")
+        for r in resources[:MAX_RESOURCES]
+    ]
     if len(resources) > MAX_RESOURCES:
         lines.append(f"      … and {len(resources) - MAX_RESOURCES} more")
     return t.fit_lines([head, *lines], t.SECTION_TEXT)
+
+
+def _resources(result: Any) -> list[Mapping[str, Any]]:
+    details: Mapping[str, Any] = result.details or {}
+    return [r for r in details.get("resources", []) or [] if isinstance(r, Mapping)]
+
+
+def _fingerprint(result: Any, res: Mapping[str, Any]) -> str:
+    return str(res.get("fingerprint") or f"{result.check}:{result.account}:{res.get('id', '?')}")
+
+
+def _quiet(standing: Standing | None) -> bool:
+    return standing is not None and standing.quiet
+
+
+def _tail(note: str) -> str:
+    return f" · {note}" if note else ""
 
 
 def _resource(res: Mapping[str, Any], series: Mapping[str, Any]) -> str:

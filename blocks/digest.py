@@ -2,39 +2,60 @@
 
 ::
 
-    ☀️ Aryanoble — daily digest · Sat 21 Nov, 07:00 WIB
-    🔴 Critical — 🔴 2 critical · 🟠 1 warning · ✅ 37 OK · 10 accounts
-    New since yesterday 07:00 WIB: 🔴 arbel · arbel-prod-db CPU max 93 % …   Resolved: ✅ …
-    🔴 Backups — 42 completed, 1 failed · 10 accounts
-       🔴 arbel · prod-db: failed in vault Default — "AccessDenied"
+    ☀️ Aryanoble — daily digest · Mon 23 Nov, 07:00 WIB
+    🔴 Critical — 🔴 1 critical · 🟠 1 warning · 💤 2 snoozed · 🔕 3 muted · ✅ 37 OK · 10 accounts
+    New since yesterday 07:00 WIB: 🔴 arbel · arbel-prod-db CPU max 93 % …
+    Came back since yesterday 07:00 WIB: 🟠 billing · billing-monthly forecast 106 % …
+    Snooze ended since yesterday 07:00 WIB: ⏰ 🔴 cargo · cargo-db — snooze ended …
+    Resolved since yesterday 07:00 WIB: ✅ …
     🔴 RDS — 40 instances: 1 critical, 1 warning · 10 accounts
-       🔴 arbel · arbel-prod-db CPU max 93 % (crit ≥ 90 %)  ▂▃▅▇█
+    🔴 arbel · arbel-prod-db CPU max 93 % (crit ≥ 90 %)  ▂▃▅▇█ · open 2 h · 🆕 new    [ ⋯ ]
+    🟠 Budgets — 10 budgets: 1 warning · 10 accounts
+    🟠 billing · billing-monthly forecast 106 % ▕███░▏ · open 3 d · ↩️ came back · 👀 @alice [ ⋯ ]
+    💤 2 snoozed — until Wed 09:00 WIB by @bob · 🔕 3 muted
     ✅ OK: Alarms in 10 accounts · Budgets in 9 accounts
     #1842 · 41 s · Full report ↗
 
-Problems are grouped by check kind across accounts; OK results are folded into counts. "What
-changed" compares the resources' fingerprints with the previous digest of the same schedule:
-a problem is *new* when that run looked at the same account and check and did not have it,
-*resolved* when this run looked and no longer has it (a check that could not look says
-nothing either way). However many accounts, the message stays within Slack's limits: at most a
-dozen blocks, each section cut to 3,000 characters with "… and N more".
+Problems are grouped by check kind across accounts, one section per problem line, each with
+its age, what changed (new, came back, flapping), who answered it, and the ``⋯`` menu that
+answers it (:mod:`blocks.findings`). Snoozed and muted lines leave the list and do not raise
+the outcome or the tally (:func:`app.engine.answers.settle`): they are counted and folded into
+one line, and a run whose only problems are quiet reads OK and says so. OK results are folded
+into counts.
+
+"What changed" compares the resources' fingerprints with the previous digest of the same
+schedule: a problem is *new* when that run looked at the same account and check and did not
+have it, *came back* when it is new to that digest but its finding was first seen before it,
+*resolved* when this run looked and no longer has it (a check that could not look says nothing
+either way); *snooze ended* lists findings whose snooze ran out (or that got worse than they
+were when snoozed) since the previous digest and are still there.
+
+However many accounts, the message stays within Slack's 50 blocks: the worst
+:data:`MAX_LINES` problem lines get a section and a menu, the rest are counted ("… and N more
+in the web view"), and each section is cut to 3,000 characters.
 
 Pure: domain values in, Block Kit (or plain text for the terminal) out.
 """
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING, Any
 
+from app.engine.answers import Line, Standing, settle
+from app.engine.findings import WIDE, change
+from blocks import findings as answered
 from blocks import text as t
 from blocks.card import checks_count, clock
+from blocks.findings import BACK_MARK, BACK_WORD, Standings
 from blocks.marks import (
     SEVERITY_MARK,
     SEVERITY_WORD,
+    STANDING_MARK,
     STATUS_MARK,
     bar,
     duration,
@@ -42,19 +63,28 @@ from blocks.marks import (
     sparkline,
 )
 from checks import kinds
+from checks.base import Severity
 
 if TYPE_CHECKING:
     from app.engine.runs import RunView
+    from app.models import Finding
 
+MAX_LINES = 20
+"""Problem lines shown with their ``⋯`` menu, the worst first; the rest are counted (the web
+view lists them all)."""
 MAX_LINES_PER_GROUP = 12
-"""Problem lines under one check kind; the rest are counted (the web view lists them all)."""
+"""Of those, under one check kind."""
+MAX_GROUPS = 8
+"""Check kinds with problems shown as sections; the rest are counted."""
 MAX_CHANGES = 8
-"""New or resolved problems listed by name; the rest are counted."""
+"""New, returned, snooze-ended or resolved problems listed by name; the rest are counted."""
 MAX_SUMMARY = 160
 _ORDER = {"crit": 0, "error": 1, "warn": 2, "skipped": 3, "ok": 4}
 _QUIET = ("ok", "skipped")
 _BACKUP_STATES = ("COMPLETED", "FAILED", "ABORTED", "EXPIRED", "PARTIAL")
 _BACKUP_RUNNING = ("CREATED", "PENDING", "RUNNING", "ABORTING")
+_FIXED_BLOCKS = 6
+"""Blocks besides the problem groups: title, overall, changes, quiet lines, OK, footer."""
 
 
 @dataclass(frozen=True)
@@ -99,22 +129,28 @@ class Changes:
 
 
 def problems(results: Iterable[Any]) -> dict[str, Problem]:
-    """Every problem in ``results`` by fingerprint (stable across runs)."""
-    found: dict[str, Problem] = {}
-    for result in results:
-        if result.severity in _QUIET:
-            continue
-        details: Mapping[str, Any] = result.details or {}
-        resources = [
-            r
-            for r in details.get("resources") or []
-            if isinstance(r, Mapping) and r.get("severity") not in _QUIET
-        ]
-        for res in resources:
-            name = str(res.get("id", "?"))
-            fingerprint = str(res.get("fingerprint") or f"{result.check}:{result.account}:{name}")
-            found[fingerprint] = Problem(
-                fingerprint,
+    """Every problem in ``results`` by fingerprint (stable across runs, and the same as its
+    finding's: :func:`app.engine.findings.lines_of`)."""
+    return {p.fingerprint: p for result in results for p in _problems_of(result)}
+
+
+def _problems_of(result: Any) -> list[Problem]:
+    """A result's problem lines: its resources that are not fine, or the whole result."""
+    if result.severity in _QUIET:
+        return []
+    details: Mapping[str, Any] = result.details or {}
+    resources = [
+        r
+        for r in details.get("resources") or []
+        if isinstance(r, Mapping) and r.get("severity") not in _QUIET
+    ]
+    found = []
+    for res in resources:
+        name = str(res.get("id", "?"))
+        fingerprint = str(res.get("fingerprint") or f"{result.check}:{result.account}:{name}")
+        found.append(
+            Problem(
+                fingerprint[:WIDE],
                 result.account,
                 result.check,
                 str(res.get("severity")),
@@ -122,11 +158,14 @@ def problems(results: Iterable[Any]) -> dict[str, Problem]:
                 str(res.get("summary", "")),
                 _drawing(res, result.series or {}),
             )
-        if not resources:
-            fingerprint = f"{result.check}:{result.account}:*"
-            found[fingerprint] = Problem(
+        )
+    if not resources:
+        fingerprint = f"{result.check}:{result.account}:*"
+        found.append(
+            Problem(
                 fingerprint, result.account, result.check, result.severity, None, result.summary
             )
+        )
     return found
 
 
@@ -155,6 +194,50 @@ def changes(current: Sequence[Any], previous: Sequence[Any]) -> Changes:
     return Changes(sorted(new, key=lambda n: _sort(n[0])), sorted(resolved, key=_sort))
 
 
+@dataclass(frozen=True)
+class Reading:
+    """A run's results read with the standings of their problem lines."""
+
+    results: Sequence[Any]
+    severities: list[str]
+    """Each result's severity with its snoozed and muted lines left out (:func:`settle`)."""
+    loud: dict[str, Problem]
+    """The problems still on the list, by fingerprint."""
+    quiet: list[Standing]
+    """The snoozed and muted lines."""
+    standings: Standings = field(default_factory=dict)
+
+    @property
+    def outcome(self) -> str:
+        return Severity.worst(self.severities).value
+
+    def finding(self, problem: Problem) -> tuple[Finding, Standing] | None:
+        return self.standings.get(problem.fingerprint)
+
+    def count(self, state: str) -> int:
+        return sum(1 for s in self.quiet if s.state == state)
+
+
+def read(results: Sequence[Any], standings: Standings | None = None) -> Reading:
+    """``results`` with ``standings`` (their findings by fingerprint: ``Answers.standings``)."""
+    kept: Standings = standings or {}
+    severities: list[str] = []
+    loud: dict[str, Problem] = {}
+    quiet: list[Standing] = []
+    for result in results:
+        lines = []
+        for problem in _problems_of(result):
+            pair = kept.get(problem.fingerprint)
+            standing = pair[1] if pair is not None else None
+            lines.append(Line(problem.fingerprint, problem.severity, standing))
+            if standing is not None and standing.quiet:
+                quiet.append(standing)
+            else:
+                loud[problem.fingerprint] = problem
+        severities.append(settle(result.severity, lines))
+    return Reading(results, severities, loud, quiet, kept)
+
+
 def _sort(problem: Problem) -> tuple[int, str, str, str]:
     return problem.rank, problem.account, problem.check, problem.name or ""
 
@@ -172,6 +255,8 @@ def _drawing(res: Mapping[str, Any], series: Mapping[str, Any]) -> str:
 
 # -- styles: Slack mrkdwn (escaped) or plain text -----------------------------------------------
 
+_MENTION = re.compile(r"<@([UW][A-Z0-9]{2,20})>")
+
 
 @dataclass(frozen=True)
 class _Style:
@@ -180,6 +265,9 @@ class _Style:
     code: Callable[[str], str]
     link: Callable[[str, str], str]
     user: Callable[[str], str]
+    mrkdwn: Callable[[str], str]
+    """Text made for Slack (:mod:`blocks.findings`' notes), in this style."""
+    menus: bool
 
 
 SLACK = _Style(
@@ -188,8 +276,20 @@ SLACK = _Style(
     code=lambda s: f"`{s}`",
     link=lambda url, label: f"<{url}|{label}>",
     user=t.user,
+    mrkdwn=lambda s: s,
+    menus=True,
 )
-PLAIN = _Style(esc=str, bold=str, code=str, link=lambda url, label: f"{label}: {url}", user=str)
+PLAIN = _Style(
+    esc=str,
+    bold=str,
+    code=str,
+    link=lambda url, label: f"{label}: {url}",
+    user=str,
+    mrkdwn=lambda s: (
+        _MENTION.sub(r"@\1", s).replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+    ),
+    menus=False,
+)
 
 
 # -- the digest --------------------------------------------------------------------------------
@@ -200,6 +300,22 @@ class _Part:
     kind: str  # "section" | "context"
     text: str
     block_id: str
+    accessory: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class _Digest:
+    """What one rendering needs, read once."""
+
+    view: RunView
+    reading: Reading
+    customer_name: str
+    schedule: str
+    tz: tzinfo
+    now: datetime
+    previous: Previous | None
+    web_url: str | None
+    style: _Style
 
 
 def digest_message(
@@ -210,16 +326,28 @@ def digest_message(
     tz: tzinfo,
     previous: Previous | None,
     web_url: str | None = None,
+    standings: Standings | None = None,
+    now: datetime | None = None,
 ) -> dict[str, Any]:
-    """The digest as a Slack message: ``{"text": fallback, "blocks": [...]}``."""
-    parts = _compose(view, customer_name, schedule, tz, previous, web_url, SLACK)
-    blocks = [
-        t.section(p.text, p.block_id) if p.kind == "section" else t.context([p.text], p.block_id)
-        for p in parts
-    ]
-    first = _headline(view, customer_name, schedule, tz, SLACK)
+    """The digest as a Slack message: ``{"text": fallback, "blocks": [...]}``. ``standings``
+    are the findings of its problem lines by fingerprint, read at ``now`` (by default when the
+    run finished)."""
+    digest = _Digest(
+        view, read(view.results, standings), customer_name, schedule, tz,
+        now or _finished(view), previous, web_url, SLACK,
+    )  # fmt: skip
+    blocks = []
+    for part in _compose(digest):
+        if part.kind == "context":
+            blocks.append(t.context([part.text], part.block_id))
+            continue
+        block = t.section(part.text, part.block_id)
+        if part.accessory is not None:
+            block["accessory"] = part.accessory
+        blocks.append(block)
+    first = _headline(digest)
     return {
-        "text": t.fallback(f"{first} · {_tally(view.results, SLACK)}"),
+        "text": t.fallback(f"{first} · {_tally(digest.reading)}"),
         "blocks": blocks[: t.MAX_BLOCKS],
     }
 
@@ -232,49 +360,58 @@ def digest_text(
     tz: tzinfo,
     previous: Previous | None,
     web_url: str | None = None,
+    standings: Standings | None = None,
+    now: datetime | None = None,
 ) -> str:
     """The same digest as plain text (``mhub digest send`` with Slack off)."""
-    parts = _compose(view, customer_name, schedule, tz, previous, web_url, PLAIN)
-    return "\n".join(p.text for p in parts)
+    digest = _Digest(
+        view, read(view.results, standings), customer_name, schedule, tz,
+        now or _finished(view), previous, web_url, PLAIN,
+    )  # fmt: skip
+    return "\n".join(p.text for p in _compose(digest))
 
 
-def _compose(
-    view: RunView,
-    customer_name: str,
-    schedule: str,
-    tz: tzinfo,
-    previous: Previous | None,
-    web_url: str | None,
-    style: _Style,
-) -> list[_Part]:
-    results = view.results
+def _compose(digest: _Digest) -> list[_Part]:
     parts = [
-        _Part("section", _headline(view, customer_name, schedule, tz, style), "digest_title"),
-        _Part("section", _overall(view, style), "digest_overall"),
+        _Part("section", _headline(digest), "digest_title"),
+        _Part("section", _overall(digest), "digest_overall"),
+        *_changes(digest),
     ]
-    parts.extend(_changes(view, previous, tz, style))
-    groups = _problem_groups(results)
-    parts.extend(
-        _Part("section", _group(kind, group, results, style), f"digest_group_{index}")
-        for index, (kind, group) in enumerate(groups)
-    )
-    quiet = _quiet(results, style)
+    groups = _problem_groups(digest.reading.loud.values())
+    shown = groups[:MAX_GROUPS]
+    room = t.MAX_BLOCKS - _FIXED_BLOCKS - 2 * len(shown) - (len(groups) > len(shown))
+    picked = _pick(shown, max(0, min(MAX_LINES, room)))
+    for index, (kind, group) in enumerate(shown):
+        parts.extend(_group(digest, index, kind, group, picked))
+    if len(groups) > len(shown):
+        rest = [p for _, group in groups[len(shown) :] for p in group]
+        names = ", ".join(digest.style.esc(kinds.group(kind)) for kind, _ in groups[len(shown) :])
+        parts.append(
+            _Part("context", f"… and {_more(rest)} in {names}{_see(digest)}", "digest_groups_more")
+        )
+    quiet = answered.folded(digest.reading.quiet, digest.tz, digest.now)
     if quiet:
-        parts.append(_Part("context", quiet, "digest_ok"))
-    parts.append(_Part("context", _footer(view, web_url, style), "digest_footer"))
+        text = t.truncate(digest.style.mrkdwn(quiet), t.SECTION_TEXT)
+        parts.append(_Part("context", text, "digest_quiet"))
+    ok = _ok(digest)
+    if ok:
+        parts.append(_Part("context", ok, "digest_ok"))
+    parts.append(_Part("context", _footer(digest), "digest_footer"))
     return parts
 
 
-def _headline(view: RunView, customer_name: str, schedule: str, tz: tzinfo, style: _Style) -> str:
-    moment = fired_at(view)
-    when = moment.astimezone(tz).strftime("%a %d %b, %H:%M %Z") if moment else ""
-    title = style.bold(f"{style.esc(customer_name)} — {style.esc(schedule)} digest")
+def _headline(digest: _Digest) -> str:
+    style = digest.style
+    moment = fired_at(digest.view)
+    when = moment.astimezone(digest.tz).strftime("%a %d %b, %H:%M %Z") if moment else ""
+    title = style.bold(f"{style.esc(digest.customer_name)} — {style.esc(digest.schedule)} digest")
     return f"☀️ {title} · {when}" if when else f"☀️ {title}"
 
 
-def _overall(view: RunView, style: _Style) -> str:
+def _overall(digest: _Digest) -> str:
+    view, reading, style = digest.view, digest.reading, digest.style
     run = view.run
-    tally = _tally(view.results, style)
+    tally = _tally(reading)
     if run.status == "failed":
         why = f": {style.esc(t.truncate(run.error or '', 300))}" if run.error else ""
         return (
@@ -287,50 +424,109 @@ def _overall(view: RunView, style: _Style) -> str:
             f"{STATUS_MARK['cancelled']} {style.bold('Cancelled' + by)} after {view.done} of "
             f"{checks_count(view.total)}. {tally}"
         )
-    outcome = run.outcome or "ok"
+    # What is left once snoozed and muted lines are left out, as they stand now (the outcome
+    # stored when the run finished may have been settled under other answers).
+    outcome = reading.outcome if reading.results else run.outcome or "ok"
     word = SEVERITY_WORD.get(outcome, "Done")
-    return f"{mark(run.status, run.outcome)} {style.bold(word)} — {tally}"
+    head = f"{mark(run.status, outcome)} {style.bold(word)}"
+    if outcome == "ok" and reading.quiet:  # only quiet problems: OK, and it says so
+        return f"{head} — {_quiet_words(reading)} · {_tally(reading, quiet=False)}"
+    return f"{head} — {tally}"
 
 
-def _tally(results: Sequence[Any], style: _Style) -> str:
-    """``🔴 2 critical · 🟠 1 warning · ⚠️ 1 could not check · ✅ 37 OK · 10 accounts``"""
-    counts = Counter(r.severity for r in results)
-    words = (
-        ("crit", "critical"),
-        ("warn", "warning"),
-        ("error", "could not check"),
-        ("ok", "OK"),
-        ("skipped", "skipped"),
-    )
-    parts = [f"{SEVERITY_MARK[s]} {counts[s]} {word}" for s, word in words if counts[s]]
-    accounts = len({r.account for r in results})
+def _tally(reading: Reading, *, quiet: bool = True) -> str:
+    """``🔴 1 critical · 🟠 1 warning · 💤 2 snoozed · 🔕 3 muted · ✅ 37 OK · 10 accounts``:
+    results by their severity once quiet lines are left out, and the quiet lines."""
+    counts = Counter(reading.severities)
+    parts = [
+        f"{SEVERITY_MARK[s]} {counts[s]} {word}"
+        for s, word in (("crit", "critical"), ("warn", "warning"), ("error", "could not check"))
+        if counts[s]
+    ]
+    if quiet:
+        parts += [
+            f"{STANDING_MARK[state]} {n} {state}"
+            for state in ("snoozed", "muted")
+            if (n := reading.count(state))
+        ]
+    parts += [
+        f"{SEVERITY_MARK[s]} {counts[s]} {word}"
+        for s, word in (("ok", "OK"), ("skipped", "skipped"))
+        if counts[s]
+    ]
+    accounts = len({r.account for r in reading.results})
     if accounts:
         parts.append(f"{accounts} account{'s' if accounts != 1 else ''}")
     return " · ".join(parts) or "no results"
 
 
-def _changes(view: RunView, previous: Previous | None, tz: tzinfo, style: _Style) -> list[_Part]:
+def _quiet_words(reading: Reading) -> str:
+    """``2 problems snoozed, 1 muted``"""
+    snoozed, muted = reading.count("snoozed"), reading.count("muted")
+    first, second = (snoozed, "snoozed"), (muted, "muted")
+    if not snoozed:
+        first, second = second, (0, "")
+    words = f"{first[0]} problem{'s' if first[0] != 1 else ''} {first[1]}"
+    return f"{words}, {second[0]} {second[1]}" if second[0] else words
+
+
+# -- what changed --------------------------------------------------------------------------------
+
+
+def _changes(digest: _Digest) -> list[_Part]:
+    previous, style, reading = digest.previous, digest.style, digest.reading
     if previous is None:
         note = "First digest of this schedule; from the next one on it shows what changed."
         return [_Part("context", note, "digest_changes")]
-    since = _since(previous.at, fired_at(view), tz)
-    found = changes(view.results, previous.results)
-    if not found.new and not found.resolved:
-        still = len(problems(view.results))
+    since = _since(previous.at, fired_at(digest.view), digest.tz)
+    found = changes(digest.view.results, previous.results)
+    fresh = [(p, was) for p, was in found.new if p.fingerprint in reading.loud]
+    back = [p for p, was in fresh if was is None and _known_before(reading, p, previous.at)]
+    new = [(p, was) for p, was in fresh if p not in back]
+    ended = _snooze_ended(digest, previous)
+    if not (new or back or ended or found.resolved):
+        still = len(reading.loud)
         what = f"the same {still} problem{'s' if still != 1 else ''}" if still else "all OK"
         return [_Part("context", f"No change since {since}: {what}.", "digest_changes")]
     lines: list[str] = []
-    if found.new:
-        lines.append(style.bold(f"New since {since} ({len(found.new)})"))
-        lines += _capped(
-            [_change_line(p, was, style) for p, was in found.new], "… and {n} more new"
-        )
-    if found.resolved:
-        lines.append(style.bold(f"Resolved since {since} ({len(found.resolved)})"))
-        lines += _capped(
-            [_resolved_line(p, style) for p in found.resolved], "… and {n} more resolved"
-        )
+    for title, items, more in (
+        ("New", [_change_line(p, was, style) for p, was in new], "new"),
+        ("Came back", [_change_line(p, None, style) for p in back], "came back"),
+        ("Snooze ended", [_ended_line(digest, p) for p in ended], "snoozes ended"),
+        ("Resolved", [_resolved_line(p, style) for p in found.resolved], "resolved"),
+    ):
+        if items:
+            lines.append(style.bold(f"{title} since {since} ({len(items)})"))
+            lines += _capped(items, f"… and {{n}} more {more}")
     return [_Part("section", t.fit_lines(lines), "digest_changes")]
+
+
+def _known_before(reading: Reading, problem: Problem, moment: datetime) -> bool:
+    """Its finding was first seen before ``moment``: back, not new."""
+    pair = reading.finding(problem)
+    return pair is not None and pair[0].first_seen_at < moment
+
+
+def _snooze_ended(digest: _Digest, previous: Previous) -> list[Problem]:
+    """Problems still there whose snooze ran out since the previous digest looked, or that got
+    worse than they were when snoozed since then."""
+    looked = max((r.finished_at for r in previous.results if r.finished_at), default=previous.at)
+    before = problems(previous.results)
+    ended = []
+    for problem in digest.reading.loud.values():
+        pair = digest.reading.finding(problem)
+        if pair is None:
+            continue
+        found, standing = pair
+        until = found.snooze_until
+        if standing.back == "snooze ended" and until is not None:
+            if looked < until <= digest.now:
+                ended.append(problem)
+        elif standing.back == "got worse":
+            earlier = before.get(problem.fingerprint)
+            if earlier is None or earlier.rank > problem.rank:
+                ended.append(problem)
+    return sorted(ended, key=_sort)
 
 
 def _capped(lines: list[str], more: str) -> list[str]:
@@ -343,6 +539,19 @@ def _change_line(problem: Problem, was: str | None, style: _Style) -> str:
     now = SEVERITY_MARK.get(problem.severity, "❔")
     marks = f"{SEVERITY_MARK.get(was, '❔')}→{now}" if was else now
     return f"{marks} {_what(problem, style)}"
+
+
+def _ended_line(digest: _Digest, problem: Problem) -> str:
+    """``⏰ 🔴 arbel · `arbel-prod-db` — snooze ended (snoozed by @bob: "resize scheduled")``"""
+    style = digest.style
+    pair = digest.reading.finding(problem)
+    assert pair is not None
+    found, standing = pair
+    back = standing.back or "snooze ended"
+    by = f"snoozed by {style.user(found.snooze_by)}" if found.snooze_by else "snoozed"
+    why = f': "{style.esc(t.truncate(found.snooze_reason, 80))}"' if found.snooze_reason else ""
+    severity = SEVERITY_MARK.get(problem.severity, "❔")
+    return f"{BACK_MARK[back]} {severity} {_where(problem, style)} — {BACK_WORD[back]} ({by}{why})"
 
 
 def _resolved_line(problem: Problem, style: _Style) -> str:
@@ -368,10 +577,13 @@ def _what(problem: Problem, style: _Style) -> str:
     )
 
 
-def _problem_groups(results: Sequence[Any]) -> list[tuple[str, list[Problem]]]:
+# -- the problems ------------------------------------------------------------------------------
+
+
+def _problem_groups(found: Iterable[Problem]) -> list[tuple[str, list[Problem]]]:
     """Problems by check kind, the kind with the worst problem first."""
     grouped: dict[str, list[Problem]] = {}
-    for problem in problems(results).values():
+    for problem in found:
         grouped.setdefault(problem.check, []).append(problem)
     for group in grouped.values():
         group.sort(key=_sort)
@@ -379,20 +591,74 @@ def _problem_groups(results: Sequence[Any]) -> list[tuple[str, list[Problem]]]:
     return sorted(grouped.items(), key=lambda g: (g[1][0].rank, order.get(g[0], 99), g[0]))
 
 
-def _group(kind: str, group: list[Problem], results: Sequence[Any], style: _Style) -> str:
-    """``🔴 Backups — 42 completed, 1 failed · 10 accounts`` and one line per problem."""
-    of_kind = [r for r in results if r.check == kind]
+def _pick(groups: Sequence[tuple[str, list[Problem]]], budget: int) -> set[str]:
+    """The fingerprints of the worst ``budget`` problems, at most :data:`MAX_LINES_PER_GROUP`
+    of one kind."""
+    picked: set[str] = set()
+    per_kind: Counter[str] = Counter()
+    for problem in sorted((p for _, group in groups for p in group), key=_sort):
+        if len(picked) >= budget:
+            break
+        if per_kind[problem.check] < MAX_LINES_PER_GROUP:
+            picked.add(problem.fingerprint)
+            per_kind[problem.check] += 1
+    return picked
+
+
+def _group(
+    digest: _Digest, index: int, kind: str, group: list[Problem], picked: set[str]
+) -> list[_Part]:
+    """``🔴 Backups — 42 completed, 1 failed · 10 accounts``, then a section per problem line
+    with its ``⋯`` menu, then how many more."""
+    style = digest.style
+    of_kind = [r for r in digest.view.results if r.check == kind]
     title = style.bold(style.esc(kinds.group(kind)))
     head = f"{SEVERITY_MARK.get(group[0].severity, '❔')} {title} — {_counts(kind, of_kind)}"
-    lines = [f"{SEVERITY_MARK.get(p.severity, '❔')} {_what(p, style)}" for p in group]
-    if len(lines) > MAX_LINES_PER_GROUP:
-        rest = group[MAX_LINES_PER_GROUP - 1 :]
-        accounts = len({p.account for p in rest})
-        lines = [
-            *lines[: MAX_LINES_PER_GROUP - 1],
-            f"… and {len(rest)} more in {accounts} account{'s' if accounts != 1 else ''}",
-        ]
-    return t.fit_lines([head, *lines], more="… and {n} more")
+    parts = [_Part("section", head, f"digest_group_{index}")]
+    for number, problem in enumerate(p for p in group if p.fingerprint in picked):
+        text, menu = _line(digest, problem)
+        parts.append(_Part("section", text, f"digest_line_{index}_{number}", menu))
+    rest = [p for p in group if p.fingerprint not in picked]
+    if rest:
+        parts.append(_Part("context", f"… and {_more(rest)}{_see(digest)}", f"digest_more_{index}"))
+    return parts
+
+
+def _line(digest: _Digest, problem: Problem) -> tuple[str, dict[str, Any] | None]:
+    """``🔴 arbel · `arbel-prod-db` CPU max 93 % ▂▃▅▇█ · open 2 h · 🆕 new · 👀 @alice`` and its
+    menu (when its finding is kept and still open)."""
+    style = digest.style
+    text = f"{SEVERITY_MARK.get(problem.severity, '❔')} {_what(problem, style)}"
+    pair = digest.reading.finding(problem)
+    if pair is None:
+        return text, None
+    found, standing = pair
+    if found.status == "open":
+        note = answered.notes(
+            answered.age(found, digest.now),
+            answered.change_note(change(found.history, found.returns)),
+            answered.answer_note(standing, digest.tz, digest.now),
+        )
+    else:  # a digest rendered again after its finding resolved
+        when = answered.clock(found.resolved_at, digest.tz, digest.now)
+        note = f"{SEVERITY_MARK['ok']} resolved {when}".rstrip()
+    if note:
+        text += f" · {style.mrkdwn(note)}"
+    if not style.menus or standing.state == "resolved":
+        return text, None
+    return text, answered.menu(answered.target("f", found.id))
+
+
+def _more(rest: Sequence[Problem]) -> str:
+    """``289 more in 97 accounts``"""
+    accounts = len({p.account for p in rest})
+    return f"{len(rest)} more in {accounts} account{'s' if accounts != 1 else ''}"
+
+
+def _see(digest: _Digest) -> str:
+    if digest.web_url:
+        return f" — {digest.style.link(digest.web_url, 'all in the web view')}"
+    return " — the web view lists them all"
 
 
 def _counts(kind: str, results: Sequence[Any]) -> str:
@@ -459,12 +725,18 @@ def _severity_counts(counts: Mapping[str, int], quiet: bool = False) -> str:
     return ", ".join(f"{counts[s]} {word}" for s, word in words if counts.get(s))
 
 
-def _quiet(results: Sequence[Any], style: _Style) -> str:
-    """``✅ OK: Alarms in 10 accounts · Budgets in 9 accounts`` and the skipped ones."""
+def _ok(digest: _Digest) -> str:
+    """``✅ OK: Alarms in 10 accounts · Budgets in 9 accounts`` and the skipped ones (a result
+    whose problems are all snoozed or muted counts as OK)."""
+    style, reading = digest.style, digest.reading
     order = {kind: index for index, kind in enumerate(kinds.NAMES)}
     lines = []
     for severity, word in (("ok", "OK"), ("skipped", "skipped")):
-        per_kind = Counter(r.check for r in results if r.severity == severity)
+        per_kind = Counter(
+            r.check
+            for r, s in zip(reading.results, reading.severities, strict=True)
+            if s == severity
+        )
         if not per_kind:
             continue
         items = [
@@ -475,15 +747,15 @@ def _quiet(results: Sequence[Any], style: _Style) -> str:
     return t.truncate("   ".join(lines), t.SECTION_TEXT)
 
 
-def _footer(view: RunView, web_url: str | None, style: _Style) -> str:
-    run = view.run
+def _footer(digest: _Digest) -> str:
+    run, style = digest.view.run, digest.style
     parts = [f"#{run.id}"]
     if run.started_at and run.finished_at:
         parts.append(duration(max(0.0, (run.finished_at - run.started_at).total_seconds())))
     if run.source != "schedule":
         parts.append(f"sent by {style.esc(run.requested_by)} with mhub digest send")
-    if web_url:
-        parts.append(style.link(web_url, "Full report ↗"))
+    if digest.web_url:
+        parts.append(style.link(digest.web_url, "Full report ↗"))
     return " · ".join(parts)
 
 
@@ -505,3 +777,7 @@ def fired_at(view: RunView) -> datetime:
         except ValueError:
             pass
     return view.run.created_at
+
+
+def _finished(view: RunView) -> datetime:
+    return view.run.finished_at or fired_at(view)

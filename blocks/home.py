@@ -1,9 +1,11 @@
 """The App Home tab: the runboard (docs/slack-home.md).
 
 Pure: a :class:`~app.engine.runboard.Runboard` snapshot (already narrowed to what the viewer may
-see), the viewer's customers and their next schedules in, a ``home`` view out. Every part has a cap
-and summarises what it leaves out ("… and 14 more"), so the view stays far inside Slack's 100
-blocks however much history there is: at most ``FIXED + 2 × MAX_RUNNING + MAX_RECENT`` blocks.
+see), the viewer's customers and their next schedules, and *their* findings — the ones they
+acknowledged and the snoozes that end soon, of those customers — in, a ``home`` view out. Every
+part has a cap and summarises what it leaves out ("… and 14 more"), so the view stays far inside
+Slack's 100 blocks however much history there is: at most
+``FIXED + 2 × MAX_RUNNING + MAX_RECENT`` blocks.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from datetime import datetime, tzinfo
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
+from blocks import findings as answered
 from blocks import text as t
 from blocks.card import clock
 from blocks.ids import ActionId, BlockId
@@ -22,16 +25,19 @@ from checks import kinds
 
 if TYPE_CHECKING:
     from app.config import Customer
+    from app.engine.answers import Standing
     from app.engine.runboard import Runboard, Steps
-    from app.models import Run
+    from app.models import Finding, Run
 
 MAX_RUNNING = 8
 MAX_RECENT = 15
 MAX_NEXT = 10
+MAX_YOURS = 10
+"""Lines of "Your findings"; the rest are counted."""
 STALE_HEARTBEAT_S = 60
-FIXED = 16
+FIXED = 19
 """Blocks outside the running and recent rows: title, notice, summary, buttons, section
-headings, dividers, the "and N more" lines, customers, next."""
+headings, dividers, the "and N more" lines, your findings, customers, next."""
 UTC = ZoneInfo("UTC")
 _PROBLEMS = ("crit", "error", "warn")
 
@@ -52,8 +58,10 @@ def home_view(
     now: datetime,
     web_url: str | None = None,
     notice: str | None = None,
+    yours: Sequence[tuple[Finding, Standing]] = (),
 ) -> dict[str, Any]:
-    """The runboard as a ``home`` view for ``views.publish``."""
+    """The runboard as a ``home`` view for ``views.publish``; ``yours`` are the viewer's
+    findings (acknowledged by them, or snoozed until soon), shown under "Your findings"."""
     blocks: list[dict[str, Any]] = [
         {"type": "header", "block_id": BlockId.HOME_TITLE, "text": t.plain("Monitoring Hub")}
     ]
@@ -64,6 +72,7 @@ def home_view(
     if web_url:
         buttons.append(t.button("Web view", ActionId.OPEN_WEB, url=web_url))
     blocks.append({"type": "actions", "block_id": BlockId.HOME_BUTTONS, "elements": buttons})
+    blocks += _yours(yours, customers, now)
     blocks += _running(board, customers, now)
     blocks += _recent(board, customers, now)
     blocks += _customers(board, customers, now)
@@ -169,6 +178,44 @@ def _customers(
         lines.append(f"{mark(run.status, run.outcome)} {name} — {when}: {found}")
     text = t.fit_lines(lines, more="… and {n} more customers")
     return [*_heading("Customers", "customers"), t.section(text, BlockId.HOME_CUSTOMERS)]
+
+
+def _yours(
+    yours: Sequence[tuple[Finding, Standing]], customers: Mapping[str, Customer], now: datetime
+) -> list[dict[str, Any]]:
+    """``Your findings``: snoozes ending soonest first, then what you acknowledged, worst
+    first; nothing at all when there are none."""
+    if not yours:
+        return []
+    ordered = sorted(yours, key=_your_order)
+    lines = [_your_line(found, standing, customers, now) for found, standing in ordered]
+    if len(lines) > MAX_YOURS:
+        lines = [*lines[:MAX_YOURS], f"… and {len(lines) - MAX_YOURS} more findings"]
+    text = t.fit_lines(lines, more="… and {n} more findings")
+    return [*_heading("Your findings", "yours"), t.section(text, BlockId.HOME_FINDINGS)]
+
+
+def _your_order(pair: tuple[Finding, Standing]) -> tuple[int, float, int, int]:
+    found, standing = pair
+    if standing.state == "snoozed" and standing.until is not None:
+        return 0, standing.until.timestamp(), 0, found.id
+    return 1, 0.0, 0 if found.severity == "crit" else 1, found.id
+
+
+def _your_line(
+    found: Finding, standing: Standing, customers: Mapping[str, Customer], now: datetime
+) -> str:
+    """``🔴 *Aryanoble* · arbel · `arbel-prod-db` CPU max 93 % · open 2 d · 💤 until 09:00 WIB
+    by @bob``: who and until in the customer's time zone."""
+    customer = customers.get(found.customer_id)
+    tz = customer.tz if customer else UTC
+    name = t.escape(customer.name if customer else found.customer_id)
+    what = f"`{t.escape(found.resource)}`" if found.resource else t.escape(kinds.title(found.check))
+    note = answered.notes(answered.age(found, now), answered.answer_note(standing, tz, now))
+    return (
+        f"{SEVERITY_MARK.get(found.severity, '❔')} *{name}* · {t.escape(found.account)} · "
+        f"{what} {t.escape(t.truncate(found.summary, 120))} · {note}"
+    )
 
 
 def _next(upcoming: Sequence[NextRun], now: datetime) -> list[dict[str, Any]]:

@@ -23,12 +23,15 @@ class ActionId(StrEnum):
     MODAL_ACCOUNTS = "modal_accounts"
     MODAL_CHECKS = "modal_checks"
     MODAL_WINDOW = "modal_window"
+    ANSWER = "finding_answer"
+    """The ``⋯`` menu beside a problem line (blocks/findings.py)."""
 
 
 class CallbackId(StrEnum):
     """``callback_id`` of modals."""
 
     RUN_MODAL = "run_modal"
+    ANSWER_MODAL = "answer_modal"
 
 
 class BlockId(StrEnum):
@@ -54,6 +57,7 @@ class BlockId(StrEnum):
     HOME_MORE = "home_more"
     HOME_CUSTOMERS = "home_customers"
     HOME_NEXT = "home_next"
+    HOME_FINDINGS = "home_findings"
     MODAL_CUSTOMER = "modal_customer"
     MODAL_ACCOUNTS = "modal_accounts"
     MODAL_CHECKS = "modal_checks"

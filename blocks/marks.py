@@ -90,3 +90,22 @@ def took(start: datetime | None, end: datetime | None) -> str:
 
 def run_ref(run_id: int) -> str:
     return f"#{run_id}"
+
+
+STANDING_MARK = {
+    "acknowledged": "👀",
+    "snoozed": "💤",
+    "muted": "🔕",
+}
+"""A finding's answer (shown beside its line with who and until)."""
+CHANGE_MARK = {
+    "new": "🆕",
+    "regressed": "↩️",
+    "flapping": "🔁",
+}
+"""What a finding's recent looks say."""
+CHANGE_WORD = {
+    "new": "new",
+    "regressed": "came back",
+    "flapping": "flapping",
+}

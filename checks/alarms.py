@@ -8,9 +8,11 @@ with since-when and AWS's own reason.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from fnmatch import fnmatchcase
 from typing import Any, Literal
+from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 from pydantic import Field
@@ -100,6 +102,15 @@ class AlarmsCheck(Check):
             summarize(resources),
             {"resources": resources, "in_alarm": len(resources)},
         )
+
+
+def console_url(region: str, resource_id: str, line: Mapping[str, Any]) -> str:
+    """The console page of alarm ``resource_id`` (metric or composite, the page is the same);
+    the region's alarms for a finding about the whole result."""
+    home = f"https://{region}.console.aws.amazon.com/cloudwatch/home?region={region}"
+    if not resource_id or resource_id == "*":
+        return f"{home}#alarmsV2:"
+    return f"{home}#alarmsV2:alarm/{quote(resource_id, safe='')}"
 
 
 def summarize(resources: list[dict[str, Any]]) -> str:

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Annotated, Any, cast
+from urllib.parse import quote
 
 from pydantic import BeforeValidator
 
@@ -146,6 +148,21 @@ def _problems(account_id: str, region: str, jobs: list[dict[str, Any]]) -> list[
             )
         )
     return findings
+
+
+def console_url(region: str, resource_id: str, line: Mapping[str, Any]) -> str:
+    """Where to look at a finding in the AWS Backup console. A resource line names the
+    protected resource (``resource_id``) and its latest failed job (``job_id``): the job's page
+    when the line is at hand, else the region's backup jobs. A finding about the whole result
+    (no backup jobs at all) opens the backup plans, where a deleted plan or an emptied
+    resource selection shows."""
+    home = f"https://{region}.console.aws.amazon.com/backup/home?region={region}"
+    if not resource_id or resource_id == "*":
+        return f"{home}#/backupplan"
+    job = line.get("job_id")
+    if isinstance(job, str) and job:
+        return f"{home}#/jobs/backup/details/{quote(job, safe='')}"
+    return f"{home}#/jobs/backup"
 
 
 def _summary(counts: Counter[str], findings: list[dict[str, Any]], window: str) -> str:

@@ -7,8 +7,10 @@ worse) are listed as not checked.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from pydantic import Field, model_validator
 
@@ -157,6 +159,15 @@ class BudgetCheck(Check):
             "thresholds": settings.model_dump(mode="json"),
         }
         return CheckResult(severity, summarize(resources), details)
+
+
+def console_url(region: str, resource_id: str, line: Mapping[str, Any]) -> str:
+    """The console page of budget ``resource_id``. AWS Budgets is global: the page is the same
+    whatever the region; the account's budgets for a finding about the whole result."""
+    home = "https://us-east-1.console.aws.amazon.com/costmanagement/home#/budgets"
+    if not resource_id or resource_id == "*":
+        return home
+    return f"{home}/details?name={quote(resource_id, safe='')}"
 
 
 def summarize(resources: list[dict[str, Any]]) -> str:

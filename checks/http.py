@@ -151,6 +151,11 @@ class HttpSettings(CheckSettings):
         return self
 
 
+def console_url(region: str, resource_id: str, line: Mapping[str, Any]) -> None:
+    """Endpoints are not AWS resources: nothing to open in the AWS console."""
+    return None
+
+
 def default_owner(customer: Customer) -> Account:
     """The account that shows endpoints without ``account:``."""
     return next((a for a in customer.accounts if "http" in a.checks), customer.accounts[0])

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
+from urllib.parse import quote
 
 from pydantic import BeforeValidator, Field, model_validator
 
@@ -269,6 +271,15 @@ class RdsCheck(Check):
         ]
         data = await metric_data(ctx, region, running, period)
         return instances, data
+
+
+def console_url(region: str, resource_id: str, line: Mapping[str, Any]) -> str:
+    """The console page of DB instance ``resource_id``; the region's databases for a finding
+    about the whole result (no resource)."""
+    home = f"https://{region}.console.aws.amazon.com/rds/home?region={region}"
+    if not resource_id or resource_id == "*":
+        return f"{home}#databases:"
+    return f"{home}#database:id={quote(resource_id, safe='')};is-cluster=false"
 
 
 def summarize(counts: dict[str, int], total: int, stopped: int) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from slack_bolt.async_app import AsyncApp
 
-from handlers import actions, commands, guard, home, modal
+from handlers import actions, answers, commands, guard, home, modal
 from handlers.services import Services
 
 __all__ = ["Services", "register"]
@@ -24,3 +24,4 @@ def register(app: AsyncApp, services: Services) -> None:
     home.register(app, services)
     modal.register(app, services)
     actions.register(app, services)
+    answers.register(app, services)

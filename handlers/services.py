@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from app.slack.answering import Answering
 from app.slack.desk import Desk
 from app.slack.followups import FollowUps
 from app.slack.home import HomeTab
@@ -16,4 +17,5 @@ class Services:
     home: HomeTab
     launcher: Launcher
     followups: FollowUps
+    answering: Answering
     public_url: str | None = None

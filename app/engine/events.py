@@ -42,6 +42,10 @@ class Event(StrEnum):
     outbox key, also in the log) and ``told`` (``reply``, ``dm`` or None: how the person who
     asked for the run hears of it)."""
     ACCESS = "access"
+    ANSWER = "answer"
+    """Someone answered findings (no run): ``action`` (ack, snooze, unsnooze, mute, unmute),
+    ``customer``, the fingerprints changed and those someone else had answered first, the
+    reason and until, and where it was asked from (``channel``, ``via``)."""
 
 
 NewEvent = tuple[int | None, Event, str, Mapping[str, Any]]

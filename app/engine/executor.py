@@ -48,6 +48,7 @@ from app.catalog import Catalog
 from app.config import Customer
 from app.db import DB_TROUBLE, Database
 from app.engine import transitions as tx
+from app.engine.answers import Rule, yaml_rules
 from app.engine.changes import Change, RunChanges
 from app.engine.checking import CheckRunner, Retrying, Target, running_for
 from app.engine.events import Event
@@ -348,11 +349,19 @@ class Executor:
 
     # -- helpers: the writer and the lease keeper -----------------------------------------------
 
+    def _rules(self, customer_id: str) -> list[Rule]:
+        customer = self.catalog.customers.get(customer_id)
+        return yaml_rules(customer) if customer is not None else []
+
     @asynccontextmanager
     async def _engine(self) -> AsyncIterator[None]:
         if self._users == 0:
             self._writer = Writer(
-                self.db, self.options.lease_s, self.options.write_batch, self.changes.publish
+                self.db,
+                self.options.lease_s,
+                self.options.write_batch,
+                self.changes.publish,
+                rules_of=self._rules,
             )
             self._helpers = {
                 "writer": asyncio.create_task(self._writer.run(), name="executor-writer"),
@@ -526,7 +535,9 @@ class Executor:
         outcome = progress.outcome()
         if kind is WriteKind.COMPLETE:
             outcome = outcome or Severity.OK.value
-        write = Write(kind, active.lease, tuple(progress.unwritten), outcome, reason)
+        write = Write(
+            kind, active.lease, tuple(progress.unwritten), outcome, reason, run.customer_id
+        )
         try:
             moved = await asyncio.shield(self._write(write))
         except DB_TROUBLE as exc:

@@ -36,6 +36,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
 from app.db import Database
+from app.engine import answers
+from app.engine.answers import ANSWER_COLUMNS
 from app.models import Finding, Run
 
 FINDINGS = cast(Table, Finding.__table__)
@@ -98,31 +100,35 @@ def look(
     at: datetime,
 ) -> Look | None:
     """The look a result is, or None when it could not look at all."""
-    resources = [r for r in (details or {}).get("resources") or [] if isinstance(r, Mapping)]
+    resources = (details or {}).get("resources") or ()
     if severity == "skipped" or (severity == "error" and not resources):
         return None
-    seen: list[Seen] = []
+    complete = severity != "error"
+    seen: dict[str, Seen] = {}
     blind: set[str] = set()
     cleared: set[str] = set()
     for res in resources:
+        if type(res) is not dict and not isinstance(res, Mapping):  # (the ABC check is slow)
+            continue
+        level = res.get("severity")
+        if level == "ok" and complete:  # most lines: a complete look needs nothing of them
+            continue
         name = str(res.get("id", "?"))
         fingerprint = str(res.get("fingerprint") or f"{check}:{account}:{name}")[:WIDE]
-        level = str(res.get("severity"))
         if level in PROBLEMS:
             region = str(res.get("region") or "")[:64]
             summary_of = str(res.get("summary", ""))
-            seen.append(Seen(fingerprint, region, name[:WIDE], level, summary_of))
+            seen[fingerprint] = Seen(fingerprint, region, name[:WIDE], str(level), summary_of)
         elif level in BLIND:
             blind.add(fingerprint)
         else:
             cleared.add(fingerprint)
-    if not resources and severity in PROBLEMS:
-        seen.append(Seen(f"{check}:{account}:*", "", "", severity, summary))
-    unique = tuple({s.fingerprint: s for s in seen}.values())
-    complete = severity != "error"
+    if severity in PROBLEMS and not any(isinstance(r, Mapping) for r in resources or ()):
+        whole = f"{check}:{account}:*"
+        seen[whole] = Seen(whole, "", "", severity, summary)
     return Look(
-        customer_id, run_id, account, check, at, unique, frozenset(cleared), complete,
-        frozenset(blind),
+        customer_id, run_id, account, check, at, tuple(seen.values()), frozenset(cleared),
+        complete, frozenset(blind),
     )  # fmt: skip
 
 
@@ -272,6 +278,7 @@ async def _resolve(
             resolved_at=at,
             looked_run_id=run_id,
             history=_last(db, here.history + "0"),
+            **dict.fromkeys(ANSWER_COLUMNS),  # an answer ends when its finding resolves
         )
         .execution_options(synchronize_session=False)
     )
@@ -286,44 +293,59 @@ def _last(db: Database, history: ColumnElement[str]) -> ColumnElement[str]:
 
 # -- reading ----------------------------------------------------------------------------------
 
-STATES = ("open", "resolved")
-"""What a finding can be today (answers — acknowledged, snoozed, muted — come next)."""
+STATES = answers.STATES
 LIST_LIMIT = 500
+_SCAN = 20_000
+"""Open findings read to answer a question about one standing (muted, snoozed…): a rule is a
+glob, decided in Python, so a state other than ``resolved`` reads the open ones and sorts."""
 
 
 async def listing(
     db: Database,
     customer_id: str,
+    rules: Sequence[answers.Rule],
+    now: datetime,
     accounts: Sequence[str] | None = None,
     state: str | None = None,
     limit: int = LIST_LIMIT,
-) -> list[Finding]:
-    """A customer's findings (of ``accounts`` only, in ``state`` only): open ones first, worst
-    first, then the most recently seen."""
+) -> list[tuple[Finding, answers.Standing]]:
+    """A customer's findings (of ``accounts`` only, in ``state`` only — one of :data:`STATES`)
+    with what each is now: open ones first, worst first, then the most recently seen; then the
+    resolved ones, the most recently resolved first (``/api/findings`` answers in this order)."""
     here = Finding
     query = select(Finding).where(here.customer_id == customer_id)
     if accounts is not None:
         query = query.where(here.account.in_(list(accounts)))
-    if state is not None:
-        query = query.where(here.status == state)
-    order = case((here.severity == "crit", 0), else_=1)
+    if state == "resolved":
+        query = query.where(here.status == "resolved")
+    elif state is not None:
+        query = query.where(here.status == "open")
+    worst = case((and_(here.status == "open", here.severity == "crit"), 0), else_=1)
     query = query.order_by(
-        here.status.desc(), order, here.last_seen_at.desc(), here.id
-    )  # "resolved" < "open": open first
+        here.status.desc(), worst, here.resolved_at.desc(), here.last_seen_at.desc(), here.id
+    )  # "resolved" < "open": open first (worst first), then the most recently resolved
+    scan = limit if state in (None, "resolved") else _SCAN
     async with db.read() as session:
-        return list((await session.execute(query.limit(limit))).scalars().all())
+        found = list((await session.execute(query.limit(scan))).scalars().all())
+    pairs = [(f, answers.standing(f, rules, now)) for f in found]
+    if state is not None:
+        pairs = [(f, s) for f, s in pairs if s.state == state]
+    return pairs[:limit]
 
 
-def finding_json(found: Finding) -> dict[str, Any]:
-    """A finding as ``mhub findings --json`` and the API show it."""
+def finding_json(found: Finding, standing: answers.Standing) -> dict[str, Any]:
+    """A finding as ``mhub findings --json`` and the API show it; ``by``, ``reason`` and
+    ``until`` say who answered it (``until`` None while snoozed until it resolves)."""
+    answered = standing.state in ("acknowledged", "snoozed", "muted")
     return {
+        "id": found.id,
         "fingerprint": found.fingerprint,
         "account": found.account,
         "check": found.check,
         "region": found.region,
         "resource": found.resource,
         "severity": found.severity,
-        "state": found.status,
+        "state": standing.state,
         "summary": found.summary,
         "first_seen": found.first_seen_at.isoformat(),
         "last_seen": found.last_seen_at.isoformat(),
@@ -332,7 +354,29 @@ def finding_json(found: Finding) -> dict[str, Any]:
         "flips": flips(found.history),
         "change": change(found.history, found.returns) if found.status == "open" else None,
         "last_run_id": found.last_run_id,
+        **(
+            {
+                "by": standing.by,
+                "at": standing.at.isoformat() if standing.at else None,
+                "reason": standing.reason,
+                "until": standing.until.isoformat() if standing.until else None,
+            }
+            if answered
+            else {}
+        ),
+        "acknowledged_by": standing.ack_by,
+        "rule": standing.rule.as_json() if standing.rule else None,
+        "back": standing.back,
     }
+
+
+def lines_of(
+    check: str, account: str, severity: str, summary: str, details: Mapping[str, Any] | None
+) -> tuple[Seen, ...]:
+    """The problem lines of a result, each with its finding's fingerprint (what the card and
+    the digest show, and answer)."""
+    found = look("", 0, account, check, severity, summary, details, datetime.min)
+    return found.seen if found is not None else ()
 
 
 # -- in memory ---------------------------------------------------------------------------------

@@ -14,15 +14,20 @@ import asyncio
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import DB_TROUBLE, Database
+from app.engine import answers
 from app.engine import transitions as tx
+from app.engine.answers import Rule
 from app.engine.events import Event, add_events
 from app.engine.results import ResultRow
+from app.models import Run
 from checks.base import Severity
 
 log = logging.getLogger(__name__)
@@ -52,6 +57,8 @@ class Write:
     rows: Sequence[ResultRow] = ()
     outcome: str | None = None
     reason: str = ""
+    customer_id: str = ""
+    """Whose run it is: a finished run's outcome leaves out the customer's quiet problems."""
     done: asyncio.Future[Any] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
@@ -96,9 +103,17 @@ class Writer:
     """Commits the writes of every run this executor owns, many to a transaction."""
 
     def __init__(
-        self, db: Database, lease_s: float, batch: int, on_written: Callable[[set[int]], None]
+        self,
+        db: Database,
+        lease_s: float,
+        batch: int,
+        on_written: Callable[[set[int]], None],
+        rules_of: Callable[[str], Sequence[Rule]] | None = None,
     ) -> None:
         self.db = db
+        self.rules_of = rules_of
+        """The customers' YAML mute rules; with them, a finished run's outcome leaves out its
+        snoozed and muted problems (:func:`app.engine.answers.settled`)."""
         self.lease_s = lease_s
         self.batch = batch
         self.on_written = on_written
@@ -195,7 +210,24 @@ class Writer:
             rows = [r for w in group for r in w.rows]
             ids = await self._transition(session, kind, leases, rows, outcome, reason)
             moved.update({w: w.lease.run_id in ids for w in group})
+        await self._settle(session, [w for w in writes if moved.get(w)])
         return moved
+
+    async def _settle(self, session: AsyncSession, writes: Sequence[Write]) -> None:
+        """Lower the outcome of finished runs whose only problems are snoozed or muted."""
+        ended = {
+            w.lease.run_id: (w.customer_id, w.outcome)
+            for w in writes
+            if w.kind in (WriteKind.COMPLETE, WriteKind.CANCELLED) and w.customer_id
+        }
+        if self.rules_of is None or not ended:
+            return
+        lowered = await answers.settled(session, ended, self.rules_of, datetime.now(UTC))
+        for run_id, outcome in lowered.items():
+            await session.execute(
+                update(Run).where(Run.id == run_id).values(outcome=outcome)
+                .execution_options(synchronize_session=False)
+            )  # fmt: skip
 
     async def _transition(
         self,

@@ -3,7 +3,9 @@
 A person may act for a customer when they are in its ``slack.access.users`` or ``admins``, or
 when they ask from a channel in its ``slack.access.channels`` (never implied by
 ``slack.channel``). Cancelling is also allowed to whoever started the run. Reading a run or a
-list follows the same rule as running checks.
+list follows the same rule as running checks. Answering a finding (acknowledge, snooze, mute)
+is for named people only: a channel grant does not allow it, because an answer quiets a
+problem for everyone who watches the customer.
 
 What a person may not see does not exist for them: a customer, account or run they may not see
 gets the same answer as one that does not exist (:func:`hidden_target`, :func:`hidden_run`),
@@ -43,6 +45,8 @@ class Action(StrEnum):
     RETRY = "retry"
     CUSTOMERS = "customers"
     SCHEDULES = "schedules"
+    ANSWER = "answer"
+    """Acknowledge, snooze or mute a finding: named people only (``users``, ``admins``)."""
 
 
 @dataclass(frozen=True)
@@ -68,6 +72,8 @@ def decide(customer: Customer, who: Who, action: Action, run: Run | None = None)
         return Decision(True, "admin")
     if who.user in grants.users:
         return Decision(True, "user")
+    if action == Action.ANSWER:  # an answer quiets a problem for everyone: a named person's
+        return Decision(False, "denied")
     if who.channel is not None and who.channel in grants.channels:
         return Decision(True, "channel")
     if action == Action.CANCEL and run is not None and run.requested_by == who.user:

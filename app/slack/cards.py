@@ -18,18 +18,22 @@ import asyncio
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import or_, select
 
 from app.catalog import Catalog
+from app.engine.answers import Answers
 from app.engine.changes import Follower
+from app.engine.findings import lines_of
 from app.engine.runs import RunService, RunView
 from app.errors import NotFound
 from app.models import ACTIVE_STATUSES, Run, Source
 from app.slack.outbox import Card, Outgoing
-from blocks.card import run_card, web_link
+from blocks.card import Standings, run_card, web_link
+from checks import console
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +61,7 @@ class Cards(Follower):
         sweep_s: float = 60.0,
         concurrency: int = 8,
         debounce_s: float = 0.05,
+        answers: Answers | None = None,
     ) -> None:
         # A short pause gathers a burst of changes (and lets the acks of a burst of commands go
         # out first); updates are coalesced to one a second per card anyway.
@@ -65,6 +70,7 @@ class Cards(Follower):
         self.outgoing = outgoing
         self.catalog = catalog
         self.public_url = public_url
+        self.answers = answers
         self.on_put = on_put
         self._swept_at: datetime | None = None
         self._replies: dict[int, str] = {}
@@ -96,21 +102,37 @@ class Cards(Follower):
             if not has_card(view.run):
                 return None
             try:
-                message = self.render(view)
+                standings = await self.standings(view)
+                message = self.render(view, standings)
             except Exception:
                 log.exception("card for run #%s: rendering failed", run_id)
                 return None
         reply_url = self._replies.pop(run_id, None)
         return Card(run_id, str(view.run.channel_id), message, reply_url)
 
-    def render(self, view: RunView) -> dict[str, Any]:
+    async def standings(self, view: RunView) -> Standings:
+        """The findings of the card's problem lines, with what each is now (one read)."""
+        if self.answers is None:
+            return {}
+        fingerprints = [
+            s.fingerprint
+            for r in view.results
+            for s in lines_of(r.check, r.account, r.severity, r.summary, r.details)
+        ]
+        if not fingerprints:
+            return {}
+        return await self.answers.standings(view.run.customer_id, fingerprints)
+
+    def render(self, view: RunView, standings: Standings | None = None) -> dict[str, Any]:
         customer = self.catalog.customers.get(view.run.customer_id)
         return run_card(
             view,
             customer_name=customer.name if customer else view.run.customer_id,
             tz=customer.tz if customer else ZoneInfo("UTC"),
-            now=datetime.now(UTC),
+            now=self.answers.clock() if self.answers else datetime.now(UTC),
             web_url=web_link(self.public_url, view.run.id),
+            standings=standings,
+            console=partial(console.link, customer) if customer else None,
         )
 
     async def sweep(self) -> list[int]:

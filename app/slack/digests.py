@@ -14,12 +14,18 @@ violation and does nothing.
 
 **What changed** compares with the previous *completed* run of the same customer and schedule
 (see :mod:`blocks.digest` for the rules).
+
+**Answers.** Each problem line shows its finding's age and answer and a ``⋯`` menu; snoozed and
+muted lines are folded (their standings are read with one :meth:`Answers.standings` call per
+rendering). When someone answers a finding, :meth:`Digests.showing` finds the recent digests
+that show it and :meth:`Digests.refresh` renders each again into its outbox row as a new
+version: the deliverer updates the posted message in place with ``chat.update``, like a card.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -28,19 +34,27 @@ from sqlalchemy import select
 
 from app.catalog import Catalog
 from app.db import DB_TROUBLE, Database
+from app.engine.answers import Answers
 from app.engine.changes import Follower
-from app.engine.runs import RunService, Submit
-from app.models import TERMINAL_STATUSES, Outbox, Run, RunStatus, Source
+from app.engine.findings import PROBLEMS, lines_of
+from app.engine.runs import RunService, RunView, Submit
+from app.models import TERMINAL_STATUSES, Outbox, Result, Run, RunStatus, Source
 from app.schedules.slots import schedule_of
 from app.slack.outbox import Outgoing, Status
 from blocks.card import web_link
-from blocks.digest import Previous, digest_message, digest_text, fired_at
+from blocks.digest import Previous, digest_message, digest_text, fired_at, problems
+from blocks.findings import Standings
 
 log = logging.getLogger(__name__)
 
 DIGEST_KIND = "digest"
-"""``outbox.kind`` of a digest: posted once with chat.postMessage, never updated."""
+"""``outbox.kind`` of a digest: posted once with chat.postMessage, then updated in place with
+chat.update when :meth:`Digests.refresh` stores a new rendering."""
 RECENT = timedelta(hours=12)
+LOOKED = (*PROBLEMS, "error")
+"""Severities of results that may have problem lines (an ``error`` one may list some)."""
+SHOWING = timedelta(days=2)
+"""How far back :meth:`Digests.showing` looks for digests that show a finding."""
 
 
 def digest_key(run_id: int) -> str:
@@ -73,6 +87,7 @@ class Digests(Follower):
         on_put: Callable[[], None] | None = None,
         sweep_s: float = 30.0,
         recent: timedelta = RECENT,
+        answers: Answers | None = None,
     ) -> None:
         super().__init__(sweep_s=sweep_s)
         self.db = db
@@ -82,6 +97,8 @@ class Digests(Follower):
         self.public_url = public_url
         self.on_put = on_put
         self.recent = recent
+        self.answers = answers
+        """The findings' standings beside each line (None: lines without answers or menus)."""
 
     # -- noticing runs that ended ---------------------------------------------------------
 
@@ -172,8 +189,84 @@ class Digests(Follower):
             "tz": customer.tz if customer else UTC,
             "previous": previous,
             "web_url": web_link(self.public_url, run.id),
+            "standings": await self._standings(view),
+            "now": self.answers.clock() if self.answers else datetime.now(UTC),
         }
         return Rendered(run, digest_message(view, **context), digest_text(view, **context))
+
+    async def _standings(self, view: RunView) -> Standings:
+        """The findings of the digest's problem lines, with what each is now."""
+        if self.answers is None:
+            return {}
+        return await self.answers.standings(view.run.customer_id, problems(view.results))
+
+    # -- answers: updating digests in place -----------------------------------------------
+
+    async def refresh(self, run_id: int) -> bool:
+        """Render the run's digest again (someone answered a finding it shows) and store it as
+        a new version of its outbox row, so the deliverer updates the posted message in place
+        (or posts this rendering, if it is not posted yet). False when the run has no digest
+        queued, Slack refused it for good, or it reads the same."""
+        row = await self.outgoing.row(digest_key(run_id))
+        if row is None or row.status == Status.FAILED:
+            return False
+        rendered = await self.render(run_id)
+        if rendered is None:
+            return False
+        if not await self.outgoing.revise(digest_key(run_id), rendered.message):
+            return False
+        log.info("run #%s: digest rendered again (version %s)", run_id, row.version + 1)
+        if self.on_put is not None:
+            self.on_put()
+        return True
+
+    async def showing(
+        self, customer_id: str, fingerprints: Collection[str], *, within: timedelta = SHOWING
+    ) -> list[int]:
+        """The customer's runs of the last ``within`` (2 days) whose digest is queued or
+        posted and shows any of ``fingerprints`` as a problem line, oldest first: the digests
+        to :meth:`refresh` after an answer."""
+        wanted = set(fingerprints)
+        if not wanted:
+            return []
+        since = datetime.now(UTC) - within
+        async with self.db.read() as session:
+            recent = (
+                await session.execute(
+                    select(Run.id).where(Run.customer_id == customer_id, Run.created_at >= since)
+                )
+            ).scalars()
+            keys = [digest_key(run_id) for run_id in recent]
+            if not keys:
+                return []
+            run_ids = list(
+                (
+                    await session.execute(
+                        select(Outbox.run_id).where(
+                            Outbox.dedupe_key.in_(keys), Outbox.status != Status.FAILED
+                        )
+                    )
+                ).scalars()
+            )
+            if not run_ids:
+                return []
+            rows = await session.execute(
+                select(
+                    Result.run_id, Result.account, Result.check, Result.severity,
+                    Result.summary, Result.details,
+                ).where(Result.run_id.in_(run_ids), Result.severity.in_(LOOKED))
+            )  # fmt: skip
+            found = {
+                row.run_id
+                for row in rows
+                if any(
+                    line.fingerprint in wanted
+                    for line in lines_of(
+                        row.check, row.account, row.severity, row.summary, row.details
+                    )
+                )
+            }
+        return sorted(found)
 
     async def previous(self, run: Run) -> Previous | None:
         """The last completed run of the same customer and schedule before ``run``."""

@@ -18,6 +18,11 @@ next change publishes again. While runs are running, watchers are also re-publis
 Access: a person sees the customers they may list (:func:`app.slack.access.decide`; in the Home
 tab there is no channel, so channel grants do not apply). The decision is audited once per
 opening of the tab, not on every re-publish.
+
+Your findings: the findings a person acknowledged, and the snoozes that end within
+``SOON`` (24 h), of the customers they may see (the same rule), read once per snapshot for all
+watchers due together. An answer changes no run: whoever gives one calls
+:meth:`HomeTab.findings_changed` so the watchers' tabs show it.
 """
 
 from __future__ import annotations
@@ -25,17 +30,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
-from datetime import UTC, datetime
+from collections.abc import Callable, Collection, Sequence
+from datetime import UTC, datetime, timedelta
 
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
+from sqlalchemy import and_, or_, select
 
 from app.catalog import Catalog
 from app.db import DB_TROUBLE, Database
 from app.engine import runboard
+from app.engine.answers import Answers, Standing, standing
 from app.engine.changes import Follower
 from app.engine.runboard import Runboard
+from app.models import Finding
 from app.schedules.slots import next_fire_times
 from app.slack.access import Access, Action, Who, decide
 from blocks.home import NextRun, home_view
@@ -52,6 +60,12 @@ RECENT_SCAN = 60
 """Newest finished runs read per snapshot; each viewer sees those of their customers."""
 CONCURRENCY = 4
 NEVER = float("-inf")
+SOON = timedelta(hours=24)
+"""Snoozes ending within this are shown under "Your findings"."""
+ANSWERED_SCAN = 500
+"""Answered findings read per snapshot (acknowledged by a watcher, or snoozed until soon)."""
+
+Answered = Sequence[tuple[Finding, Standing]]
 
 
 class HomeTab(Follower):
@@ -69,6 +83,7 @@ class HomeTab(Follower):
         remember_s: float = REMEMBER_S,
         refresh_s: float = REFRESH_S,
         clock: Callable[[], float] = time.monotonic,
+        answers: Answers | None = None,
     ) -> None:
         super().__init__(debounce_s=DEBOUNCE_S)
         self.client = client
@@ -80,6 +95,8 @@ class HomeTab(Follower):
         self.remember_s = remember_s
         self.refresh_s = refresh_s
         self.clock = clock
+        self.answers = answers
+        """Reads "Your findings" (None: the section is not shown)."""
         self._watching: dict[str, float] = {}  # user → watching until (clock)
         self._sent: dict[str, float] = {}  # user → when their last views.publish was sent
         self._stale: set[str] = set()
@@ -111,6 +128,10 @@ class HomeTab(Follower):
                 self._sent.pop(user, None)
         return set(self._watching)
 
+    def findings_changed(self) -> None:
+        """Someone answered a finding: every watcher's "Your findings" may change."""
+        self._mark(self.watching())
+
     def _mark(self, users: set[str]) -> None:
         if users:
             self._stale |= users
@@ -136,12 +157,15 @@ class HomeTab(Follower):
                 board = await runboard.read(
                     self.db, catalog.customers, datetime.now(UTC), recent=RECENT_SCAN
                 )
+                answered = await self._answered(catalog, due, board.taken_at)
             except DB_TROUBLE:
                 self._stale |= due  # published once the database answers again
                 raise
             if board.running:
                 self._refresh_at = self.clock() + self.refresh_s
-            await asyncio.gather(*(self._publish(user, catalog, board) for user in sorted(due)))
+            await asyncio.gather(
+                *(self._publish(user, catalog, board, answered) for user in sorted(due))
+            )
         return self._next_in()
 
     def _next_in(self) -> float | None:
@@ -158,10 +182,48 @@ class HomeTab(Follower):
         for user in sorted(audit):
             await self.access.visible(customers, Who(user), Action.LIST)
 
-    def render(self, user: str, catalog: Catalog, board: Runboard) -> dict[str, object]:
-        """``user``'s Home view from a shared snapshot."""
+    async def _answered(
+        self, catalog: Catalog, users: Collection[str], now: datetime
+    ) -> list[tuple[Finding, Standing]]:
+        """The open findings acknowledged by any of ``users`` or snoozed until within
+        :data:`SOON`, with what each is now (one query, and each customer's rules)."""
+        if self.answers is None or not users:
+            return []
+        query = (
+            select(Finding)
+            .where(
+                Finding.customer_id.in_(sorted(catalog.customers)),
+                Finding.status == "open",
+                or_(
+                    Finding.ack_by.in_(sorted(users)),
+                    and_(Finding.snooze_until > now, Finding.snooze_until <= now + SOON),
+                ),
+            )
+            .order_by(Finding.id.desc())
+            .limit(ANSWERED_SCAN)
+        )
+        async with self.db.read() as session:
+            found = list((await session.execute(query)).scalars())
+        rules = {c: await self.answers.rules(c) for c in sorted({f.customer_id for f in found})}
+        return [(f, standing(f, rules[f.customer_id], now)) for f in found]
+
+    def render(
+        self, user: str, catalog: Catalog, board: Runboard, answered: Answered = ()
+    ) -> dict[str, object]:
+        """``user``'s Home view from a shared snapshot (and the answered findings read with
+        it)."""
         who = Who(user)
         mine = {c.id: c for c in catalog.customers.values() if decide(c, who, Action.LIST).allowed}
+        soon = board.taken_at + SOON
+        yours = [
+            (found, now_is)
+            for found, now_is in answered
+            if found.customer_id in mine
+            and (
+                now_is.ack_by == user
+                or (now_is.state == "snoozed" and now_is.until is not None and now_is.until <= soon)
+            )
+        ]
         upcoming = [
             NextRun(u.customer.name, u.schedule.name, u.at)
             for u in next_fire_times(Catalog(mine.values()), board.taken_at)
@@ -173,12 +235,15 @@ class HomeTab(Follower):
             now=board.taken_at,
             web_url=f"{self.public_url.rstrip('/')}/" if self.public_url else None,
             notice=self._notices.pop(user, None),
+            yours=yours,
         )
 
-    async def _publish(self, user: str, catalog: Catalog, board: Runboard) -> None:
+    async def _publish(
+        self, user: str, catalog: Catalog, board: Runboard, answered: Answered
+    ) -> None:
         async with self._limit:
             try:
-                view = self.render(user, catalog, board)
+                view = self.render(user, catalog, board, answered)
             except Exception:
                 log.exception("home: rendering %s's runboard failed", user)
                 return

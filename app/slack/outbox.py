@@ -21,8 +21,10 @@ in ``changed`` instead (one guarded statement decides, comparing ``version``).
   so renderings made meanwhile coalesce into one update.
 - A **response** (``kind = response``) is one POST to a ``response_url`` (an ephemeral reply).
 - Anything else written once per key (``put_once``): a digest (``digest:<run id>``), posted
-  once and never updated; a **notice** (``kind = notice``, ``notice:<key>``), the DM that tells
-  the person who asked for a run that its card was refused (``channel`` is their user id).
+  once and updated in place with ``chat.update`` when :meth:`Outgoing.revise` stores a newer
+  rendering (versions as for a card); a **notice** (``kind = notice``, ``notice:<key>``), the
+  DM that tells the person who asked for a run that its card was refused (``channel`` is their
+  user id).
 
 ``failed`` is final: the row is never claimed again, and its ``updated_at`` and
 ``next_attempt_at`` say when it failed (the runboard counts the last 24 hours on
@@ -167,6 +169,41 @@ class Outgoing:
                     updates,
                 )
         return changed
+
+    async def revise(self, key: str, message: dict[str, Any]) -> bool:
+        """A newer rendering of a message queued once under ``key`` (a digest whose findings
+        were answered), stored as a new version: the deliverer updates the posted message in
+        place (``posted`` → ``changed``), or posts this rendering if it is not posted yet.
+        False when there is no such row, it failed for good, or the rendering is the same."""
+        for _ in range(3):
+            row = await self.row(key)
+            if row is None or row.status == Status.FAILED:
+                return False
+            payload = dict(row.payload or {})
+            if _same(payload.get("message"), message):
+                return False
+            payload["message"] = message
+            async with self.db.write() as session:
+                done = await session.execute(
+                    update(Outbox)
+                    .where(
+                        Outbox.id == row.id,
+                        Outbox.version == row.version,  # another revision meanwhile: again
+                        Outbox.status != Status.FAILED,
+                    )
+                    .values(
+                        payload=payload,
+                        version=Outbox.version + 1,
+                        status=case(
+                            (Outbox.status == Status.POSTED, Status.CHANGED.value),
+                            else_=Outbox.status,
+                        ),
+                    )
+                    .execution_options(synchronize_session=False)
+                )
+            if getattr(done, "rowcount", 0) == 1:
+                return True
+        return False
 
     async def put_response(self, key: str, url: str, message: dict[str, Any]) -> None:
         """An ephemeral reply through a response_url; once per key."""

@@ -1,8 +1,9 @@
 """The read-only web view: an aiohttp app built by :func:`create_app` from the services it needs.
 
-Pages (``/``, ``/runs``, ``/runs/{id}``, ``/customers/{id}``), JSON (``/api/runs``,
-``/api/runs/{id}``), and operations (``/healthz``, ``/readyz``, ``/metrics``). See
-docs/web.md. Nothing here reads the environment or holds global state.
+Pages (``/``, ``/runs``, ``/runs/{id}``, ``/customers/{id}``, ``/customers/{id}/findings``),
+JSON (``/api/runs``, ``/api/runs/{id}``, ``/api/findings``), and operations (``/healthz``,
+``/readyz``, ``/metrics``). See docs/web.md. Nothing here reads the environment or holds
+global state.
 """
 
 from __future__ import annotations
@@ -21,11 +22,12 @@ from aiohttp.typedefs import Handler
 
 from app.catalog import Catalog
 from app.db import Database
+from app.engine.answers import Answers, rules_from
 from app.engine.changes import Change, RunChanges
 from app.engine.runs import RunService
 from app.web import security, views
 from app.web.cache import PageCache
-from app.web.keys import BOARD_CACHE, CATALOG, CLOCK, DB, METRICS, PROBES, RUNS, Probe
+from app.web.keys import ANSWERS, BOARD_CACHE, CATALOG, CLOCK, DB, METRICS, PROBES, RUNS, Probe
 from app.web.metrics import HubMetrics, RunObserver
 
 __all__ = ["HubMetrics", "Probe", "create_app"]
@@ -48,6 +50,7 @@ def create_app(
     public_url: str | None = None,
     probes: Mapping[str, Probe] | None = None,
     changes: RunChanges | None = None,
+    answers: Answers | None = None,
     clock: Callable[[], datetime] = _utcnow,
     board_cache_s: float = 5.0,
 ) -> web.Application:
@@ -57,8 +60,10 @@ def create_app(
     that is safe, see :func:`security.check_exposure`); without it the view answers only to
     loopback names and ``public_url``'s host. ``probes`` are the readiness checks
     behind ``/readyz``. ``changes`` are this process's run changes, followed to record run
-    and check durations. ``board_cache_s`` is how long
-    an unchanged runboard may be served from its render cache (0 turns it off).
+    and check durations. ``answers`` gives each customer's mute rules (the YAML's and those
+    made from Slack or the CLI); without it, one is built on ``db``, the catalog's YAML and
+    ``clock``. ``board_cache_s`` is how long an unchanged runboard may be served from its
+    render cache (0 turns it off).
     """
     hosts = security.known_hosts(public_url) if auth is None else None
     app = web.Application(
@@ -71,6 +76,7 @@ def create_app(
     )
     app[DB] = db
     app[RUNS] = runs
+    app[ANSWERS] = answers if answers is not None else Answers(db, rules_from(catalog), clock)
     app[CATALOG] = catalog
     app[METRICS] = metrics
     app[PROBES] = dict(probes or {})

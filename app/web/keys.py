@@ -9,6 +9,7 @@ from aiohttp import web
 
 from app.catalog import Catalog
 from app.db import Database
+from app.engine.answers import Answers
 from app.engine.runs import RunService
 from app.web.cache import PageCache
 from app.web.metrics import HubMetrics
@@ -18,6 +19,7 @@ Probe = Callable[[], Awaitable[str | None]]
 
 DB = web.AppKey("db", Database)
 RUNS = web.AppKey("runs", RunService)
+ANSWERS = web.AppKey("answers", Answers)
 METRICS = web.AppKey("metrics", HubMetrics)
 CATALOG = web.AppKey("catalog", Catalog)
 PROBES: web.AppKey[Mapping[str, Probe]] = web.AppKey("probes")

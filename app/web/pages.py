@@ -3,22 +3,23 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 from zoneinfo import ZoneInfo
 
 from app.catalog import Catalog
 from app.config import Customer
+from app.engine.answers import Rule
 from app.engine.runboard import Runboard
 from app.engine.runs import RunView
-from app.web import present, queries
+from app.web import present, queries, standings
 from app.web.params import OUTCOMES, STATUSES
 from app.web.queries import Page
 from blocks import delivery
-from blocks.marks import SEVERITY_MARK
+from blocks.marks import SEVERITY_MARK, STANDING_MARK
 from checks import kinds
 
 FORM_KEYS = ("customer", "status", "outcome", "check", "from", "to")
@@ -198,3 +199,73 @@ def customer_page(customer: Customer, page: Page, now: datetime) -> dict[str, An
         "rows": rows,
         "more": f"/runs?{urlencode({'customer': customer.id})}",
     }
+
+
+GROUP_TITLE = {
+    "open": ("Open", "Nothing open."),
+    "snoozed": ("Snoozed", "Nothing snoozed."),
+    "muted": ("Muted", "Nothing muted."),
+    "resolved": (f"Resolved in the last {standings.RECENT.days} days", "Nothing resolved lately."),
+}
+
+
+def findings_page(
+    customer: Customer,
+    board: standings.Board,
+    rules: Sequence[Rule],
+    now: datetime,
+    show: str | None = None,
+) -> dict[str, Any]:
+    """Open (and acknowledged), snoozed, muted, resolved in the last 7 days, the mute rules
+    beside them; ``show`` lists one group alone."""
+    tz = customer.tz
+    counts = board.counts
+    here = f"/customers/{quote(customer.id, safe='')}/findings"
+    total = {
+        "open": counts["open"] + counts["acknowledged"],
+        "snoozed": counts["snoozed"],
+        "muted": counts["muted"],
+        "resolved": counts["resolved"],
+    }
+    groups = []
+    for group in [show] if show else standings.GROUPS:
+        rows = [present.finding_row(f, s, tz, now) for f, s in board.lines.get(group, ())]
+        title, empty = GROUP_TITLE[group]
+        more = total[group] > len(rows) and not show
+        groups.append(
+            {"id": group, "title": title, "count": total[group], "rows": rows, "empty": empty,
+             "more": f"{here}?{urlencode({'group': group})}" if more else None}
+        )  # fmt: skip
+    return {
+        "title": f"Findings · {customer.name}",
+        "nav": "",
+        "live": False,
+        "customer": customer,
+        "zone_now": present.stamp(now, tz, now).text,
+        "tone": "crit" if counts["crit"] else "warn" if total["open"] else "ok",
+        "chips": _finding_chips(counts),
+        "groups": groups,
+        "show": show,
+        "here": here,
+        "rules": [present.rule_row(r, board.muted_by.get(r.key, 0), tz, now) for r in rules],
+        "partial": board.partial,
+        "scan": standings.OPEN_SCAN,
+        "api": f"/api/findings?{urlencode({'customer': customer.id})}",
+    }
+
+
+def _finding_chips(counts: Mapping[str, int]) -> list[present.Chip]:
+    """``🔴 2 critical · 🟠 3 warnings · 👀 1 acknowledged · 💤 1 snoozed · 🔕 2 muted ·
+    ✅ 4 resolved in 7 days`` (the ones that are not zero)."""
+    loud = counts["open"] + counts["acknowledged"]
+    warn = loud - counts["crit"]
+    lately = f"resolved in {standings.RECENT.days} days"
+    chips = [
+        ("crit", SEVERITY_MARK["crit"], counts["crit"], "critical"),
+        ("warn", SEVERITY_MARK["warn"], warn, "warning" if warn == 1 else "warnings"),
+        ("none", STANDING_MARK["acknowledged"], counts["acknowledged"], "acknowledged"),
+        ("none", STANDING_MARK["snoozed"], counts["snoozed"], "snoozed"),
+        ("none", STANDING_MARK["muted"], counts["muted"], "muted"),
+        ("ok", SEVERITY_MARK["ok"], counts["resolved"], lately),
+    ]
+    return [present.Chip(m, tone, f"{n:,} {words}") for tone, m, n, words in chips if n]

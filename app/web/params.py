@@ -1,4 +1,5 @@
-"""Query-string parsing for the runs filters: a clear 400 for anything malformed."""
+"""Query-string parsing for the runs and findings filters: a clear 400 for anything malformed,
+a 404 for a customer that is not configured."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from app.errors import quoted
 from app.models import RunStatus
 from app.web.present import UTC_ZONE
 from app.web.queries import RunFilter
+from app.web.standings import GROUPS
 from checks import kinds
 
 STATUSES = tuple(s.value for s in RunStatus)
@@ -92,7 +94,17 @@ def findings_query(query: Mapping[str, str], catalog: Catalog) -> tuple[Customer
         raise BadParam("Say which customer: /api/findings?customer=ID (ids: /customers).")
     if not _CUSTOMER.fullmatch(customer):
         raise BadParam(f"{quoted(customer)} is not a customer id.")
-    found = catalog.customers.get(customer)
+    return known_customer(customer, catalog), _choice(query, "state", findings.STATES)
+
+
+def findings_group(query: Mapping[str, str]) -> str | None:
+    """The findings page's ``?group=GROUP``: one group listed whole (up to 500 lines)."""
+    return _choice(query, "group", GROUPS)
+
+
+def known_customer(customer_id: str, catalog: Catalog) -> Customer:
+    """A configured customer (the view shows those, and only those), else a 404."""
+    found = catalog.customers.get(customer_id)
     if found is None:
-        raise web.HTTPNotFound(text=f"There is no customer {quoted(customer)}.")
-    return found, _choice(query, "state", findings.STATES)
+        raise web.HTTPNotFound(text=f"There is no customer {quoted(customer_id)}.")
+    return found

@@ -12,18 +12,22 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
-from typing import Any, Literal
+from typing import Any, Literal, cast
 from zoneinfo import ZoneInfo
 
 from markupsafe import Markup
 
 from app.config import Customer, format_window
+from app.engine.answers import Rule, Standing
+from app.engine.findings import change as finding_change
 from app.engine.runboard import FailedDeliveries
-from app.models import Result, Run, RunEvent
+from app.models import Finding, Result, Run, RunEvent
 from app.schedules import slots
 from app.web import svg
-from blocks import delivery, marks
-from blocks.marks import SEVERITY_MARK, SEVERITY_WORD, STATUS_MARK, mark
+from app.web.standings import Line
+from blocks import delivery, findings, marks
+from blocks import text as slack_text
+from blocks.marks import SEVERITY_MARK, SEVERITY_WORD, STANDING_MARK, STATUS_MARK, mark
 from checks import kinds
 
 ORDER = {"crit": 0, "error": 1, "warn": 2, "skipped": 3, "ok": 4}
@@ -160,26 +164,34 @@ def zone(customer: Customer | None) -> ZoneInfo:
     return customer.tz if customer is not None else UTC_ZONE
 
 
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
 def stamp(moment: datetime, tz: ZoneInfo, now: datetime, seconds: bool = False) -> Stamp:
-    """``07:03 WIB`` today, ``yesterday 07:03 WIB``, else ``Sat 21 Nov 07:03 WIB``."""
+    """``07:03 WIB`` today, ``yesterday 07:03 WIB``, else ``Sat 21 Nov 07:03 WIB``.
+
+    Formatted by hand, not with ``strftime``: a findings page shows a few hundred of these."""
     local = moment.astimezone(tz)
     today = now.astimezone(tz).date()
-    clock = local.strftime("%H:%M:%S" if seconds else "%H:%M")
+    date = local.date()
+    hm = f"{local.hour:02d}:{local.minute:02d}"
+    hms = f"{hm}:{local.second:02d}"
     zone_name = local.tzname() or ""
-    if local.date() == today:
+    if date == today:
         day = ""
-    elif local.date() == today - timedelta(days=1):
+    elif date == today - timedelta(days=1):
         day = "yesterday "
-    elif local.date() == today + timedelta(days=1):
+    elif date == today + timedelta(days=1):
         day = "tomorrow "
-    elif local.year == today.year:
-        day = local.strftime("%a %d %b ")
+    elif date.year == today.year:
+        day = f"{_DAYS[date.weekday()]} {date.day:02d} {_MONTHS[date.month - 1]} "
     else:
-        day = local.strftime("%d %b %Y ")
+        day = f"{date.day:02d} {_MONTHS[date.month - 1]} {date.year} "
     return Stamp(
         iso=moment.astimezone(UTC).isoformat(),
-        text=f"{day}{clock} {zone_name}".strip(),
-        title=local.strftime("%Y-%m-%d %H:%M:%S ") + zone_name,
+        text=f"{day}{hms if seconds else hm} {zone_name}".strip(),
+        title=f"{date.isoformat()} {hms} {zone_name}",
     )
 
 
@@ -522,3 +534,129 @@ def _event_text(kind: str, data: Mapping[str, Any]) -> str:
         if data.get(key):
             extras.append(str(data[key]))
     return text + (" — " + ", ".join(extras) if extras else "")
+
+
+# -- findings ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Note:
+    """One thing beside a finding's line: ``👀 acknowledged by @U0ALICE 10:02 WIB``."""
+
+    mark: str
+    text: str
+    stamp: Stamp | None = None
+    tail: str = ""
+
+
+@dataclass(frozen=True)
+class FindingRow:
+    id: int
+    mark: str
+    tone: str
+    where: str
+    resource: str
+    summary: str
+    fingerprint: str
+    age: str
+    change: str
+    notes: Sequence[Note]
+    first_seen: Stamp
+    run_id: int
+
+
+@dataclass(frozen=True)
+class RuleRow:
+    key: str
+    origin: str
+    """``yaml`` or ``slack`` (a CSS class)."""
+    origin_word: str
+    scope: str
+    resource: str
+    reason: str
+    who: str
+    at: Stamp | None
+    until: Stamp | None
+    mutes: int
+
+
+ORIGIN_WORD = {"yaml": "YAML", "slack": "Slack"}
+
+
+def person(ref: str | None) -> str:
+    """``@U0ALICE`` for a Slack user id (as Slack would mention them), anything else as is."""
+    if not ref:
+        return ""
+    return f"@{ref}" if slack_text.user(ref).startswith("<@") else ref
+
+
+def _by(ref: str | None) -> str:
+    return f" by {person(ref)}" if ref else ""
+
+
+def finding_row(found: Line, now_is: Standing, tz: ZoneInfo, now: datetime) -> FindingRow:
+    """A finding's line: where, what, how long, what changed, and who answered it."""
+    resolved = now_is.state == "resolved"
+    notes: list[Note] = []
+    if now_is.back:
+        notes.append(Note(findings.BACK_MARK[now_is.back], findings.BACK_WORD[now_is.back]))
+    if now_is.state == "snoozed":
+        until = stamp(now_is.until, tz, now) if now_is.until else None
+        words = f"snoozed{_by(now_is.by)} until" + ("" if until else " it resolves")
+        notes.append(Note(STANDING_MARK["snoozed"], words, until, _why(now_is.reason)))
+    elif now_is.state == "muted" and now_is.rule is not None:
+        rule = now_is.rule
+        until = stamp(rule.until, tz, now) if rule.until else None
+        words = f"muted{_by(now_is.by)} ({ORIGIN_WORD[rule.origin]} rule {rule.key})"
+        words += " until" if until else ""
+        notes.append(Note(STANDING_MARK["muted"], words, until, _why(now_is.reason)))
+    if now_is.ack_by and not resolved:
+        at = stamp(found.ack_at, tz, now) if found.ack_at else None
+        notes.append(Note(STANDING_MARK["acknowledged"], f"acknowledged{_by(now_is.ack_by)}", at))
+    if resolved:
+        ended = found.resolved_at or found.last_seen_at
+        notes.append(Note("", "resolved", stamp(ended, tz, now)))
+        lasted = marks.duration((ended - found.first_seen_at).total_seconds(), precise=False)
+        age, change = f"was open {lasted}", ""
+    else:
+        age = findings.age(cast(Finding, found), now)  # it reads first_seen_at alone
+        change = findings.change_note(finding_change(found.history, found.returns))
+    where = f"{found.account} · {kinds.title(found.check)}"
+    return FindingRow(
+        id=found.id,
+        mark=SEVERITY_MARK["ok"] if resolved else SEVERITY_MARK.get(found.severity, "❔"),
+        tone="ok" if resolved else found.severity,
+        where=where,
+        resource=found.resource,
+        summary=found.summary,
+        fingerprint=found.fingerprint,
+        age=age,
+        change=change,
+        notes=notes,
+        first_seen=stamp(found.first_seen_at, tz, now),
+        run_id=found.last_run_id,
+    )
+
+
+def _why(reason: str | None) -> str:
+    return f"— {reason}" if reason else ""
+
+
+def rule_row(rule: Rule, mutes: int, tz: ZoneInfo, now: datetime) -> RuleRow:
+    where = [
+        kinds.title(rule.check),
+        rule.account or "every account",
+        rule.region or "every region",
+    ]
+    return RuleRow(
+        key=rule.key,
+        origin=rule.origin,
+        origin_word=ORIGIN_WORD.get(rule.origin, rule.origin),
+        scope=" · ".join(where),
+        resource=rule.resource,
+        reason=rule.reason,
+        who=person(rule.by or rule.owner),
+        at=stamp(rule.at, tz, now) if rule.at else None,
+        until=stamp(rule.until, tz, now) if rule.until else None,
+        mutes=mutes,
+    )

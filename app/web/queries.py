@@ -12,6 +12,11 @@ runs page, no filter       the primary key (keyset on id)
 … by date range            two probes of ``ix_runs_created_at`` turn dates into id bounds
 results of listed runs     ``uq_results_target`` (run_id, …)
 metrics counts             ``ix_runs_status_id`` and ``ix_runs_outcome_id``, index only
+a customer's findings      open ones: ``ix_findings_open`` (customer_id, status, …), at
+                           most OPEN_SCAN of them, narrow columns, sorted in the database
+… resolved ones            ``ix_findings_resolved`` (customer_id, resolved_at), newest
+                           first, a range of it for "the last 7 days"
+… the lines shown          the primary key (at most a page of them)
 =========================  ==========================================================
 
 Run ids grow with creation time, so a date range becomes an id range and every listing stays

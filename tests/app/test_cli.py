@@ -101,5 +101,6 @@ def test_it_keeps_findings_across_runs_and_lists_them(env: dict[str, str]) -> No
     assert hot["fingerprint"] in text.stdout
     resolved = mhub(env, "findings", "demo", "--state", "resolved", "--json")
     assert json.loads(resolved.stdout)["findings"] == []
-    wrong = mhub(env, "findings", "demo", "--state", "snoozed")
-    assert wrong.returncode == 2 and "'snoozed' is not one of 'open', 'resolved'" in wrong.stderr
+    wrong = mhub(env, "findings", "demo", "--state", "closed")
+    assert wrong.returncode == 2
+    assert "'closed' is not one of 'open', 'acknowledged', 'snoozed', 'muted'" in wrong.stderr

@@ -242,10 +242,13 @@ class FakeSlack:
         user: str = "U0ALICE",
         channel: str | None = None,
         value: str | None = None,
+        option: str | None = None,
+        block_id: str | None = None,
     ) -> Ack:
-        """Press the button ``action_id`` on a message (a card, or an ephemeral reply).
-        ``value`` overrides the button's value, as a forged payload would."""
-        return self._run(self._click(message, action_id, user, channel, value))
+        """Press the button ``action_id`` on a message (a card, or an ephemeral reply), or
+        choose ``option`` (its value) of an overflow menu (in ``block_id``, when several rows
+        have one). ``value`` overrides what is sent, as a forged payload would."""
+        return self._run(self._click(message, action_id, user, channel, value, option, block_id))
 
     async def aclick(
         self,
@@ -255,8 +258,12 @@ class FakeSlack:
         user: str = "U0ALICE",
         channel: str | None = None,
         value: str | None = None,
+        option: str | None = None,
+        block_id: str | None = None,
     ) -> Ack:
-        return await self._arun(self._click(message, action_id, user, channel, value))
+        return await self._arun(
+            self._click(message, action_id, user, channel, value, option, block_id)
+        )
 
     # -- switches -----------------------------------------------------------------------
 
@@ -519,6 +526,8 @@ class FakeSlack:
         user: str,
         channel: str | None,
         value: str | None,
+        option: str | None = None,
+        block_id: str | None = None,
     ) -> Ack:
         if isinstance(message, Posted):
             blocks, ts, where, ephemeral = message.blocks, message.ts, message.channel, False
@@ -528,13 +537,23 @@ class FakeSlack:
         found = [
             (b, e)
             for b in blocks
-            if b.get("type") == "actions"
-            for e in b.get("elements", [])
-            if e.get("action_id") == action_id
+            for e in [*b.get("elements", []), b.get("accessory")]
+            if b.get("type") in ("actions", "section")
+            and isinstance(e, dict)
+            and e.get("action_id") == action_id
+            and (block_id is None or b.get("block_id") == block_id)
         ]
         if not found:
             raise AssertionError(f"there is no {action_id} button on that message")
         block, button = found[0]
+        chosen: dict[str, Any] = {}
+        if button.get("type") == "overflow":  # a menu: the chosen option is what Slack sends
+            options = button.get("options") or []
+            picked = [o for o in options if option is not None and o.get("value") == option]
+            if not picked and value is None:
+                raise AssertionError(f"the {action_id} menu has no option {option!r}")
+            sent = picked[0] if picked else {"text": {"type": "plain_text", "text": "?"}}
+            chosen = {"selected_option": {**sent, "value": value or sent.get("value")}}
         n = next(self._seq)
         response_url = f"{self.url}/hooks/actions/{n}"
         payload = {
@@ -560,10 +579,16 @@ class FakeSlack:
                 {
                     "action_id": action_id,
                     "block_id": block.get("block_id"),
-                    "text": button.get("text"),
-                    "value": button.get("value") if value is None else value,
-                    "type": "button",
                     "action_ts": f"{time.time():.6f}",
+                    **(
+                        {"type": "overflow", **chosen}
+                        if chosen
+                        else {
+                            "type": "button",
+                            "text": button.get("text"),
+                            "value": button.get("value") if value is None else value,
+                        }
+                    ),
                 }
             ],
         }

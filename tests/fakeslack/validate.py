@@ -159,10 +159,12 @@ def _actions_problems(block: Mapping[str, Any], where: str) -> list[str]:
 def _element_problems(element: Any, where: str) -> list[str]:
     if not isinstance(element, Mapping):
         return [f"{where} is not an object"]
+    if element.get("type") == "overflow":
+        return _overflow_problems(element, where)
     if element.get("type") != "button":
         return (
             []
-            if element.get("type") in ("image", "overflow", "static_select")
+            if element.get("type") in ("image", "static_select")
             else [f"{where} has unexpected type {element.get('type')!r}"]
         )
     problems = [f"{where} has unknown key {k!r}" for k in element if k not in _BUTTON_KEYS]
@@ -182,6 +184,39 @@ def _element_problems(element: Any, where: str) -> list[str]:
             problems += _text_problems(
                 confirm.get(key), f"{where}.confirm.{key}", limit, plain_only=key != "text"
             )
+    return problems
+
+
+OVERFLOW_OPTIONS = (2, 5)
+OPTION_TEXT = 75
+OPTION_VALUE = 150
+_OVERFLOW_KEYS = {"type", "action_id", "options", "confirm"}
+_OPTION_KEYS = {"text", "value", "description", "url"}
+
+
+def _overflow_problems(element: Mapping[str, Any], where: str) -> list[str]:
+    """An overflow menu as Slack holds it: 2 to 5 options, each a plain_text label (75), a
+    value (150) and an optional url (3000), and an action_id (255)."""
+    problems = [f"{where} has unknown key {k!r}" for k in element if k not in _OVERFLOW_KEYS]
+    action_id = element.get("action_id")
+    if not isinstance(action_id, str) or not 0 < len(action_id) <= ID:
+        problems.append(f"{where}.action_id is missing or longer than {ID}")
+    options = element.get("options")
+    low, high = OVERFLOW_OPTIONS
+    if not isinstance(options, list) or not low <= len(options) <= high:
+        return [*problems, f"{where}.options must be a list of {low} to {high} options"]
+    for i, option in enumerate(options):
+        at = f"{where}.options[{i}]"
+        if not isinstance(option, Mapping):
+            problems.append(f"{at} is not an object")
+            continue
+        problems += [f"{at} has unknown key {k!r}" for k in option if k not in _OPTION_KEYS]
+        problems += _text_problems(option.get("text"), f"{at}.text", OPTION_TEXT, plain_only=True)
+        value = option.get("value")
+        if not isinstance(value, str) or not 0 < len(value) <= OPTION_VALUE:
+            problems.append(f"{at}.value is missing or longer than {OPTION_VALUE}")
+        if len(str(option.get("url", ""))) > URL:
+            problems.append(f"{at}.url longer than {URL}")
     return problems
 
 

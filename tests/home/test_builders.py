@@ -1,15 +1,20 @@
-"""The Home view and the modal as pure builders: Slack's limits however much there is."""
+"""The Home view and the modal as pure builders: Slack's limits however much there is, and
+the viewer's own findings."""
 
 from __future__ import annotations
 
 from dataclasses import replace
 from datetime import timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from app.config import Access, Account, Customer, SlackSettings
+from app.engine.answers import Standing, standing
 from app.engine.runboard import Runboard
+from app.models import Finding
 from app.slack.modal import ModalMeta
 from blocks.home import NextRun, home_view, step_list
+from blocks.ids import BlockId
 from blocks.modal import Choice, run_modal
 from tests.blocks.support import NOW, run
 from tests.fakeslack import validate
@@ -114,3 +119,61 @@ def test_it_does_not_trust_tampered_private_metadata() -> None:
     assert ModalMeta.parse('{"channel_id": "C0OPS", "admin": true}').channel_id is None
     assert ModalMeta.parse("not json").channel_id is None
     assert ModalMeta.opened_in("C0SHARED").dump() == '{"v":1,"channel_id":"C0SHARED"}'
+
+
+def answered(n: int, customer_id: str, **columns: Any) -> tuple[Finding, Standing]:
+    found = Finding(
+        id=n,
+        customer_id=customer_id,
+        fingerprint=f"rds:111122223333:us-east-1:db-{n}:cpu",
+        account=f"acct{n}",
+        region="us-east-1",
+        check="rds",
+        resource=f"db-{n} <!here>",
+        severity="crit",
+        summary="CPU max 93 % (crit ≥ 90 %)",
+        status="open",
+        first_seen_at=NOW - timedelta(days=3),
+        last_seen_at=NOW,
+        history="111",
+        returns=0,
+        **columns,
+    )
+    return found, standing(found, (), NOW)
+
+
+def test_it_shows_your_findings_with_who_and_until_in_the_customers_zone() -> None:
+    board, customers, upcoming = crowded()
+    mine = answered(1, "cust1", ack_by="U0ALICE", ack_at=NOW)
+    ending = answered(
+        2,
+        "cust2",
+        snooze_by="U0BOB",
+        snooze_at=NOW - timedelta(days=1),
+        snooze_until=NOW + timedelta(hours=3),
+        snooze_reason="resize at lunch",
+        snooze_severity="crit",
+    )
+    view = home_view(board, customers, upcoming, now=NOW, yours=[mine, ending])
+    assert validate.view_problems(view) == []
+    assert len(view["blocks"]) <= 100
+    [section] = [b for b in view["blocks"] if b["block_id"] == BlockId.HOME_FINDINGS]
+    assert section["text"]["text"].splitlines() == [
+        "🔴 *Customer 2 &lt;!here&gt;* · acct2 · `db-2 &lt;!here&gt;` CPU max 93 % (crit ≥ 90 %) · "
+        "open 3 d · 💤 until 10:05 WIB by <@U0BOB>",
+        "🔴 *Customer 1 &lt;!here&gt;* · acct1 · `db-1 &lt;!here&gt;` CPU max 93 % (crit ≥ 90 %) · "
+        "open 3 d · 👀 <@U0ALICE>",
+    ]
+    assert "*Your findings*" in validate.all_text(view)
+
+
+def test_it_caps_your_findings_and_shows_nothing_when_there_are_none() -> None:
+    board, customers, upcoming = crowded()
+    many = [answered(n, f"cust{n}", ack_by="U0ALICE", ack_at=NOW) for n in range(40)]
+    view = home_view(board, customers, upcoming, now=NOW, yours=many)
+    assert validate.view_problems(view) == []
+    assert len(view["blocks"]) <= 100
+    assert "… and 30 more findings" in validate.all_text(view)
+    empty = home_view(board, customers, upcoming, now=NOW)
+    assert "Your findings" not in validate.all_text(empty)
+    assert not any(b["block_id"] == BlockId.HOME_FINDINGS for b in empty["blocks"])

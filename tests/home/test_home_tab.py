@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from app.models import Run, RunStatus
-from blocks.ids import ActionId
+from app.db import Database
+from app.models import Finding, Run, RunStatus
+from blocks.ids import ActionId, BlockId
 from tests.fakeslack import validate
 from tests.handlers.conftest import Harness
 from tests.home.conftest import HomeFake, seed_history
@@ -105,3 +107,83 @@ async def test_it_shows_someone_without_access_no_customer_and_no_run(home: Harn
     assert "aryanoble" not in text.lower() and "#20" not in text
     audit = await home.audit()
     assert any(a["actor"] == "U0MALLORY" and a["action"] == "list" for a in audit)
+
+
+async def seed_findings(db: Database, *rows: tuple[str, str, str]) -> list[int]:
+    """Open findings (customer, account, resource), first seen two days ago."""
+    now = datetime.now(UTC)
+    async with db.write() as session:
+        found = [
+            Finding(
+                customer_id=customer,
+                fingerprint=f"rds:{account}:ap-southeast-3:{resource}:cpu",
+                account=account,
+                region="ap-southeast-3",
+                check="rds",
+                resource=resource,
+                severity="crit",
+                summary="CPU max 93 % (crit ≥ 90 %)",
+                status="open",
+                first_seen_at=now - timedelta(days=2),
+                last_seen_at=now,
+                last_run_id=1,
+                looked_run_id=1,
+                returns=0,
+                history="11",
+                answers=0,
+            )
+            for customer, account, resource in rows
+        ]
+        session.add_all(found)
+        await session.flush()
+        return [f.id for f in found]
+
+
+async def test_it_shows_my_acknowledged_findings_and_snoozes_ending_soon_of_customers_i_see(
+    home: Harness,
+) -> None:
+    fake = fake_of(home)
+    answers = home.hub.answers
+    mine, soon, later, bobs, locked_soon, locked_mine = await seed_findings(
+        home.db,
+        ("aryanoble", "arbel", "arbel-prod-db"),
+        ("aryanoble", "arbel", "arbel-billing-db"),
+        ("aryanoble", "arbel-dr", "arbel-dr-db"),
+        ("aryanoble", "arbel", "arbel-bobs-db"),
+        ("locked", "vault", "vault-db"),
+        ("locked", "vault", "vault-secret-db"),
+    )
+    now = datetime.now(UTC)
+    await answers.acknowledge("aryanoble", [mine], "U0ALICE", {})
+    await answers.acknowledge("aryanoble", [bobs], "U0BOB", {})
+    await answers.snooze(
+        "aryanoble", [soon], "U0BOB", "resize at noon", now + timedelta(hours=3), {}
+    )
+    await answers.snooze("aryanoble", [later], "U0BOB", "next week", now + timedelta(days=3), {})
+    await answers.snooze("locked", [locked_soon], "U0BOB", "secret", now + timedelta(hours=2), {})
+    await answers.acknowledge("locked", [locked_mine], "U0ALICE", {})
+
+    await fake.aopen_home("U0ALICE")
+    view = await latest_home(fake, "U0ALICE")
+    assert validate.view_problems(view) == []
+    [section] = [b for b in view["blocks"] if b["block_id"] == BlockId.HOME_FINDINGS]
+    lines = section["text"]["text"].splitlines()
+    assert len(lines) == 2
+    assert lines[0].startswith("🔴 *Aryanoble* · arbel · `arbel-billing-db` CPU max 93 %")
+    assert " · open 2 d · 💤 until " in lines[0] and "WIB by <@U0BOB>" in lines[0]
+    assert lines[1].endswith(
+        "`arbel-prod-db` CPU max 93 % (crit ≥ 90 %) · open 2 d · 👀 <@U0ALICE>"
+    )
+    text = validate.all_text(view)
+    assert "vault" not in text and "Locked" not in text and "arbel-dr-db" not in text
+    assert "arbel-bobs-db" not in text
+
+    # An answer changes no run: the tab is told, and shows it at its next publish.
+    await answers.acknowledge("aryanoble", [later], "U0ALICE", {})
+    tab = home.slack.home
+    tab.findings_changed()
+    view = await latest_home(fake, "U0ALICE", count=2)
+    assert "`arbel-dr-db`" in validate.all_text(view)
+
+    await fake.aopen_home("U0BOB")  # Bob sees no customer: no findings either
+    assert "Your findings" not in validate.all_text(await latest_home(fake, "U0BOB"))

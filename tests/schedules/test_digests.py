@@ -1,26 +1,27 @@
 """Digests on a real database (SQLite and PostgreSQL) with the real executor and outbox: one
 digest per scheduled run, queued by whichever replica sees it end, delivered to the fake Slack
-once, no result card, and a "what changed" section that follows the problems day by day."""
+once, no result card, a "what changed" section that follows the problems day by day, and a
+posted digest updated in place when someone answers a finding it shows."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from datetime import timedelta
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from slack_sdk.web.async_client import AsyncWebClient
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from app.catalog import Catalog
 from app.db import Database
 from app.engine.executor import Executor, ExecutorOptions
 from app.engine.runs import RunService
 from app.main import Hub, build
-from app.models import Outbox, Run
+from app.models import Finding, Outbox, Run
 from app.schedules.timer import Scheduler
 from app.settings import Settings
 from app.slack.cards import has_card
@@ -230,3 +231,73 @@ async def test_it_posts_the_digest_to_slack_once_even_when_the_answer_is_lost(
     [posted] = [p for p in fake.posted if p.key == f"digest:{run.id}"]
     assert posted.channel == "C0OPS" and posted.text.startswith("☀️ *Aryanoble — daily digest*")
     assert len(fake.calls_of("chat.postMessage")) == 1
+
+
+async def the_finding(db: Database) -> Finding:
+    async with db.read() as session:
+        [found] = (await session.execute(select(Finding))).scalars().all()
+    return found
+
+
+async def test_it_updates_the_posted_digest_in_place_when_a_finding_it_shows_is_answered(
+    db: Database, estate: Estate, fake: FakeSlack
+) -> None:
+    estate.hot = {"billing"}
+    client = AsyncWebClient(token="xoxb-test", base_url=fake.api_url, timeout=3, retry_handlers=[])
+    deliverer = Deliverer(db, client, replace(DELIVERY, min_update_interval_s=0.0))
+    async with replica(db, estate, Clock(SEVEN_WIB)) as hub:
+        run = await hub.fire()
+        await deliverer.deliver_due()
+        [posted] = [p for p in fake.posted if p.key == f"digest:{run.id}"]
+        line = next(
+            b for b in posted.blocks if "billing · `api`" in b.get("text", {}).get("text", "")
+        )
+        assert "🆕 new" in line["text"]["text"]
+        found = await the_finding(db)
+        assert {o["value"] for o in line["accessory"]["options"]} == {
+            f"{verb}:f{found.id}" for verb in ("ack", "snooze", "mute")
+        }
+
+        until = SEVEN_WIB + timedelta(days=2)  # Mon 23 Nov, 07:00 WIB
+        await hub.hub.answers.snooze("aryanoble", [found.id], "U0BOB", "deploy fixes it", until, {})
+        assert await hub.digests.showing("aryanoble", [found.fingerprint]) == [run.id]
+        assert await hub.digests.refresh(run.id) is True
+        assert await hub.digests.refresh(run.id) is False  # nothing new to show
+        await deliverer.deliver_due()
+
+    assert len(fake.calls_of("chat.postMessage")) == 1
+    assert len(fake.calls_of("chat.update", ok=True)) == 1
+    assert len(posted.versions) == 2
+    text = posted.read()
+    assert "✅ *OK* — 1 problem snoozed · ✅ 3 OK · 3 accounts" in text
+    assert "💤 1 snoozed — until Mon 23 Nov 07:00 WIB by <@U0BOB>" in text
+    assert "billing · `api`" not in text
+    [row] = await digests(db)
+    assert (row.status, row.version, row.sent_version) == ("posted", 2, 2)
+
+
+async def test_it_finds_the_recent_digests_that_show_a_finding(
+    db: Database, estate: Estate
+) -> None:
+    clock = Clock(SEVEN_WIB)
+    async with replica(db, estate, clock) as hub:
+        estate.hot = {"billing"}
+        first = await hub.fire()
+        clock.advance(days=1)
+        estate.hot = {"billing", "cargo"}
+        second = await hub.fire()
+        clock.advance(days=1)
+        estate.hot = {"cargo"}
+        await hub.fire()
+        billing = "http:000000000002:ap-southeast-3:api:status"
+        assert await hub.digests.showing("aryanoble", [billing]) == [first.id, second.id]
+        assert await hub.digests.showing("someone-else", [billing]) == []
+        assert await hub.digests.showing("aryanoble", []) == []
+        async with db.write() as session:  # the first run was three days ago
+            await session.execute(
+                update(Run)
+                .where(Run.id == first.id)
+                .values(created_at=datetime.now(UTC) - timedelta(days=3))
+            )
+        assert await hub.digests.showing("aryanoble", [billing]) == [second.id]
+        assert await hub.digests.refresh(99_999) is False  # no such digest

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from app.catalog import Catalog
 from app.db import Database
 from app.engine.runs import RunService
 from app.web import create_app
@@ -33,11 +34,12 @@ async def start(
     auth: str | None = None,
     probes: dict[str, Probe] | None = None,
     public_url: str | None = None,
+    catalog: Catalog = CATALOG,
 ) -> TestClient:
     app = create_app(
         db=db,
         runs=RunService(db),
-        catalog=CATALOG,
+        catalog=catalog,
         metrics=metrics or HubMetrics(),
         auth=auth,
         public_url=public_url,

@@ -209,7 +209,11 @@ async def test_it_lists_a_customers_findings_as_json(client: TestClient, db: Dat
     [
         ("", 400, "Say which customer"),
         ("?customer=nosuch", 404, 'There is no customer "nosuch".'),
-        ("?customer=demo&state=snoozed", 400, 'Unknown state "snoozed"'),
+        (
+            "?customer=demo&state=asleep",
+            400,
+            'Unknown state "asleep". Use one of: open, acknowledged, snoozed, muted, resolved.',
+        ),
         ("?customer=de%0Amo", 400, "is not a customer id"),
     ],
 )

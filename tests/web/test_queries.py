@@ -150,12 +150,13 @@ async def test_it_has_the_web_indexes_in_the_schema_and_the_models(db: Database)
     wanted = {
         ("runs", "ix_runs_outcome_id"): ["outcome", "id"],
         ("results", "ix_results_check_run"): ["check", "run_id"],
+        ("findings", "ix_findings_resolved"): ["customer_id", "status", "resolved_at"],
     }
     async with db.reader.connect() as conn:
         found = await conn.run_sync(
             lambda sync: {
                 (table, ix["name"]): ix["column_names"]
-                for table in ("runs", "results")
+                for table in ("runs", "results", "findings")
                 for ix in inspect(sync).get_indexes(table)
             }
         )
