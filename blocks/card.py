@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, tzinfo
+from datetime import UTC, datetime, tzinfo
 from typing import TYPE_CHECKING, Any
 
 from app.engine.answers import Line, Standing, settle
@@ -27,6 +27,7 @@ from blocks.marks import (
     SEVERITY_WORD,
     STATUS_MARK,
     bar,
+    clock,
     sparkline,
     took,
 )
@@ -383,19 +384,6 @@ def _window(params: Mapping[str, Any]) -> str:
     if minutes % 60 == 0:
         return f" · window {minutes // 60}h"
     return f" · window {minutes}m"
-
-
-def clock(moment: datetime | None, tz: tzinfo, now: datetime) -> str:
-    """``07:03 WIB`` today, ``Fri 20 Nov 07:03 WIB`` on another day, in the customer's zone."""
-    if moment is None:
-        return ""
-    local = moment.astimezone(tz)
-    today = now.astimezone(tz).date()
-    if local.date() == today:
-        return local.strftime("%H:%M %Z")
-    if abs(local.date() - today) < timedelta(days=300):
-        return local.strftime("%a %d %b %H:%M %Z")
-    return local.strftime("%d %b %Y %H:%M %Z")
 
 
 _clock = clock

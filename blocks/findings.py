@@ -13,13 +13,13 @@ is never trusted: the listener loads the target and checks access (``app/slack/a
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from datetime import datetime, tzinfo
 from typing import TYPE_CHECKING, Any
 
 from blocks import text as t
 from blocks.ids import ActionId
-from blocks.marks import CHANGE_MARK, CHANGE_WORD, STANDING_MARK, duration
+from blocks.marks import CHANGE_MARK, CHANGE_WORD, STANDING_MARK, clock, duration
 
 if TYPE_CHECKING:
     from app.engine.answers import Standing
@@ -128,22 +128,3 @@ def notes(*parts: str) -> str:
 
 def _by(who: str | None) -> str:
     return f" by {t.user(who)}" if who else ""
-
-
-def clock(moment: datetime | None, tz: tzinfo, now: datetime) -> str:
-    """``09:00 WIB`` today, ``Mon 07 Dec 09:00 WIB`` on another day."""
-    if moment is None:
-        return ""
-    local = moment.astimezone(tz)
-    if local.date() == now.astimezone(tz).date():
-        return local.strftime("%H:%M %Z")
-    return local.strftime("%a %d %b %H:%M %Z")
-
-
-def summary_of(lines: Sequence[tuple[str, Standing | None]]) -> dict[str, int]:
-    """How many lines are in each standing (lines nobody answered are ``open``)."""
-    counts: dict[str, int] = {}
-    for _, standing in lines:
-        state = standing.state if standing else "open"
-        counts[state] = counts.get(state, 0) + 1
-    return counts

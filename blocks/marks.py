@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta, tzinfo
 
 SEVERITY_MARK = {
     "ok": "✅",
@@ -109,3 +109,16 @@ CHANGE_WORD = {
     "regressed": "came back",
     "flapping": "flapping",
 }
+
+
+def clock(moment: datetime | None, tz: tzinfo, now: datetime) -> str:
+    """``07:03 WIB`` today, ``Fri 20 Nov 07:03 WIB`` on another day, in the customer's zone."""
+    if moment is None:
+        return ""
+    local = moment.astimezone(tz)
+    today = now.astimezone(tz).date()
+    if local.date() == today:
+        return local.strftime("%H:%M %Z")
+    if abs(local.date() - today) < timedelta(days=300):
+        return local.strftime("%a %d %b %H:%M %Z")
+    return local.strftime("%d %b %Y %H:%M %Z")

@@ -352,7 +352,6 @@ class Given:
     changed: Sequence[Finding]
     first: Sequence[tuple[Finding, Standing]]
     resolved: Sequence[Finding]
-    rule: Rule | None = None
 
 
 class Answers:
