@@ -1,14 +1,16 @@
 """What keeping findings up to date adds to recording a 1,000-account run.
 
-    uv run python bench/findings.py [--accounts 1000] [--repeat 5] [--batch 100] [--events]
+    uv run python bench/findings.py [--accounts 1000] [--repeat 5] [--batch 100] [--bare]
         [--pg postgresql+asyncpg://...] [--profile]
 
 One customer's run of 1,000 accounts × 5 checks (5,000 results), each result listing 4
 resource lines built with ``checks.base.resource`` (20,000 lines), 5 % of them ``warn`` or
-``crit``. The results are recorded in transactions of ``--batch`` rows, as the executor's
-writer commits them: ``insert_results`` alone, or ``insert_results`` then ``findings.keep``
-(what :func:`app.engine.transitions.record` does). ``--events`` adds the ``check_finished``
-events to both, as the writer also writes them.
+``crit``. The results are recorded as the executor's writer records them, in transactions of
+``--batch`` rows: ``transitions.record`` (the lease guard, the results, their
+``check_finished`` events), the last with ``transitions.complete`` — *without* — or (*with*)
+the same while making each result's look as it comes, then ``findings.apply`` of all the run's
+looks in the last transaction, which is what the executor and its writer do. ``--bare``
+records with ``insert_results`` alone instead (the smallest baseline: no guard, no events).
 
 Two passes per repetition, each a fresh run of a fresh customer: *first* (no findings yet:
 every problem opens one) and *steady* (the next run of the same customer: 90 % of the problems
@@ -16,8 +18,8 @@ are seen again, 10 % resolve and as many new ones open — the daily case). The 
 alternate which goes first. Prints the median seconds per pass and variant, and the ratio
 (with − without) / without. SQLite runs on a file in a temporary directory; PostgreSQL uses
 ``--pg`` or ``TEST_DATABASE_URL`` and creates (then drops) a throwaway database beside it.
-``--profile`` instead times each statement of the steady-state ``keep`` calls (one per batch)
-and prints a cProfile of the last one, on SQLite and (with ``--pg``) PostgreSQL.
+``--profile`` instead times making the steady run's looks, each statement of their ``apply``,
+and prints a cProfile of both, on SQLite and (with ``--pg``) PostgreSQL.
 """
 
 from __future__ import annotations
@@ -45,8 +47,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import Database
 from app.engine import findings
-from app.engine.events import add_events
-from app.engine.results import ResultRow, finished_events, insert_results
+from app.engine import transitions as tx
+from app.engine.results import ResultRow, insert_results
 from app.models import Finding, Run, RunStatus
 from checks.base import Severity, resource
 from tests.conftest import pg_database as new_pg_database
@@ -132,7 +134,8 @@ def rows_of(
     return rows
 
 
-async def new_run(db: Database, customer: str, accounts: int) -> int:
+async def new_run(db: Database, customer: str, accounts: int) -> tx.Lease:
+    """A queued run of ``accounts`` × the checks, claimed: the lease the writer records under."""
     row = {
         "customer_id": customer,
         "requested_by": "bench",
@@ -141,38 +144,54 @@ async def new_run(db: Database, customer: str, accounts: int) -> int:
             {"account": f"acct{a:04d}", "check": c} for a in range(accounts) for c in CHECKS
         ],
         "params": {},
-        "status": RunStatus.RUNNING,
-        "attempt": 1,
+        "status": RunStatus.QUEUED,
+        "attempt": 0,
         "max_attempts": 3,
         "created_at": T0,
     }
     async with db.write() as session:
-        return int(await session.scalar(insert(Run).returning(Run.id), [row]))
+        run_id = await session.scalar(insert(Run).returning(Run.id), [row])
+        assert run_id is not None
+        claimed = await tx.claim(session, db, "executor:bench", 3600, run_id)
+    assert claimed is not None
+    return tx.Lease.of(claimed)
 
 
 async def record(
-    db: Database, rows: Sequence[ResultRow], batch: int, keep: bool, events: bool
+    db: Database, lease: tx.Lease, rows: Sequence[ResultRow], batch: int, keep: bool, bare: bool
 ) -> float:
-    """Seconds to record ``rows`` in transactions of ``batch`` rows."""
+    """Seconds to record ``rows`` in transactions of ``batch`` rows, as the executor's writer
+    does: ``transitions.record`` (the lease guard, the results, their ``check_finished``
+    events), the last batch with ``transitions.complete``. With ``keep``, each result's look is
+    made as it comes (the executor makes it as the check finishes) and the run's looks are
+    applied to the findings in that last transaction (the writer applies them there).
+    ``bare``: ``insert_results`` alone, nothing else of the writer."""
     start = time.perf_counter()
+    looks: list[findings.Look] = []
     for i in range(0, len(rows), batch):
         part = rows[i : i + batch]
+        last = i + batch >= len(rows)
+        if keep:
+            looks.extend(findings.looks_of(part, {r.run_id: r.customer_id or "" for r in part}))
         async with db.write() as session:
-            await insert_results(session, db, part)
-            if keep:
-                await findings.keep(session, db, part)
-            if events:
-                await add_events(session, db, finished_events(part))
+            if bare:
+                await insert_results(session, db, part)
+            elif last:
+                await tx.complete(session, db, [lease], "crit", part)
+            else:
+                await tx.record(session, db, [lease], part)
+            if keep and last:
+                await findings.apply(session, db, looks)
     return time.perf_counter() - start
 
 
 async def one_pass(
-    db: Database, estate: Estate, customer: str, steady: bool, batch: int, keep: bool, events: bool
+    db: Database, estate: Estate, customer: str, steady: bool, batch: int, keep: bool, bare: bool
 ) -> float:
-    run_id = await new_run(db, customer, estate.accounts)
+    lease = await new_run(db, customer, estate.accounts)
     problems, at = (estate.steady, T0 + timedelta(days=1)) if steady else (estate.first, T0)
-    rows = rows_of(estate, run_id, customer, problems, at)
-    return await record(db, rows, batch, keep, events)
+    rows = rows_of(estate, lease.run_id, customer, problems, at)
+    return await record(db, lease, rows, batch, keep, bare)
 
 
 async def bench(url: str, args: argparse.Namespace, label: str) -> None:
@@ -185,7 +204,7 @@ async def bench(url: str, args: argparse.Namespace, label: str) -> None:
         for keep in order:
             customer = f"bench-{rep}-{'with' if keep else 'without'}"
             for steady in (False, True):
-                took = await one_pass(db, estate, customer, steady, args.batch, keep, args.events)
+                took = await one_pass(db, estate, customer, steady, args.batch, keep, args.bare)
                 times.setdefault(("steady" if steady else "first", keep), []).append(took)
     async with db.read() as session:
         counts = dict(
@@ -214,13 +233,13 @@ async def bench(url: str, args: argparse.Namespace, label: str) -> None:
 
 
 async def profile(url: str, args: argparse.Namespace, label: str) -> None:
-    """cProfile of one steady-state keep() call of ``--batch`` rows, and each statement's
-    wall time (the database's share, which the profile of this thread does not show)."""
+    """cProfile of the steady run's looks and their apply(), and each statement's wall time
+    (the database's share, which the profile of this thread does not show)."""
     db = Database(url)
     await db.upgrade()
     estate = Estate.make(args.accounts)
-    await one_pass(db, estate, "profile", False, args.batch, True, False)
-    run_id = await new_run(db, "profile", estate.accounts)
+    await one_pass(db, estate, "profile", False, args.batch, True, True)
+    run_id = (await new_run(db, "profile", estate.accounts)).run_id
     rows = rows_of(estate, run_id, "profile", estate.steady, T0 + timedelta(days=1))
     statements: dict[str, list[float]] = {}
 
@@ -237,34 +256,31 @@ async def profile(url: str, args: argparse.Namespace, label: str) -> None:
 
         session.execute = timed  # type: ignore[method-assign]
 
-    keeps: list[float] = []
-    for i in range(0, len(rows) - args.batch, args.batch):  # all but the last batch
-        async with db.write() as session:
-            await insert_results(session, db, rows[i : i + args.batch])
-            timing(session)
-            start = time.perf_counter()
-            await findings.keep(session, db, rows[i : i + args.batch])
-            keeps.append(time.perf_counter() - start)
+    async with db.write() as session:
+        await insert_results(session, db, rows)
+    profiler = cProfile.Profile()
+    start = time.perf_counter()
+    profiler.enable()
+    looks = findings.looks_of(rows, {run_id: "profile"})
+    profiler.disable()
+    made = time.perf_counter() - start
+    async with db.write() as session:
+        timing(session)
+        start = time.perf_counter()
+        profiler.enable()
+        await findings.apply(session, db, looks)
+        profiler.disable()
+        applied = time.perf_counter() - start
+    await db.close()
     print(
-        f"{label}: keep() of {args.batch} rows, steady state, median of {len(keeps)}: "
-        f"{statistics.median(keeps) * 1000:.1f} ms; per statement (median, count): "
+        f"{label}: the steady run's {len(rows):,} results: looks made in {made * 1000:.1f} ms, "
+        f"applied in {applied * 1000:.1f} ms; per statement (median, count): "
         + ", ".join(
             f"{n} {statistics.median(t) * 1000:.1f} ms ×{len(t)}" for n, t in statements.items()
         )
     )
-    last = rows[-args.batch :]
-    async with db.write() as session:
-        await insert_results(session, db, last)
-        profiler = cProfile.Profile()
-        start = time.perf_counter()
-        profiler.enable()
-        await findings.keep(session, db, last)
-        profiler.disable()
-        took = time.perf_counter() - start
-    await db.close()
     out = io.StringIO()
     pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(15)
-    print(f"{label}: the last keep() under cProfile: {took * 1000:.1f} ms")
     print(out.getvalue())
 
 
@@ -273,7 +289,7 @@ def main() -> None:
     parser.add_argument("--accounts", type=int, default=1000)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--batch", type=int, default=100)
-    parser.add_argument("--events", action="store_true")
+    parser.add_argument("--bare", action="store_true")
     parser.add_argument("--pg", default=os.environ.get("TEST_DATABASE_URL"))
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--no-sqlite", action="store_true")
@@ -287,7 +303,7 @@ def main() -> None:
     print(
         f"{results:,} results × {LINES} lines ({results * LINES:,}), "
         f"{PROBLEM_SHARE:.0%} problems; transactions of {args.batch} rows; "
-        f"{args.repeat} repetitions{'; with events' if args.events else ''}"
+        f"{args.repeat} repetitions{'; insert_results alone' if args.bare else ''}"
     )
     with tempfile.TemporaryDirectory() as tmp:
         if args.profile:

@@ -47,6 +47,7 @@ from app import logs
 from app.catalog import Catalog
 from app.config import Customer
 from app.db import DB_TROUBLE, Database
+from app.engine import findings
 from app.engine import transitions as tx
 from app.engine.answers import Rule, yaml_rules
 from app.engine.changes import Change, RunChanges
@@ -125,6 +126,8 @@ class _Active:
     lease: tx.Lease
     prior: dict[tuple[str, str], str]
     """Severity of each target recorded by an earlier attempt (skipped this time)."""
+    prior_looks: list[findings.Look] = field(default_factory=list)
+    """What those results saw: applied to the findings with the run's end."""
     targets: set[asyncio.Task[ResultRow]] = field(default_factory=set)
     cancelled_by: str | None = None
     lost: bool = False
@@ -156,12 +159,14 @@ class _Active:
 @dataclass
 class _Progress:
     severities: list[str]
+    looks: list[findings.Look]
     unwritten: list[ResultRow] = field(default_factory=list)
     records: list[tuple[list[ResultRow], asyncio.Future[Any]]] = field(default_factory=list)
 
-    def add(self, row: ResultRow) -> None:
+    def add(self, row: ResultRow, customer_id: str) -> None:
         self.severities.append(row.severity)
         self.unwritten.append(row)
+        self.looks.extend(findings.looks_of([row], {row.run_id: customer_id}))
 
     def outcome(self) -> str | None:
         return Severity.worst(self.severities).value if self.severities else None
@@ -267,26 +272,40 @@ class Executor:
                 session, self.db, self.owner, self.options.lease_s, limit, run_id
             )
         if runs:
-            again = [run.id for run in runs if tx.claimed_before(run)]
-            prior = await self._prior_results(again) if again else {}
+            prior = await self._prior_results([r for r in runs if tx.claimed_before(r)])
             for run in runs:
-                self._start(run, prior.get(run.id, {}))
+                self._start(run, *prior.get(run.id, ({}, [])))
         return runs
 
-    async def _prior_results(self, run_ids: list[int]) -> dict[int, dict[tuple[str, str], str]]:
+    async def _prior_results(
+        self, runs: list[tx.Claimed]
+    ) -> dict[int, tuple[dict[tuple[str, str], str], list[findings.Look]]]:
+        """What earlier attempts of ``runs`` recorded: each target's severity, and the looks."""
+        if not runs:
+            return {}
+        columns = (Result.run_id, Result.account, Result.check, Result.severity, Result.summary,
+                   Result.details, Result.finished_at)  # fmt: skip
         async with self.db.read() as session:
-            rows = await session.execute(
-                select(Result.run_id, Result.account, Result.check, Result.severity).where(
-                    Result.run_id.in_(run_ids)
+            rows = (
+                await session.execute(
+                    select(*columns).where(Result.run_id.in_([r.id for r in runs]))
                 )
-            )
-        found: dict[int, dict[tuple[str, str], str]] = {}
-        for run_id, account, check, severity in rows.all():
-            found.setdefault(run_id, {})[(account, check)] = severity
+            ).all()
+        customers = {run.id: run.customer_id for run in runs}
+        found: dict[int, tuple[dict[tuple[str, str], str], list[findings.Look]]] = {}
+        for row in rows:
+            severities, looks = found.setdefault(row.run_id, ({}, []))
+            severities[(row.account, row.check)] = row.severity
+            looks.extend(findings.looks_of([row], customers))
         return found
 
-    def _start(self, run: tx.Claimed, prior: dict[tuple[str, str], str]) -> asyncio.Task[None]:
-        active = _Active(run, tx.Lease.of(run), prior)
+    def _start(
+        self,
+        run: tx.Claimed,
+        prior: dict[tuple[str, str], str],
+        prior_looks: list[findings.Look],
+    ) -> asyncio.Task[None]:
+        active = _Active(run, tx.Lease.of(run), prior, prior_looks)
         self.active[run.id] = active
         active.task = asyncio.create_task(self._process(active), name=f"run-{run.id}")
         active.task.add_done_callback(functools.partial(self._ended, active))
@@ -467,9 +486,9 @@ class Executor:
                 f'customer "{run.customer_id}" is no longer configured; '
                 "its config file was removed or renamed"
             )
-            await self._final(active, WriteKind.FAIL, _Progress([]), reason)
+            await self._final(active, WriteKind.FAIL, _Progress([], []), reason)
             return
-        progress = _Progress(list(active.prior.values()))
+        progress = _Progress(list(active.prior.values()), list(active.prior_looks))
         limit = asyncio.Semaphore(self.options.max_targets)
         if active.cancelled_by is None:
             for target in interleaved(run.targets):
@@ -500,7 +519,7 @@ class Executor:
             for task in done:
                 active.targets.discard(task)
                 if not task.cancelled():
-                    progress.add(task.result())
+                    progress.add(task.result(), active.run.customer_id)
             if active.targets and progress.unwritten and not (active.lost or active.cancelled_by):
                 rows, progress.unwritten = progress.unwritten, []
                 future = self._write(Write(WriteKind.RECORD, active.lease, rows))
@@ -514,7 +533,7 @@ class Executor:
             task.cancel()
         for task in left:
             with contextlib.suppress(asyncio.CancelledError):
-                progress.add(await task)
+                progress.add(await task, active.run.customer_id)
 
     async def _final(
         self, active: _Active, kind: WriteKind, progress: _Progress, reason: str = ""
@@ -535,9 +554,11 @@ class Executor:
         outcome = progress.outcome()
         if kind is WriteKind.COMPLETE:
             outcome = outcome or Severity.OK.value
+        looks = progress.looks if kind in (WriteKind.COMPLETE, WriteKind.CANCELLED) else ()
         write = Write(
-            kind, active.lease, tuple(progress.unwritten), outcome, reason, run.customer_id
-        )
+            kind, active.lease, tuple(progress.unwritten), outcome, reason, run.customer_id,
+            looks,
+        )  # fmt: skip
         try:
             moved = await asyncio.shield(self._write(write))
         except DB_TROUBLE as exc:

@@ -13,23 +13,42 @@ A *look* is one result of an account × check. Each look, for its customer, acco
   :data:`HISTORY` of them (a resolved finding is not written again until it is seen again, so
   recording a look costs nothing for the problems of the past).
 
-:func:`keep` applies the looks in the transaction that records the results, on SQLite and
-PostgreSQL alike; the newest run's look stands whatever order results are recorded in
-(``looked_run_id``), and a look recorded twice (a check finished again after a crash) counts
-once. :class:`Fold` is the same rule over results in memory: the migration backfills with it,
-and the tests hold the two to each other.
+:func:`apply` applies a run's looks once, in the transaction that ends the run (completed
+or cancelled; the executor gathers them as checks finish, and a run claimed again after a crash
+reads back what its earlier attempts recorded), on SQLite and PostgreSQL alike; the newest
+run's look stands whatever order runs end in (``looked_run_id``), and a look applied twice
+counts once. A run that fails or is still running changes no finding. :func:`keep` does the
+same from result rows. :class:`Fold` is the same rule over results in memory: the migration
+backfills with it, and the tests hold the two to each other.
 """
 
 from __future__ import annotations
 
 import itertools
+import json
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, case, func, or_, select, tuple_, update
+from sqlalchemy import (
+    ARRAY,
+    FromClause,
+    Integer,
+    String,
+    Table,
+    and_,
+    any_,
+    bindparam,
+    case,
+    func,
+    literal,
+    or_,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -38,7 +57,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from app.db import Database
 from app.engine import answers
 from app.engine.answers import ANSWER_COLUMNS
-from app.models import Finding, Run
+from app.models import Finding, Run, Stamp
 
 FINDINGS = cast(Table, Finding.__table__)
 WIDE = 1024
@@ -62,7 +81,7 @@ class Seen:
     summary: str
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Look:
     """One result that could look: what it saw, and what it could not look at."""
 
@@ -89,6 +108,9 @@ class Look:
         return fingerprint not in self.cleared
 
 
+_NONE: frozenset[str] = frozenset()
+
+
 def look(
     customer_id: str,
     run_id: int,
@@ -99,7 +121,8 @@ def look(
     details: Mapping[str, Any] | None,
     at: datetime,
 ) -> Look | None:
-    """The look a result is, or None when it could not look at all."""
+    """The look a result is, or None when it could not look at all. (A run's every result
+    passes here: most are all fine, and cost one pass over their lines.)"""
     resources = (details or {}).get("resources") or ()
     if severity == "skipped" or (severity == "error" and not resources):
         return None
@@ -107,9 +130,11 @@ def look(
     seen: dict[str, Seen] = {}
     blind: set[str] = set()
     cleared: set[str] = set()
+    lines = False
     for res in resources:
         if type(res) is not dict and not isinstance(res, Mapping):  # (the ABC check is slow)
             continue
+        lines = True
         level = res.get("severity")
         if level == "ok" and complete:  # most lines: a complete look needs nothing of them
             continue
@@ -123,12 +148,12 @@ def look(
             blind.add(fingerprint)
         else:
             cleared.add(fingerprint)
-    if severity in PROBLEMS and not any(isinstance(r, Mapping) for r in resources or ()):
+    if severity in PROBLEMS and not lines:
         whole = f"{check}:{account}:*"
         seen[whole] = Seen(whole, "", "", severity, summary)
     return Look(
-        customer_id, run_id, account, check, at, tuple(seen.values()), frozenset(cleared),
-        complete, frozenset(blind),
+        customer_id, run_id, account, check, at, tuple(seen.values()) if seen else (),
+        frozenset(cleared) if cleared else _NONE, complete, frozenset(blind) if blind else _NONE,
     )  # fmt: skip
 
 
@@ -154,9 +179,26 @@ def change(history: str, returns: int) -> str | None:
 # -- in the database ---------------------------------------------------------------------------
 
 
+def looks_of(results: Iterable[Any], customers: Mapping[int, str]) -> list[Look]:
+    """The looks among ``results`` (rows with ``run_id``, ``account``, ``check``, ``severity``,
+    ``summary``, ``details``, ``finished_at``) of the runs in ``customers`` (run → customer)."""
+    return [
+        found
+        for r in results
+        if r.run_id in customers
+        and (
+            found := look(
+                customers[r.run_id], r.run_id, r.account, r.check, r.severity, r.summary,
+                r.details, r.finished_at,
+            )
+        )
+        is not None
+    ]  # fmt: skip
+
+
 async def keep(session: AsyncSession, db: Database, results: Sequence[Any]) -> None:
-    """Apply the looks among ``results`` (rows with ``run_id``, ``account``, ``check``,
-    ``severity``, ``summary``, ``details``, ``finished_at``) to the findings, in ``session``."""
+    """Apply the looks among ``results`` to the findings, in ``session`` (the runs' customers
+    are read when the rows do not carry ``customer_id``)."""
     if not results:
         return
     customers = {r.run_id: r.customer_id for r in results if getattr(r, "customer_id", None)}
@@ -164,124 +206,161 @@ async def keep(session: AsyncSession, db: Database, results: Sequence[Any]) -> N
     if unknown:
         query = select(Run.id, Run.customer_id).where(Run.id.in_(unknown))
         customers.update((await session.execute(query)).all())
-    looks = [
-        found
-        for r in results
-        if r.run_id in customers
-        and (
-            found := look(
-                customers[r.run_id],
-                r.run_id,
-                r.account,
-                r.check,
-                r.severity,
-                r.summary,
-                r.details,
-                r.finished_at,
-            )
-        )
-        is not None
-    ]
-    await _open(session, db, looks)
-    by_run: dict[tuple[str, int], list[Look]] = defaultdict(list)
+    await apply(session, db, looks_of(results, customers))
+
+
+async def apply(session: AsyncSession, db: Database, looks: Sequence[Look]) -> None:
+    """Apply ``looks`` to the findings, in ``session``: the executor's writer calls it once per
+    run, with all of the run's looks, in the transaction that ends the run. A run sees and
+    resolves at one time: that of its last look."""
+    by_run: dict[tuple[int, str], list[Look]] = defaultdict(list)
     for one in looks:
-        by_run[(one.customer_id, one.run_id)].append(one)
-    for (customer_id, run_id), theirs in by_run.items():
-        await _resolve(session, db, customer_id, run_id, theirs)
+        by_run[(one.run_id, one.customer_id)].append(one)
+    for (run_id, customer_id), theirs in sorted(by_run.items()):  # oldest run first
+        at = max(one.at for one in theirs)
+        await _open(session, db, customer_id, run_id, at, theirs)
+        await _resolve(session, db, customer_id, run_id, at, theirs)
 
 
-async def _open(session: AsyncSession, db: Database, looks: Sequence[Look]) -> None:
-    rows: list[dict[str, Any]] = [
-        {
-            "customer_id": one.customer_id,
-            "fingerprint": s.fingerprint,
-            "account": one.account,
-            "region": s.region,
-            "check": one.check,
-            "resource": s.resource,
-            "severity": s.severity,
-            "summary": s.summary,
-            "status": "open",
-            "first_seen_at": one.at,
-            "last_seen_at": one.at,
-            "resolved_at": None,
-            "last_run_id": one.run_id,
-            "looked_run_id": one.run_id,
-            "returns": 0,
-            "history": "1",
-        }
-        for one in looks
-        for s in one.seen
+async def _open(
+    session: AsyncSession,
+    db: Database,
+    customer_id: str,
+    run_id: int,
+    at: datetime,
+    looks: Sequence[Look],
+) -> None:
+    """The problems one run's looks saw: opened, kept open, or back. One statement however
+    many: the lines go in as one array per column, not one parameter set per line."""
+    # One row per fingerprint: PostgreSQL refuses to update a row twice in one statement.
+    said = {s.fingerprint: s for one in looks for s in one.seen}
+    where = {s.fingerprint: one for one in looks for s in one.seen}
+    rows = [
+        (fp, where[fp].account, s.region, where[fp].check, s.resource, s.severity, s.summary)
+        for fp, s in said.items()
     ]
-    if not rows:
+    if not said:
         return
+    lines = _rows(_SAID, rows, db.is_sqlite)
+    source = select(
+        literal(customer_id, String),
+        *(lines.c[name] for name in _SAID),
+        literal("open", String),
+        literal(at, Stamp).label("first_seen_at"),
+        literal(at, Stamp).label("last_seen_at"),
+        literal(run_id, Integer).label("last_run_id"),
+        literal(run_id, Integer).label("looked_run_id"),
+        literal(0, Integer).label("returns"),
+        literal("1", String).label("history"),
+    ).where(true())  # (SQLite: an upsert's SELECT needs a WHERE)
+    columns = ["customer_id", *_SAID, "status", "first_seen_at", "last_seen_at",
+               "last_run_id", "looked_run_id", "returns", "history"]  # fmt: skip
     insert = sqlite_insert(FINDINGS) if db.is_sqlite else pg_insert(FINDINGS)
-    new = insert.excluded
+    statement = insert.from_select(columns, source)
+    new = statement.excluded
     here = FINDINGS.c
-    statement = insert.on_conflict_do_update(
-        index_elements=["customer_id", "fingerprint"],
-        set_={
-            "account": new.account,
-            "region": new.region,
-            "check": new.check,
-            "resource": new.resource,
-            "severity": new.severity,
-            "summary": new.summary,
-            "status": "open",
-            "last_seen_at": new.last_seen_at,
-            "resolved_at": None,
-            "last_run_id": new.last_run_id,
-            "looked_run_id": new.looked_run_id,
-            "returns": here.returns + case((here.status == "resolved", 1), else_=0),
-            "history": _last(db, here.history + "1"),
-        },
-        where=here.looked_run_id < new.looked_run_id,
+    await session.execute(
+        statement.on_conflict_do_update(
+            index_elements=["customer_id", "fingerprint"],
+            set_={
+                **{c: new[c] for c in _SAID[1:]},
+                "status": "open",
+                "last_seen_at": new.last_seen_at,
+                "resolved_at": None,
+                "last_run_id": new.last_run_id,
+                "looked_run_id": new.looked_run_id,
+                "returns": here.returns + case((here.status == "resolved", 1), else_=0),
+                "history": _last(db, here.history + "1"),
+            },
+            where=here.looked_run_id < new.looked_run_id,
+        )
     )
-    # Several runs of a batch may see the same finding: one statement per run, oldest first.
-    by_run: dict[int, list[dict[str, Any]]] = defaultdict(list)
-    for row in rows:
-        by_run[row["looked_run_id"]].append(row)
-    for run_id in sorted(by_run):
-        await session.execute(statement, by_run[run_id])
+
+
+_SAID = ("fingerprint", "account", "region", "check", "resource", "severity", "summary")
+"""What a look says of each problem it sees (besides when)."""
+
+
+def _rows(names: Sequence[str], rows: Sequence[Sequence[str]], sqlite: bool) -> FromClause:
+    """``rows`` of text as a table with columns ``names``, from one parameter per column on
+    PostgreSQL (``unnest`` of arrays), one in all on SQLite (``json_each`` of a JSON array)."""
+    if sqlite:
+        each = func.json_each(bindparam(None, json.dumps(rows), type_=String)).table_valued("value")
+        picked = [func.json_extract(each.c.value, f"$[{i}]").label(n) for i, n in enumerate(names)]
+        return select(*picked).subquery()
+    arrays = [
+        bindparam(None, [row[i] for row in rows], type_=ARRAY(String)) for i in range(len(names))
+    ]
+    return func.unnest(*arrays).table_valued(*names).render_derived()  # AS x(fingerprint, …)
 
 
 async def _resolve(
-    session: AsyncSession, db: Database, customer_id: str, run_id: int, looks: Sequence[Look]
+    session: AsyncSession,
+    db: Database,
+    customer_id: str,
+    run_id: int,
+    at: datetime,
+    looks: Sequence[Look],
 ) -> None:
-    """The open findings these looks (one run's) decided were gone: resolved, with a ``0`` in
-    their history."""
-    here = FINDINGS.c
-    whole = [one for one in looks if one.complete]
-    kept = {s.fingerprint for one in whole for s in one.seen} | {
-        fp for one in whole for fp in one.blind
-    }
-    cleared = sorted({fp for one in looks if not one.complete for fp in one.cleared})
-    gone: list[ColumnElement[bool]] = []
-    if whole:
-        scope = tuple_(here.account, here.check).in_(sorted({(o.account, o.check) for o in whole}))
-        gone.append(and_(scope, here.fingerprint.not_in(sorted(kept))) if kept else scope)
-    if cleared:
-        gone.append(here.fingerprint.in_(cleared))
-    if not gone:
+    """The open findings these looks (one run's, applied by :func:`_open` just before) decided
+    were gone: resolved, with a ``0`` in their history. What the run saw is not among them:
+    :func:`_open` marked it looked at by this run (``looked_run_id``), or a newer run had."""
+    gone = _gone(looks, db.is_sqlite)
+    if gone is None:
         return
-    at = max(one.at for one in looks)
     await session.execute(
         update(FINDINGS)
         .where(
-            here.customer_id == customer_id,
-            or_(*gone),
-            here.status == "open",
-            here.looked_run_id < run_id,
+            FINDINGS.c.customer_id == customer_id,
+            FINDINGS.c.status == "open",
+            gone,
+            FINDINGS.c.looked_run_id < run_id,
         )
         .values(
             status="resolved",
             resolved_at=at,
             looked_run_id=run_id,
-            history=_last(db, here.history + "0"),
+            history=_last(db, FINDINGS.c.history + "0"),
             **dict.fromkeys(ANSWER_COLUMNS),  # an answer ends when its finding resolves
         )
         .execution_options(synchronize_session=False)
     )
+
+
+def _gone(looks: Sequence[Look], sqlite: bool) -> ColumnElement[bool] | None:
+    """Which open findings ``looks`` resolve: of a complete look, everything of its account ×
+    check but what it could not look at; of an incomplete one, the lines it reports as fine.
+    Checks that looked at the same accounts (a whole run's, mostly) share one condition."""
+    here = FINDINGS.c
+    accounts: dict[str, set[str]] = defaultdict(set)  # check → accounts, complete looks
+    for one in looks:
+        if one.complete:
+            accounts[one.check].add(one.account)
+    checks: dict[tuple[str, ...], list[str]] = defaultdict(list)
+    for check, looked in sorted(accounts.items()):
+        checks[tuple(sorted(looked))].append(check)
+    scope = [
+        and_(_among(here.check, theirs, sqlite), _among(here.account, names, sqlite))
+        for names, theirs in checks.items()
+    ]
+    blind = sorted({fp for one in looks if one.complete for fp in one.blind})
+    cleared = sorted({fp for one in looks if not one.complete for fp in one.cleared})
+    gone: list[ColumnElement[bool]] = []
+    if scope:
+        whole = or_(*scope)
+        gone.append(and_(whole, ~_among(here.fingerprint, blind, sqlite)) if blind else whole)
+    if cleared:
+        gone.append(_among(here.fingerprint, cleared, sqlite))
+    return or_(*gone) if gone else None
+
+
+def _among(column: ColumnElement[str], names: Sequence[str], sqlite: bool) -> ColumnElement[bool]:
+    """``column IN names`` with one parameter however many the names (an array on PostgreSQL,
+    a JSON array on SQLite): no limit on how many, and one statement to compile and plan."""
+    if sqlite:
+        each = func.json_each(bindparam(None, json.dumps(list(names)), type_=String))
+        return column.in_(select(each.table_valued("value").c.value))
+    return column == any_(bindparam(None, list(names), type_=ARRAY(String)))
 
 
 def _last(db: Database, history: ColumnElement[str]) -> ColumnElement[str]:
@@ -414,10 +493,12 @@ class Fold:
     def add(self, looks: Iterable[Look]) -> None:
         """Apply one run's looks (call in run order)."""
         mine = list(looks)
+        if not mine:
+            return
+        at = max(one.at for one in mine)  # a run sees and resolves at one time
         for one in mine:
             for s in one.seen:
-                self._see(one, s)
-        at = max((one.at for one in mine), default=None)  # one resolution time per run
+                self._see(one, s, at)
         for one in mine:
             scope = self._scopes.get((one.customer_id, one.account, one.check), set())
             for fingerprint in [fp for fp in scope if not one.keeps(fp)]:
@@ -430,13 +511,13 @@ class Fold:
                 found.looked_run_id = one.run_id
                 found.history = (found.history + "0")[-HISTORY:]
 
-    def _see(self, one: Look, s: Seen) -> None:
+    def _see(self, one: Look, s: Seen, at: datetime) -> None:
         key = (one.customer_id, s.fingerprint)
         found = self.findings.get(key)
         if found is None:
             self.findings[key] = Kept(
                 one.customer_id, s.fingerprint, one.account, s.region, one.check,
-                s.resource, s.severity, s.summary, "open", one.at, one.at, None,
+                s.resource, s.severity, s.summary, "open", at, at, None,
                 one.run_id, one.run_id,
             )  # fmt: skip
             self._scopes.setdefault((one.customer_id, one.account, one.check), set()).add(
@@ -449,6 +530,6 @@ class Fold:
         found.account, found.region, found.check = one.account, s.region, one.check
         found.resource, found.severity, found.summary = s.resource, s.severity, s.summary
         found.status, found.resolved_at = "open", None
-        found.last_seen_at, found.last_run_id = one.at, one.run_id
+        found.last_seen_at, found.last_run_id = at, one.run_id
         found.looked_run_id = one.run_id
         found.history = (found.history + "1")[-HISTORY:]

@@ -61,7 +61,6 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.selectable import Select
 
 from app.db import Database
-from app.engine import findings
 from app.engine.bulk import unnest
 from app.engine.events import Event, add_event, add_events
 from app.engine.results import ResultRow, finished_events, insert_results
@@ -181,7 +180,6 @@ async def _move(
     )
     kept = [row for row in results if row.run_id in moved]
     await insert_results(session, db, kept)
-    await findings.keep(session, db, kept)
     await add_events(
         session,
         db,
@@ -356,7 +354,6 @@ async def record(
     )
     kept = [row for row in rows if row.run_id in mine]
     await insert_results(session, db, kept)
-    await findings.keep(session, db, kept)
     await add_events(session, db, finished_events(kept))
     return mine
 

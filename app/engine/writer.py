@@ -22,7 +22,7 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import DB_TROUBLE, Database
-from app.engine import answers
+from app.engine import answers, findings
 from app.engine import transitions as tx
 from app.engine.answers import Rule
 from app.engine.events import Event, add_events
@@ -59,6 +59,9 @@ class Write:
     reason: str = ""
     customer_id: str = ""
     """Whose run it is: a finished run's outcome leaves out the customer's quiet problems."""
+    looks: Sequence[findings.Look] = ()
+    """All of the run's looks, with its end (completed or cancelled): applied to the findings
+    in the transaction that ends it."""
     done: asyncio.Future[Any] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
@@ -210,7 +213,9 @@ class Writer:
             rows = [r for w in group for r in w.rows]
             ids = await self._transition(session, kind, leases, rows, outcome, reason)
             moved.update({w: w.lease.run_id in ids for w in group})
-        await self._settle(session, [w for w in writes if moved.get(w)])
+        ended = [w for w in writes if moved.get(w) and w.kind is not WriteKind.RECORD]
+        await findings.apply(session, self.db, [one for w in ended for one in w.looks])
+        await self._settle(session, ended)
         return moved
 
     async def _settle(self, session: AsyncSession, writes: Sequence[Write]) -> None:

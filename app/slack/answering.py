@@ -34,7 +34,7 @@ from app.engine.answers import (
     within,
 )
 from app.errors import NotFound
-from app.models import Finding, Result, Run
+from app.models import TERMINAL_STATUSES, Finding, Result, Run
 from app.slack.access import Access, Action, Who
 from app.slack.cards import Cards
 from blocks import answer as view
@@ -52,6 +52,10 @@ NAMED_ONLY = (
     "grant lets you run checks, not quiet problems for everyone."
 )
 RESOLVED = "That problem has resolved since: there is nothing to answer. The card shows it now."
+STILL_RUNNING = (
+    "This run is still running: its new problems become findings you can answer when it "
+    "finishes. Try again then."
+)
 
 
 @dataclass(frozen=True)
@@ -177,7 +181,8 @@ class Answering:
             where = f"{found[0].account} · {kinds.title(found[0].check)}" if found else ""
         found = [f for f in found if f.status == "open"]
         if not found:
-            raise NotFound(RESOLVED)
+            running = run is not None and run.status not in TERMINAL_STATUSES
+            raise NotFound(STILL_RUNNING if running else RESOLVED)
         return Target(customer, found, run.id if run is not None else None, where)
 
     # -- the modal

@@ -11,6 +11,9 @@ open findings, sorted      ``ix_findings_open`` (customer_id, status, …), or t
                            prefix of ``ix_findings_resolved``: that customer's open ones
                            only (at most OPEN_SCAN), the columns a standing needs, sorted
                            by the database
+open in one standing       the same prefix, less the rows that cannot be in it (no
+                           acknowledgement for ``open``, one for ``acknowledged``…),
+                           whole, until the API's page is full
 resolved, newest first     ``ix_findings_resolved`` (customer_id, status, resolved_at)
                            from its newest end; "the last 7 days" is a range of it, and
                            its count is read from the index alone
@@ -137,6 +140,19 @@ RECENT_FINDINGS = (
 trip, not two)."""
 LINES = select(*_LINE).where(FINDINGS.id.in_(bindparam("ids", expanding=True)))
 """The findings ``ids``, whole."""
+_MAY_BE = {
+    "open": FINDINGS.ack_by.is_(None),
+    "acknowledged": FINDINGS.ack_by.is_not(None),
+    "snoozed": FINDINGS.snooze_by.is_not(None),
+    "muted": FINDINGS.check.in_(bindparam("checks", expanding=True)),
+}
+IN_STATE = {
+    state: select(*_LINE).where(*_IS_OPEN, may_be).order_by(*_WORST).limit(_LIMIT)
+    for state, may_be in _MAY_BE.items()
+}
+"""``customer``'s open findings, whole, that may be in a standing other than resolved (nobody
+acknowledged an open one; somebody did an acknowledged one; somebody snoozed a snoozed one; a
+rule of its check mutes a muted one), in listing order: :func:`standing` decides."""
 
 
 def statements(customer_id: str, now: datetime) -> dict[str, Select[*tuple[Any, ...]]]:
@@ -150,6 +166,7 @@ def statements(customer_id: str, now: datetime) -> dict[str, Select[*tuple[Any, 
         "resolved last 7 days": RECENT_FINDINGS.params(customer=customer_id, since=since, limit=10),
         "resolved count": RESOLVED_COUNT.params(customer=customer_id, since=since),
         "lines by id": LINES.params(ids=[1, 2, 3]),
+        "open, may be open": IN_STATE["open"].params(customer=customer_id, limit=OPEN_SCAN),
     }
 
 
@@ -250,6 +267,34 @@ async def _first_open(
     return [(line, scope.standing(line, now)) for line in (Line(*row) for row in rows)]
 
 
+async def _in_state(
+    session: AsyncSession,
+    customer_id: str,
+    rules: Sequence[Rule],
+    now: datetime,
+    state: str,
+    limit: int,
+) -> list[tuple[Line, Standing]]:
+    """The first ``limit`` open findings in ``state``, whole, each with its standing (one
+    query: the database leaves out those that cannot be in it)."""
+    params: dict[str, Any] = {"customer": customer_id, "limit": OPEN_SCAN}
+    if state == "muted":
+        params["checks"] = sorted({r.check for r in rules if r.active(now)})
+        if not params["checks"]:
+            return []
+    scope = _Scope(rules)
+    conn = await session.connection()
+    out: list[tuple[Line, Standing]] = []
+    for row in await conn.execute(IN_STATE[state], params):
+        line = Line(*row)
+        found = scope.standing(line, now)
+        if found.state == state:
+            out.append((line, found))
+            if len(out) == limit:
+                break
+    return out
+
+
 async def _resolved(
     session: AsyncSession, customer_id: str, limit: int
 ) -> list[tuple[Line, Standing]]:
@@ -339,15 +384,14 @@ async def listing(
 ) -> list[tuple[Line, Standing]]:
     """``/api/findings``: open findings first (worst first, then the most recently seen),
     then resolved ones (the most recently resolved first); ``state`` keeps one standing —
-    then every open finding is sorted into its standing; without it, only the first
-    ``limit`` need be."""
+    then the open findings that may be in it are read in that order until ``limit`` are;
+    without it, only the first ``limit`` need be."""
     out: list[tuple[Line, Standing]] = []
     async with db.read() as session:
         if state is None:
             out = await _first_open(session, customer_id, rules, now, limit)
         elif state != "resolved":
-            found = await _standings(session, customer_id, rules, now)
-            out = await _lines(session, found.ids(state)[:limit], rules, now)
+            out = await _in_state(session, customer_id, rules, now, state, limit)
         room = limit - len(out)
         if state in (None, "resolved") and room > 0:
             out += await _resolved(session, customer_id, room)

@@ -15,7 +15,7 @@ from app.engine.executor import Executor
 from app.engine.results import ResultRow
 from app.engine.retry import RetryPolicy
 from app.engine.runs import RunService
-from app.models import Result, Run, RunEvent, RunStatus
+from app.models import Finding, Result, Run, RunEvent, RunStatus
 from checks.aws import AwsClients
 from checks.base import CheckContext, CheckResult, Severity
 from checks.errors import PermanentError, TransientError
@@ -57,6 +57,16 @@ async def timeline(db: Database, run_id: int) -> list[tuple[str, str]]:
             .order_by(RunEvent.id)
         )
         return [(kind, actor) for kind, actor in rows.all()]
+
+
+async def open_findings(db: Database) -> list[tuple[str, int]]:
+    async with db.read() as session:
+        rows = await session.execute(
+            select(Finding.fingerprint, Finding.last_run_id)
+            .where(Finding.status == "open")
+            .order_by(Finding.fingerprint)
+        )
+        return [(fingerprint, run_id) for fingerprint, run_id in rows.all()]
 
 
 async def has_status(db: Database, run_id: int, status: RunStatus) -> bool:
@@ -283,12 +293,15 @@ async def test_it_reruns_only_the_checks_a_dead_worker_had_not_recorded(db: Data
     )
     async with db.write() as session:
         await tx.record(session, db, [lease], [done])
+    assert await open_findings(db) == []  # a run changes the findings when it ends
     check = Scripted()
     async with serving(db, check, sweep=True):
         await wait_until(lambda: all_done(db, [run_id]))
     assert [account for _, _, account in check.calls] == ["slow"]
     assert await results(db, run_id) == [("quick", "warn", 1), ("slow", "ok", 2)]
     assert (await one(db, run_id)).outcome == "warn"
+    # What the dead worker recorded counts: its problem is a finding of the run that ended.
+    assert await open_findings(db) == [(f"{KIND}:quick:*", run_id)]
 
 
 async def test_it_fails_a_run_after_its_last_attempt_dies_too(db: Database) -> None:

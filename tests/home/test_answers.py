@@ -9,11 +9,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 
 from app.catalog import Catalog
 from app.config import Console
-from app.models import Finding, Mute, RunEvent
+from app.models import Finding, Mute, Run, RunEvent
 from blocks import answer as modal
 from blocks.ids import ActionId
 from tests.fakeslack.server import Posted
@@ -220,6 +220,21 @@ async def test_a_problem_resolved_since_has_nothing_to_answer(home: Harness) -> 
     ack = await fake.aclick(card, ActionId.ANSWER, option=option(card, "ack"))
     [reply] = await fake.await_(lambda: fake.replies(ack), 10, "the answer")
     assert "resolved since" in reply["text"]
+    assert await answers(home) == []
+
+
+async def test_a_problem_of_a_run_still_running_is_answered_once_it_finishes(
+    home: Harness,
+) -> None:
+    fake = fake_of(home)
+    await fake.acommand("run arbel rds")
+    card = await final_card(home, 1)
+    async with home.db.write() as session:  # as the live card of a run still recording
+        await session.execute(delete(Finding))
+        await session.execute(update(Run).values(status="running"))
+    ack = await fake.aclick(card, ActionId.ANSWER, option=option(card, "ack"))
+    [reply] = await fake.await_(lambda: fake.replies(ack), 10, "the answer")
+    assert "still running" in reply["text"] and "when it finishes" in reply["text"]
     assert await answers(home) == []
 
 
