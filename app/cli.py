@@ -21,6 +21,7 @@ from app.catalog import Catalog
 from app.config import MAX_REASON, Customer, WindowError, clip, parse_window
 from app.db import Database
 from app.engine import findings
+from app.engine.alerts import Router
 from app.engine.answers import (
     AnswerError,
     Answers,
@@ -487,7 +488,11 @@ async def _answering(settings: Settings, catalog: Catalog) -> AsyncIterator[Answ
     db = Database(settings.database_url)
     try:
         await db.ensure_schema()
-        yield Answers(db, rules_from(catalog))
+        answers = Answers(db, rules_from(catalog))
+        # What an answer changes for PagerDuty and webhooks is queued with it; `mhub serve`
+        # sends it (its notifier looks every second).
+        answers.route = Router(db, lambda: catalog).route
+        yield answers
     finally:
         await db.close()
 

@@ -14,7 +14,8 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from croniter import CroniterBadDateError, croniter
@@ -24,10 +25,13 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    ModelWrapValidatorHandler,
+    ValidationError,
     ValidationInfo,
     field_validator,
     model_validator,
 )
+from pydantic_core import InitErrorDetails
 
 from checks import kinds
 
@@ -48,6 +52,12 @@ _ACCOUNT_ID = re.compile(r"^\d{12}\Z", re.ASCII)
 _PORTAL = re.compile(r"^https://([a-z0-9][a-z0-9-]{0,62})\.awsapps\.com/start/?(#/?)?\Z", re.ASCII)
 _PERMISSION_SET = re.compile(r"^[\w+=,.@-]{1,32}\Z", re.ASCII)
 _ROLE_NAME = re.compile(r"^[\w+=,.@-]{1,64}\Z", re.ASCII)
+_ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]{0,127}\Z", re.ASCII)
+_PAGERDUTY_KEY = re.compile(r"^[A-Za-z0-9]{32}\Z", re.ASCII)
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
+"""The hosts a webhook may be posted to over plain http://: this machine."""
+MIN_WEBHOOK_SECRET = 16
+"""The shortest secret a webhook's signature may be keyed with."""
 MAX_REASON = 500
 """The longest reason a suppression, snooze or mute may give; link to anything longer."""
 
@@ -240,12 +250,56 @@ def _until(value: Any) -> Any:
     )
 
 
+def _env_name(value: str) -> str:
+    # never quoted back: what was written here may be the secret itself, pasted by mistake
+    if not _ENV_NAME.match(value):
+        raise ValueError(
+            "not an environment variable name; write the name of the variable that holds the "
+            "value (capital letters A-Z, digits and _, not starting with a digit, at most 128), "
+            "such as PD_KEY_ARYANOBLE — never the value itself, which stays in the environment"
+        )
+    return value
+
+
+def _severities(value: Any) -> Any:
+    """Routed severities: at least one, each crit or warn, none twice."""
+    if value is None or (isinstance(value, list | tuple) and not value):
+        raise ValueError(
+            "list the severities to send, [crit], [warn] or [crit, warn]; "
+            "or leave severities out to send crit only"
+        )
+    if not isinstance(value, list | tuple):
+        return value  # pydantic says it must be a list
+    found: list[tuple[Loc, str]] = []
+    seen: set[str] = set()
+    for index, severity in enumerate(value):
+        if not isinstance(severity, str) or severity not in ROUTED_SEVERITIES:
+            hint = did_you_mean(str(severity).lower(), ROUTED_SEVERITIES)
+            found.append(
+                (
+                    (index,),
+                    f'"{clip(severity)}" is not a severity that can be sent.{hint} '
+                    "Write crit or warn, such as [crit] or [crit, warn].",
+                )
+            )
+        elif severity in seen:
+            found.append(((index,), f'severity "{severity}" is listed twice; remove one'))
+        seen.add(str(severity))
+    _raise_all(found)
+    return value
+
+
 Alias = Annotated[str, AfterValidator(_alias)]
 SlackId = Annotated[str, AfterValidator(_slack_id)]
 AccountId = Annotated[str, BeforeValidator(_account_id)]
 CheckKind = Annotated[str, AfterValidator(_check_kind)]
 Region = Annotated[str, AfterValidator(_region)]
 Text = Annotated[str, Field(min_length=1)]
+EnvName = Annotated[str, AfterValidator(_env_name)]
+"""The name of an environment variable that holds a secret or a URL (never the value)."""
+RoutedSeverity = Literal["crit", "warn"]
+ROUTED_SEVERITIES: tuple[RoutedSeverity, ...] = ("crit", "warn")
+Severities = Annotated[tuple[RoutedSeverity, ...], BeforeValidator(_severities)]
 
 
 class Frozen(BaseModel):
@@ -455,11 +509,180 @@ class Console(Frozen):
         return self
 
 
+ALERTS_CHANNEL_NOT_YET = (
+    "alerts_channel is not available yet; remove it — new critical findings reach PagerDuty "
+    "or a webhook through pagerduty: or webhooks:"
+)
+EMPTY_ROUTING = (
+    "routing sends nothing without a destination; add pagerduty: or webhooks: under it, "
+    "or remove routing"
+)
+
+
+def _environment(info: ValidationInfo) -> Mapping[str, str] | None:
+    """The environment to check ``*_env`` variables in, when the loader gives one."""
+    return info.context.env if isinstance(info.context, Checking) else None
+
+
+def _set_value(env: Mapping[str, str], name: str, holds: str) -> str:
+    """The value of ``name``; ValueError, naming the variable (never its value), when it is
+    unset, empty or has blanks around it."""
+    value = env.get(name)
+    if value is None:
+        raise ValueError(f"{name} is not set; set it in the hub's environment to {holds}")
+    if not value.strip():
+        raise ValueError(f"{name} is empty; set it to {holds}")
+    if value != value.strip():
+        raise ValueError(f"{name} has spaces or a line break around its value; remove them")
+    return value
+
+
+def _webhook_url_problem(name: str, url: str) -> str | None:
+    """What is wrong with the webhook URL in ``name`` (never quoting it), or None."""
+    use = "use https://host/path (http:// is allowed only to 127.0.0.1, ::1 or localhost)"
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018  (raises ValueError on a port that is not a number in range)
+    except ValueError:
+        parts = None
+    if (
+        parts is None
+        or parts.scheme not in ("https", "http")
+        or not parts.hostname
+        or any(c.isspace() or not c.isprintable() for c in url)
+    ):
+        return f"{name} is not a URL to post to; {use}"
+    if "@" in parts.netloc:
+        return (
+            f"{name} has a user name or password in it (user:password@host); remove it — "
+            "the receiver checks the hub's signature, made with the secret in secret_env, instead"
+        )
+    if parts.scheme == "http" and parts.hostname not in LOOPBACK_HOSTS:
+        return (
+            f"{name} is an http:// URL to another machine, which would send findings "
+            f"unencrypted; {use}"
+        )
+    return None
+
+
+class PagerDutyRoute(Frozen):
+    """Send findings to a PagerDuty service through its Events API v2 integration."""
+
+    routing_key_env: EnvName
+    """The environment variable that holds the integration key."""
+    severities: Severities = ("crit",)
+
+    @field_validator("routing_key_env")
+    @classmethod
+    def _key_in_environment(cls, name: str, info: ValidationInfo) -> str:
+        env = _environment(info)
+        if env is not None:
+            key = _set_value(
+                env,
+                name,
+                "the PagerDuty Events API v2 integration key (32 letters and digits, from the "
+                "service's Integrations tab)",
+            )
+            if not _PAGERDUTY_KEY.match(key):
+                raise ValueError(
+                    f"{name} is not a PagerDuty Events API v2 integration key (32 letters and "
+                    "digits) — copy it from the service's Integrations tab"
+                )
+        return name
+
+
+class WebhookRoute(Frozen):
+    """POST findings as JSON, signed with HMAC-SHA256, to a URL (docs/routing.md)."""
+
+    url_env: EnvName
+    """The environment variable that holds the URL."""
+    secret_env: EnvName
+    """The environment variable that holds the secret the body is signed with."""
+    severities: Severities = ("crit",)
+
+    @field_validator("url_env")
+    @classmethod
+    def _url_in_environment(cls, name: str, info: ValidationInfo) -> str:
+        env = _environment(info)
+        if env is not None:
+            url = _set_value(env, name, "the https:// URL to post findings to")
+            problem = _webhook_url_problem(name, url)
+            if problem is not None:
+                raise ValueError(problem)
+        return name
+
+    @field_validator("secret_env")
+    @classmethod
+    def _secret_in_environment(cls, name: str, info: ValidationInfo) -> str:
+        env = _environment(info)
+        if env is not None:
+            holds = (
+                f"a secret of at least {MIN_WEBHOOK_SECRET} characters shared with the "
+                "receiver (such as the output of `openssl rand -hex 32`)"
+            )
+            secret = _set_value(env, name, holds)
+            if len(secret) < MIN_WEBHOOK_SECRET:
+                raise ValueError(
+                    f"{name} is shorter than {MIN_WEBHOOK_SECRET} characters; set it to {holds}"
+                )
+        return name
+
+
+class Routing(Frozen):
+    """Where a customer's findings are sent as they change (docs/routing.md). The values of
+    the ``*_env`` variables are read from the environment, never written here."""
+
+    pagerduty: PagerDutyRoute | None = None
+    webhooks: tuple[WebhookRoute, ...] = ()
+
+    # (defined before _not_yet, so that the handler _not_yet calls runs it too)
+    @model_validator(mode="after")
+    def _somewhere(self) -> Routing:
+        if self.pagerduty is None and not self.webhooks:
+            raise ValueError(EMPTY_ROUTING)
+        return self
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _not_yet(cls, data: Any, handler: ModelWrapValidatorHandler[Routing]) -> Routing:
+        """``alerts_channel`` is planned, not built: say so, rather than "unknown key", and
+        still report every other problem of the block."""
+        if not (isinstance(data, dict) and "alerts_channel" in data):
+            return handler(data)
+        found = [
+            InitErrorDetails(
+                type="value_error",
+                loc=("alerts_channel",),
+                input=data["alerts_channel"],
+                ctx={"error": ValueError(ALERTS_CHANNEL_NOT_YET)},
+            )
+        ]
+        try:
+            handler({key: value for key, value in data.items() if key != "alerts_channel"})
+        except ValidationError as exc:
+            for error in exc.errors():
+                more = InitErrorDetails(type=error["type"], loc=error["loc"], input=error["input"])
+                if "ctx" in error:
+                    more["ctx"] = error["ctx"]
+                found.append(more)
+        raise ValidationError.from_exception_data(cls.__name__, found)
+
+    def destinations(self) -> list[tuple[str, tuple[str, ...]]]:
+        """(name, severities) of each destination: ``pagerduty``, then ``webhook:0``,
+        ``webhook:1``… in the order written."""
+        out: list[tuple[str, tuple[str, ...]]] = []
+        if self.pagerduty is not None:
+            out.append(("pagerduty", self.pagerduty.severities))
+        out.extend((f"webhook:{i}", hook.severities) for i, hook in enumerate(self.webhooks))
+        return out
+
+
 @dataclass(frozen=True)
 class Checking:
     """What validating a customer may know beyond its own file (pass it as the ``context``
     of :meth:`Customer.model_validate`): the time, since an ``until`` that has passed is a
-    mistake, and which customer each account alias of the other files belongs to."""
+    mistake, which customer each account alias of the other files belongs to, and the
+    environment the routing variables must be set in."""
 
     now: datetime | None
     """None: a suppression that has ended is not reported (it is simply no longer in force).
@@ -467,6 +690,9 @@ class Checking:
     hub itself still starts with it (a restart after the date must not take a customer away)."""
     owners: Mapping[str, str] = field(default_factory=dict)
     """Account alias → the id of the customer whose file lists it."""
+    env: Mapping[str, str] | None = None
+    """The environment the ``routing`` variables are read from when sending: each one named
+    must be set, and hold a key, URL or secret of the right form. None: not checked."""
 
 
 def _ended(rule: Suppression, ends: datetime, tz: tzinfo) -> str:
@@ -509,6 +735,8 @@ class Customer(Frozen):
     suppress: tuple[Suppression, ...] = ()
     console: Console | None = None
     """None: findings get no console link."""
+    routing: Routing | None = None
+    """None: findings are sent nowhere (only cards and digests)."""
 
     @field_validator("timezone")
     @classmethod

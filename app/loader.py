@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import difflib
 import math
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+import os
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from pydantic_core import ErrorDetails
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from app.catalog import Catalog
-from app.config import Checking, Customer, LocatedError, clip
+from app.config import EMPTY_ROUTING, Checking, Customer, LocatedError, clip
 from app.errors import ConfigError
 
 Loc = tuple[str | int, ...]
@@ -116,20 +117,31 @@ class _Loader(yaml.SafeLoader):
 _Loader.add_constructor("tag:yaml.org,2002:float", _Loader.construct_yaml_float)
 
 
-def load_catalog(config_dir: Path, now: datetime | None = None) -> Catalog:
-    """The validated catalogue, or ConfigInvalid listing every problem."""
-    catalog, problems = check_config(config_dir, now)
+def load_catalog(
+    config_dir: Path, now: datetime | None = None, env: Mapping[str, str] | None = os.environ
+) -> Catalog:
+    """The validated catalogue, or ConfigInvalid listing every problem (those of the
+    environment that ``routing:`` names included; ``env=None`` leaves it unchecked)."""
+    catalog, problems = check_config(config_dir, now, env)
     if problems:
         raise ConfigInvalid(problems)
     return catalog
 
 
-def check_config(config_dir: Path, now: datetime | None = None) -> tuple[Catalog, list[Problem]]:
+def check_config(
+    config_dir: Path, now: datetime | None = None, env: Mapping[str, str] | None = os.environ
+) -> tuple[Catalog, list[Problem]]:
     """Validate every customer file; return the customers that loaded and every problem.
 
     ``now`` (timezone-aware) is what a suppression's ``until`` must still be ahead of: ``mhub
     config check`` passes the current time; loading to serve passes none, so a suppression
-    that has ended is only no longer in force (it does not take its customer away)."""
+    that has ended is only no longer in force (it does not take its customer away).
+
+    ``env`` is where the variables a ``routing:`` block names must be set (the process's
+    environment unless told otherwise; None: not checked). A customer whose only problems are
+    there is still in the catalogue returned — what reads past runs and findings does not
+    need them — but it is a problem all the same, so :func:`load_catalog` (``mhub serve``,
+    ``mhub run``) refuses it like any other."""
     directory = config_dir / "customers"
     if not directory.is_dir():
         return Catalog(()), [
@@ -152,11 +164,12 @@ def check_config(config_dir: Path, now: datetime | None = None) -> tuple[Catalog
         ]
     problems: list[Problem] = []
     parsed = [(path, found) for path in files if (found := _parse(path, problems)) is not None]
-    checking = Checking(now, _owners(data for _, (_, data) in parsed))
+    checking = Checking(now, _owners(data for _, (_, data) in parsed), env)
     files_read = [_validate(path, node, data, checking, problems) for path, (node, data) in parsed]
     problems.extend(_cross_file_problems(files_read))
     broken = {p.path for p in problems}
     good = [f.customer for f in files_read if f.customer is not None and f.path not in broken]
+    problems.extend(p for f in files_read for p in f.environment)
     return Catalog(good), sorted(set(problems))
 
 
@@ -168,6 +181,8 @@ class _File:
     node: Node
     data: dict[Any, Any]
     customer: Customer | None
+    environment: tuple[Problem, ...] = field(default=())
+    """Problems with the environment alone: ``customer`` is the file's customer all the same."""
 
 
 def load_customer_file(
@@ -189,11 +204,16 @@ def _validate(
     path: Path, node: Node, data: dict[Any, Any], checking: Checking, problems: list[Problem]
 ) -> _File:
     customer: Customer | None = None
+    environment: list[Problem] = []
     try:
         customer = Customer.model_validate(data, context=checking)
     except ValidationError as exc:
-        problems.extend(_problems(path, node, exc, Customer))
+        found = _problems(path, node, exc, Customer)
+        customer = _without_environment(data, checking)
+        (environment if customer is not None else problems).extend(found)
     problems.extend(_check_settings_problems(path, node, data))
+    if "routing" in data and data["routing"] is None:  # `routing:` with nothing under it
+        problems.append(Problem(path, _line(node, ("routing",)), f"routing: {EMPTY_ROUTING}"))
     if isinstance(data.get("id"), str) and data["id"] != path.stem:
         problems.append(
             Problem(
@@ -203,7 +223,17 @@ def _validate(
                 f"rename the file to {data['id']}{path.suffix} or change the id to {path.stem}",
             )
         )
-    return _File(path, node, data, customer)
+    return _File(path, node, data, customer, tuple(environment))
+
+
+def _without_environment(data: dict[Any, Any], checking: Checking) -> Customer | None:
+    """The customer, when the file is right and only the environment it names is not."""
+    if checking.env is None or not isinstance(data.get("routing"), dict):
+        return None
+    try:
+        return Customer.model_validate(data, context=replace(checking, env=None))
+    except ValidationError:
+        return None
 
 
 def _parse(path: Path, problems: list[Problem]) -> tuple[Node, dict[Any, Any]] | None:

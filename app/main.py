@@ -14,16 +14,18 @@ import asyncio
 import contextlib
 import gc
 import logging
+import os
 import signal
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import handlers
 from app.catalog import Catalog
-from app.db import Database
+from app.db import DB_TROUBLE, Database
+from app.engine.alerts import Router
 from app.engine.answers import Answers, rules_from
 from app.engine.changes import RunChanges
 from app.engine.executor import Executor, ExecutorOptions
@@ -31,6 +33,7 @@ from app.engine.prewarm import keep_aws_ready
 from app.engine.runs import RunService
 from app.errors import HubError
 from app.loader import load_catalog
+from app.notify.deliverer import Notifier, failed_count
 from app.schedules.timer import Scheduler
 from app.settings import Settings
 from app.slack.access import Access
@@ -77,7 +80,14 @@ class Hub:
     digests: Digests
     metrics: HubMetrics
     answers: Answers
+    router: Router
+    notifier: Notifier
     side: SlackSide | None = None
+
+    @property
+    def routes(self) -> bool:
+        """Whether any customer sends its findings out (PagerDuty, webhooks)."""
+        return any(c.routing is not None for c in self.catalog.customers.values())
 
 
 @asynccontextmanager
@@ -104,6 +114,7 @@ async def build(
     own_db = db is None
     db = db if db is not None else Database(settings.database_url)
     aws = AwsClients(AwsOptions(threads=settings.aws_threads))
+    notifier: Notifier | None = None
     try:
         await db.ensure_schema()
         metrics = HubMetrics()
@@ -119,6 +130,13 @@ async def build(
             clock=clock,
         )
         answers = Answers(db, rules_from(catalog), clock or (lambda: datetime.now(UTC)))
+        router = Router(db, lambda: catalog, clock or (lambda: datetime.now(UTC)))
+        notifier = Notifier(
+            db, lambda: catalog, os.environ, settings.pagerduty_events_url, engine.owner
+        )
+        router.on_queued = notifier.poke
+        engine.router = router
+        answers.route, answers.queued = router.route, notifier.poke
         digests = Digests(db, runs, catalog, public_url=settings.public_url, answers=answers)
         side = (
             _slack_side(settings, db, runs, catalog, changes, metrics, delivery, answers, digests)
@@ -130,10 +148,12 @@ async def build(
             changes.subscribe(digests.changed)
         yield Hub(
             settings, db, catalog, aws, changes, runs, engine, timer, digests, metrics, answers,
-            side,
+            router, notifier, side,
         )  # fmt: skip
     finally:
         aws.close()
+        if notifier is not None:
+            await notifier.aclose()
         if own_db:
             await db.close()
 
@@ -206,6 +226,9 @@ def tasks_of(hub: Hub, stop: asyncio.Event, *, web: bool = True) -> Tasks:
         "aws": lambda: keep_aws_ready(hub.catalog, hub.aws, stop),
         "scheduler": lambda: hub.scheduler.serve(stop),
     }
+    if hub.routes:
+        tasks["notify"] = lambda: hub.notifier.serve(stop)
+        tasks["routing"] = lambda: sweep_routes(hub.router, stop)
     side = hub.side
     if side is not None:
 
@@ -226,6 +249,7 @@ def tasks_of(hub: Hub, stop: asyncio.Event, *, web: bool = True) -> Tasks:
         }
         if side is not None:
             probes["slack"] = slack_probe(side.slack.connected)
+        notes = {"routing": routing_note(hub.db)} if hub.routes else {}
         site = create_app(
             db=hub.db,
             runs=hub.runs,
@@ -234,11 +258,43 @@ def tasks_of(hub: Hub, stop: asyncio.Event, *, web: bool = True) -> Tasks:
             auth=auth,
             public_url=settings.public_url,
             probes=probes,
+            notes=notes,
             changes=hub.changes,
             answers=hub.answers,
         )
         tasks["web"] = lambda: serve_site(site, settings.web_host, settings.web_port, stop)
     return tasks
+
+
+SWEEP_ROUTES_S = 30.0
+"""How often snoozes that ended are looked for, to send their findings out."""
+
+
+async def sweep_routes(router: Router, stop: asyncio.Event) -> None:
+    """Send out the findings whose snooze ended (a run's end and an answer route the rest)."""
+    while not stop.is_set():
+        try:
+            await router.sweep()
+        except DB_TROUBLE as exc:
+            log.warning("routing: could not look for snoozes that ended: %s", exc)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), SWEEP_ROUTES_S)
+
+
+def routing_note(db: Database) -> Callable[[], Coroutine[Any, Any, str | None]]:
+    """``/readyz``'s note on events PagerDuty or a webhook refused for good in the last day."""
+
+    async def note() -> str | None:
+        count = await failed_count(db, datetime.now(UTC) - timedelta(hours=24))
+        if not count:
+            return None
+        many = "events" if count != 1 else "event"
+        return (
+            f"{count} PagerDuty or webhook {many} refused for good in the last 24 h; "
+            "the runboard shows the latest and what to fix"
+        )
+
+    return note
 
 
 async def serve(hub: Hub, *, web: bool = True) -> None:

@@ -212,6 +212,9 @@ class Finding(Base):
     answers: Mapped[int] = mapped_column(Integer, default=0)
     """How many answers it has had: an answer applies only to the version it was given on, so
     of two people answering at once one wins and the other is told who did."""
+    routed: Mapped[str | None] = mapped_column(String(16))
+    """The worst severity it was sent out at (PagerDuty, webhooks) since it last opened; None:
+    not sent, or resolved or muted since (see :mod:`app.engine.alerts`)."""
 
     __table_args__ = (
         Index("uq_findings_fingerprint", "customer_id", "fingerprint", unique=True),
@@ -245,3 +248,34 @@ class Mute(Base):
     ended_at: Mapped[datetime | None]
 
     __table_args__ = (Index("ix_mutes_customer", "customer_id", "ended_at"),)
+
+
+class Notice(Base):
+    """A change of a finding sent outside Slack (PagerDuty, a webhook): written in the
+    transaction that makes the change, sent by :mod:`app.notify` until the destination takes it
+    (see docs/routing.md). One row per destination and transition: ``dedupe_key`` keeps a
+    transition from being queued twice, whichever replica decides it."""
+
+    __tablename__ = "notices"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    dedupe_key: Mapped[str] = mapped_column(String(255), unique=True)
+    customer_id: Mapped[str] = mapped_column(String(64))
+    destination: Mapped[str] = mapped_column(String(32))
+    """``pagerduty``, or ``webhook:N`` (the Nth of the customer's ``routing.webhooks``, from 0)."""
+    action: Mapped[str] = mapped_column(String(16))
+    """``trigger``, ``acknowledge`` or ``resolve`` (PagerDuty's event actions)."""
+    finding_id: Mapped[int | None] = mapped_column(BigId)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    """What is sent, less the secrets (read from the environment when sending)."""
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    """``pending`` (due at ``next_attempt_at``), ``sent``, or ``failed`` (refused for good)."""
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime]
+    lease_until: Mapped[datetime | None]
+    """While a replica is sending it: others leave it alone until then."""
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    sent_at: Mapped[datetime | None]
+
+    __table_args__ = (Index("ix_notices_due", "status", "next_attempt_at"),)

@@ -26,6 +26,8 @@ from app.config import WindowError, parse_window
 from app.errors import ConfigError
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./data/hub.db"
+PAGERDUTY_EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
+"""PagerDuty's Events API v2 (``HUB_PAGERDUTY_EVENTS_URL`` points elsewhere: EU, a fake)."""
 
 
 MAX_SECONDS = 3600
@@ -144,6 +146,9 @@ class Settings(BaseSettings):
     )
     web_auth: SecretStr | None = Field(default=None, alias="HUB_WEB_AUTH")
     public_url: str | None = Field(default=None, alias="HUB_PUBLIC_URL")
+    pagerduty_events_url: str = Field(
+        default=PAGERDUTY_EVENTS_URL, alias="HUB_PAGERDUTY_EVENTS_URL"
+    )
 
     # Executor tuning. Defaults suit one machine; see docs/architecture.md.
     max_concurrent_runs: int = _count(4, "HUB_MAX_RUNS", 1000)
@@ -216,6 +221,17 @@ class Settings(BaseSettings):
             raise ValueError(
                 "SLACK_API_URL: not a URL; leave it unset for https://slack.com/api/ "
                 "or write it like https://slack-gov.com/api/"
+            )
+        return value.strip()
+
+    @field_validator("pagerduty_events_url")
+    @classmethod
+    def _pagerduty_events_url(cls, value: str) -> str:
+        parsed = urlsplit(value.strip())
+        if parsed.scheme not in ("http", "https") or not parsed.netloc:
+            raise ValueError(
+                f"HUB_PAGERDUTY_EVENTS_URL: not a URL; leave it unset for {PAGERDUTY_EVENTS_URL} "
+                "or write it like https://events.eu.pagerduty.com/v2/enqueue"
             )
         return value.strip()
 

@@ -23,7 +23,7 @@ and the other is told who answered first; each is audited in the transaction tha
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from fnmatch import fnmatchcase
@@ -366,6 +366,13 @@ class Answers:
         self.db = db
         self._yaml = rules_of
         self.clock = clock
+        self.route: Callable[[AsyncSession, Iterable[str]], Awaitable[int]] | None = None
+        """Queues what the customer's findings need sent (:meth:`app.engine.alerts.Router.route`),
+        in each answer's transaction; ``queued`` is called after it commits notices."""
+        self.queued: Callable[[], None] = lambda: None
+
+    async def _routed(self, session: AsyncSession, customer_id: str) -> bool:
+        return self.route is not None and await self.route(session, [customer_id]) > 0
 
     # -- reading
 
@@ -490,6 +497,9 @@ class Answers:
             rule = slack_rule(row)
             data = {**audit, "action": "mute", "customer": customer_id, "rule": rule.as_json()}
             await add_events(session, self.db, [(None, Event.ANSWER, by, data)])
+            queued = await self._routed(session, customer_id)
+        if queued:
+            self.queued()
         return rule
 
     async def unmute(self, customer_id: str, key: str, by: str, audit: Mapping[str, Any]) -> Rule:
@@ -516,6 +526,9 @@ class Answers:
             rule = slack_rule(row)
             data = {**audit, "action": "unmute", "customer": customer_id, "rule": rule.as_json()}
             await add_events(session, self.db, [(None, Event.ANSWER, by, data)])
+            queued = await self._routed(session, customer_id)
+        if queued:
+            self.queued()
         return rule
 
     async def _answer(
@@ -571,6 +584,9 @@ class Answers:
             }
             event: NewEvent = (None, Event.ANSWER, by, data)
             await add_events(session, self.db, [event])
+            queued = bool(changed) and await self._routed(session, customer_id)
+        if queued:
+            self.queued()
         for found, values in zip(changed, applied, strict=True):  # the rows as they are now
             for key, value in values.items():
                 setattr(found, key, value)

@@ -49,6 +49,7 @@ from app.config import Customer
 from app.db import DB_TROUBLE, Database
 from app.engine import findings
 from app.engine import transitions as tx
+from app.engine.alerts import Router
 from app.engine.answers import Rule, yaml_rules
 from app.engine.changes import Change, RunChanges
 from app.engine.checking import CheckRunner, Retrying, Target, running_for
@@ -201,6 +202,8 @@ class Executor:
         self._check_leases = asyncio.Event()
         self._hurry = asyncio.Event()
         self._writer: Writer | None = None
+        self.router: Router | None = None
+        """Set by the composition root when customers route findings (PagerDuty, webhooks)."""
         self._helpers: dict[str, asyncio.Task[None]] = {}
         self._users = 0
         # While busy, a claim waits (at most CLAIM_LINGER_S) until this many slots are free.
@@ -381,6 +384,7 @@ class Executor:
                 self.options.write_batch,
                 self.changes.publish,
                 rules_of=self._rules,
+                router=self.router,
             )
             self._helpers = {
                 "writer": asyncio.create_task(self._writer.run(), name="executor-writer"),

@@ -37,12 +37,14 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.selectable import ScalarSelect
 
 from app.db import Database
-from app.models import ACTIVE_STATUSES, Outbox, Result, Run, RunEvent, RunStatus
+from app.models import ACTIVE_STATUSES, Notice, Outbox, Result, Run, RunEvent, RunStatus
 
 FINISHED = (RunStatus.COMPLETED, RunStatus.FAILED)
 PROBLEMS = ("crit", "error", "warn")
 DAY = timedelta(hours=24)
 OUTBOX_FAILED = "failed"
+NOTICE_FAILED = "failed"
+"""``notices.status`` of an event a destination refused for good (:mod:`app.notify`)."""
 """``outbox.status`` of a message Slack refused for good (``app.slack.outbox.Status.FAILED``)."""
 
 Steps = Mapping[tuple[str, str], str]
@@ -73,6 +75,26 @@ class FailedDeliveries:
 
 
 @dataclass(frozen=True)
+class FailedNotice:
+    """A finding's event that PagerDuty or a webhook refused for good (docs/routing.md)."""
+
+    customer_id: str
+    destination: str
+    action: str
+    error: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class FailedNotices:
+    """Notices refused for good in the last 24 hours, and the latest of them. Shown, never a
+    readiness failure: nothing is wrong with the hub, a destination's setting is."""
+
+    count: int = 0
+    latest: FailedNotice | None = None
+
+
+@dataclass(frozen=True)
 class Runboard:
     queued: int
     oldest_queued_at: datetime | None
@@ -92,6 +114,8 @@ class Runboard:
     taken_at: datetime
     failed: FailedDeliveries = FailedDeliveries()
     """Slack deliveries that failed for good in the last 24 hours."""
+    notices: FailedNotices = FailedNotices()
+    """Events for PagerDuty and webhooks that failed for good in the last 24 hours."""
 
     def visible_to(self, customers: Collection[str]) -> Runboard:
         """The same snapshot with only the runs of ``customers``. Queue depth and the 24-hour
@@ -99,6 +123,8 @@ class Runboard:
         is named only to those who may see its customer)."""
         latest = self.failed.latest
         hidden = latest is not None and latest.customer_id not in customers
+        notice = self.notices.latest
+        unseen = notice is not None and notice.customer_id not in customers
         return replace(
             self,
             running=[r for r in self.running if r.customer_id in customers],
@@ -106,6 +132,7 @@ class Runboard:
             recent=[r for r in self.recent if r.customer_id in customers],
             latest={c: r for c, r in self.latest.items() if c in customers},
             failed=replace(self.failed, latest=None) if hidden else self.failed,
+            notices=replace(self.notices, latest=None) if unseen else self.notices,
         )
 
 
@@ -141,9 +168,25 @@ async def read(
         steps = await severities(session, ids)
         token = await _version(session)
         failed = await failed_deliveries(session, now - DAY)
+        notices = await failed_notices(session, now - DAY)
     return Runboard(
-        queued, oldest, running, queue, latest_runs, latest, day, steps, token, now, failed
-    )
+        queued, oldest, running, queue, latest_runs, latest, day, steps, token, now, failed,
+        notices,
+    )  # fmt: skip
+
+
+async def failed_notices(session: AsyncSession, since: datetime) -> FailedNotices:
+    """Notices that failed for good since ``since`` (a failed notice's ``next_attempt_at`` is
+    when it failed: a range of ``ix_notices_due``): how many, and the latest."""
+    recent = (Notice.status == NOTICE_FAILED, Notice.next_attempt_at >= since)
+    count = (await session.execute(select(func.count()).where(*recent))).scalar_one()
+    if not count:
+        return FailedNotices()
+    columns = (Notice.customer_id, Notice.destination, Notice.action, Notice.last_error,
+               Notice.next_attempt_at)  # fmt: skip
+    query = select(*columns).where(*recent).order_by(Notice.next_attempt_at.desc()).limit(1)
+    row = (await session.execute(query)).one()
+    return FailedNotices(count, FailedNotice(row[0], row[1], row[2], row[3] or "", row[4]))
 
 
 async def failed_deliveries(session: AsyncSession, since: datetime) -> FailedDeliveries:

@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.db import DB_TROUBLE, Database
 from app.engine import answers, findings
 from app.engine import transitions as tx
+from app.engine.alerts import Router
 from app.engine.answers import Rule
 from app.engine.events import Event, add_events
 from app.engine.results import ResultRow
@@ -112,8 +113,12 @@ class Writer:
         batch: int,
         on_written: Callable[[set[int]], None],
         rules_of: Callable[[str], Sequence[Rule]] | None = None,
+        router: Router | None = None,
     ) -> None:
         self.db = db
+        self.router = router
+        """With it, a run's end also queues what its customer's findings need sent out."""
+        self._queued = 0
         self.rules_of = rules_of
         """The customers' YAML mute rules; with them, a finished run's outcome leaves out its
         snoozed and muted problems (:func:`app.engine.answers.settled`)."""
@@ -176,6 +181,7 @@ class Writer:
     async def _apply(self, batch: list[Item]) -> None:
         answers: list[tuple[asyncio.Future[Any], Any]] = []
         changed: set[int] = set()
+        self._queued = 0
         async with self.db.write() as session:
             for beat in (i for i in batch if isinstance(i, Beat)):
                 answers.append(
@@ -195,6 +201,8 @@ class Writer:
             settle(future, answer)
         if changed:
             self.on_written(changed)
+        if self._queued and self.router is not None:
+            self.router.on_queued()
 
     async def _guarded(self, session: AsyncSession, writes: list[Write]) -> dict[Write, bool]:
         """Intermediate results first, then the transitions (each carrying its run's last
@@ -216,6 +224,8 @@ class Writer:
         ended = [w for w in writes if moved.get(w) and w.kind is not WriteKind.RECORD]
         await findings.apply(session, self.db, [one for w in ended for one in w.looks])
         await self._settle(session, ended)
+        if self.router is not None and ended:
+            self._queued += await self.router.route(session, [w.customer_id for w in ended])
         return moved
 
     async def _settle(self, session: AsyncSession, writes: Sequence[Write]) -> None:

@@ -27,7 +27,18 @@ from app.engine.changes import Change, RunChanges
 from app.engine.runs import RunService
 from app.web import security, views
 from app.web.cache import PageCache
-from app.web.keys import ANSWERS, BOARD_CACHE, CATALOG, CLOCK, DB, METRICS, PROBES, RUNS, Probe
+from app.web.keys import (
+    ANSWERS,
+    BOARD_CACHE,
+    CATALOG,
+    CLOCK,
+    DB,
+    METRICS,
+    NOTES,
+    PROBES,
+    RUNS,
+    Probe,
+)
 from app.web.metrics import HubMetrics, RunObserver
 
 __all__ = ["HubMetrics", "Probe", "create_app"]
@@ -49,6 +60,7 @@ def create_app(
     auth: str | None = None,
     public_url: str | None = None,
     probes: Mapping[str, Probe] | None = None,
+    notes: Mapping[str, Probe] | None = None,
     changes: RunChanges | None = None,
     answers: Answers | None = None,
     clock: Callable[[], datetime] = _utcnow,
@@ -59,11 +71,12 @@ def create_app(
     ``auth`` is ``user:password`` for HTTP Basic (None: no auth; the caller decides whether
     that is safe, see :func:`security.check_exposure`); without it the view answers only to
     loopback names and ``public_url``'s host. ``probes`` are the readiness checks
-    behind ``/readyz``. ``changes`` are this process's run changes, followed to record run
-    and check durations. ``answers`` gives each customer's mute rules (the YAML's and those
-    made from Slack or the CLI); without it, one is built on ``db``, the catalog's YAML and
-    ``clock``. ``board_cache_s`` is how long an unchanged runboard may be served from its
-    render cache (0 turns it off).
+    behind ``/readyz``; ``notes`` are shown there too without making it fail (events that
+    PagerDuty refused: a setting to fix, not a replica to take out). ``changes`` are this
+    process's run changes, followed to record run and check durations. ``answers`` gives
+    each customer's mute rules (the YAML's and those made from Slack or the CLI); without it,
+    one is built on ``db``, the catalog's YAML and ``clock``. ``board_cache_s`` is how long an
+    unchanged runboard may be served from its render cache (0 turns it off).
     """
     hosts = security.known_hosts(public_url) if auth is None else None
     app = web.Application(
@@ -80,6 +93,7 @@ def create_app(
     app[CATALOG] = catalog
     app[METRICS] = metrics
     app[PROBES] = dict(probes or {})
+    app[NOTES] = dict(notes or {})
     app[CLOCK] = clock
     app[BOARD_CACHE] = PageCache(board_cache_s)
     aiohttp_jinja2.setup(

@@ -23,5 +23,7 @@ ANSWERS = web.AppKey("answers", Answers)
 METRICS = web.AppKey("metrics", HubMetrics)
 CATALOG = web.AppKey("catalog", Catalog)
 PROBES: web.AppKey[Mapping[str, Probe]] = web.AppKey("probes")
+NOTES: web.AppKey[Mapping[str, Probe]] = web.AppKey("notes")
+"""Shown by ``/readyz`` beside the probes, never making it fail."""
 CLOCK: web.AppKey[Callable[[], datetime]] = web.AppKey("clock")
 BOARD_CACHE = web.AppKey("board_cache", PageCache)

@@ -62,6 +62,7 @@ def runboard(board: Runboard, catalog: Catalog, now: datetime) -> dict[str, Any]
         "day": day,
         "fires": present.next_fires(customers.values(), now)[:6],
         "failed": present.failed_deliveries(board.failed, customers, now),
+        "notices": present.failed_notices(board.notices, customers, now),
         "now": now,
     }
 

@@ -20,7 +20,7 @@ from markupsafe import Markup
 from app.config import Customer, format_window
 from app.engine.answers import Rule, Standing
 from app.engine.findings import change as finding_change
-from app.engine.runboard import FailedDeliveries
+from app.engine.runboard import FailedDeliveries, FailedNotices
 from app.models import Finding, Result, Run, RunEvent
 from app.schedules import slots
 from app.web import svg
@@ -517,6 +517,28 @@ def failed_deliveries(
     latest = f"{which}{where} · {delivery.error_code(last.error)} — {words.reason}: {words.fix}"
     tz = zone(customers.get(last.customer_id or ""))
     return FailedNote(failed.count, text, latest, stamp(last.at, tz, now), last.run_id)
+
+
+DESTINATIONS = {"pagerduty": "PagerDuty"}
+
+
+def failed_notices(
+    failed: FailedNotices, customers: Mapping[str, Customer], now: datetime
+) -> FailedNote | None:
+    """``⚠️ 1 PagerDuty or webhook event failed in the last 24 h · latest 03:05 WIB: trigger
+    for aryanoble to PagerDuty — PagerDuty refused the event (400: …): check …``; None when
+    there were none."""
+    if not failed.count:
+        return None
+    many = "events" if failed.count != 1 else "event"
+    text = f"{failed.count} PagerDuty or webhook {many} failed in the last 24 h"
+    last = failed.latest
+    if last is None:
+        return FailedNote(failed.count, text, "", None, None)
+    where = DESTINATIONS.get(last.destination, last.destination.replace(":", " "))
+    latest = f"{last.action} for {last.customer_id} to {where} — {last.error}"
+    tz = zone(customers.get(last.customer_id))
+    return FailedNote(failed.count, text, latest, stamp(last.at, tz, now), None)
 
 
 def _event_text(kind: str, data: Mapping[str, Any]) -> str:

@@ -13,7 +13,7 @@ from app.engine.runs import RunView, run_json
 from app.errors import NotFound
 from app.models import Finding
 from app.web import pages, params, queries, standings
-from app.web.keys import ANSWERS, BOARD_CACHE, CATALOG, CLOCK, DB, METRICS, PROBES, RUNS
+from app.web.keys import ANSWERS, BOARD_CACHE, CATALOG, CLOCK, DB, METRICS, NOTES, PROBES, RUNS
 from app.web.metrics import CONTENT_TYPE
 
 ROUTES = web.RouteTableDef()
@@ -130,7 +130,11 @@ async def readyz(request: web.Request) -> web.Response:
     for name, probe in request.app[PROBES].items():
         checks[name] = await probe() or "ok"
     ready = all(v == "ok" for v in checks.values())
-    return _json({"ready": ready, "checks": checks}, status=200 if ready else 503)
+    notes = {name: said for name, note in request.app[NOTES].items() if (said := await note())}
+    body: dict[str, Any] = {"ready": ready, "checks": checks}
+    if notes:
+        body["notes"] = notes
+    return _json(body, status=200 if ready else 503)
 
 
 @ROUTES.get("/metrics", name="metrics")

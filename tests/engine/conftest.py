@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import delete
 
 from app.db import Database
-from app.models import Finding, Outbox, Result, Run, RunEvent
+from app.models import Finding, Mute, Notice, Outbox, Result, Run, RunEvent
 from tests.conftest import PG_SKIP, PG_URL, pg_database
 
 
@@ -42,7 +42,7 @@ def engine_url(
 async def db(engine_url: str) -> AsyncIterator[Database]:
     database = Database(engine_url)
     async with database.write() as session:
-        for table in (Outbox, Result, RunEvent, Run, Finding):
+        for table in (Outbox, Notice, Mute, Result, RunEvent, Run, Finding):
             await session.execute(delete(table))
     yield database
     await database.close()

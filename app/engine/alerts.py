@@ -1,0 +1,230 @@
+"""Where attention goes: which changes of a customer's findings are sent out, to PagerDuty and
+to webhooks (``routing:`` in the customer's YAML; docs/routing.md).
+
+What a destination should know of a finding is decided from its state alone, by
+:func:`decide`, and what was sent is kept on the finding (``findings.routed``): the worst
+severity sent since it last opened, and ``:ack`` once its acknowledgement was sent. So a
+finding is sent
+
+- ``trigger`` when it is open, not snoozed or muted, and at a severity some destination takes,
+  and was not sent yet — or is worse now than what was sent (warn → crit);
+- ``acknowledge`` when somebody acknowledged it after it was sent;
+- ``resolve`` when it resolves or is muted after it was sent.
+
+A snoozed finding is not sent; one whose snooze ended and is still open is sent then (the
+sweep, :meth:`Router.sweep`). :meth:`Router.route` writes the notices (``notices``, delivered
+by :mod:`app.notify`) and the new ``routed`` in the caller's transaction: the one that ends a
+run, the one that records an answer, or the sweep's own. Each notice's ``dedupe_key`` names its
+destination, finding, episode and transition, so a transition decided twice (two replicas
+sweeping at once) is queued once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.catalog import Catalog
+from app.config import Customer
+from app.db import Database
+from app.engine.answers import Rule, Standing, slack_rule, standing, yaml_rules
+from app.models import Finding, Mute, Notice
+from checks import console
+
+RANK = {"warn": 1, "crit": 2}
+ACK = ":ack"
+"""Suffix of ``findings.routed`` once the acknowledgement was sent."""
+DEDUP_MAX = 255
+"""PagerDuty's longest ``dedup_key``."""
+
+
+@dataclass(frozen=True)
+class Decision:
+    action: str
+    """``trigger``, ``acknowledge`` or ``resolve``."""
+    routed: str | None
+    """``findings.routed`` once it is sent."""
+
+
+def decide(status: str, severity: str, routed: str | None, now_is: Standing,
+           takes: Iterable[str]) -> Decision | None:  # fmt: skip
+    """What to send about a finding (``status``, ``severity``, what was ``routed``, its standing
+    now) to destinations that take the severities ``takes``; None: nothing (pure)."""
+    sent, acked = _parse(routed)
+    if status == "resolved" or now_is.state == "muted":
+        return Decision("resolve", None) if sent else None
+    if now_is.state == "snoozed":
+        return None
+    if severity in takes and RANK.get(severity, 0) > RANK.get(sent or "", 0):
+        return Decision("trigger", severity)  # new, or worse than what was sent
+    if sent and now_is.state == "acknowledged" and not acked:
+        return Decision("acknowledge", sent + ACK)
+    return None
+
+
+def _parse(routed: str | None) -> tuple[str | None, bool]:
+    if not routed:
+        return None, False
+    severity, _, ack = routed.partition(":")
+    return severity, bool(ack)
+
+
+def dedup_key(customer_id: str, fingerprint: str) -> str:
+    """The key PagerDuty groups a finding's events by: the same for every event of the finding,
+    so a repeat never opens a second incident."""
+    key = f"mhub:{customer_id}:{fingerprint}"
+    if len(key) <= DEDUP_MAX:
+        return key
+    return f"mhub:{customer_id}:sha256:{hashlib.sha256(fingerprint.encode()).hexdigest()}"
+
+
+def receivers(customer: Customer, action: str, severity: str) -> list[str]:
+    """The destinations a notice goes to: a trigger to those that take its severity; an
+    acknowledgement or a resolution to those that took any severity up to the one sent."""
+    routing = customer.routing
+    if routing is None:
+        return []
+    out = []
+    for name, takes in routing.destinations():
+        if action == "trigger":
+            wanted = severity in takes
+        else:
+            wanted = any(RANK.get(s, 0) <= RANK.get(severity, 0) for s in takes)
+        if wanted:
+            out.append(name)
+    return out
+
+
+def payload(customer: Customer, found: Finding, now_is: Standing, by: str | None) -> dict[str, Any]:
+    """What every destination is told of ``found`` (no secrets: those are read when sending)."""
+    href = console.link(customer, found.account, found.check, found.region, found.resource)
+    return {
+        "customer": customer.id,
+        "customer_name": customer.name,
+        "account": found.account,
+        "region": found.region,
+        "check": found.check,
+        "resource": found.resource,
+        "fingerprint": found.fingerprint,
+        "severity": found.severity,
+        "state": now_is.state,
+        "summary": found.summary,
+        "first_seen": found.first_seen_at.isoformat(),
+        "last_seen": found.last_seen_at.isoformat(),
+        "run_id": found.last_run_id,
+        "dedup_key": dedup_key(customer.id, found.fingerprint),
+        "by": by,
+        "links": [{"href": href, "text": "Open in the AWS console"}] if href else [],
+    }
+
+
+class Router:
+    """Writes what a customer's findings need sent, in the caller's transaction."""
+
+    def __init__(
+        self,
+        db: Database,
+        catalog: Callable[[], Catalog],
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        on_queued: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.db = db
+        self.catalog = catalog
+        self.clock = clock
+        self.on_queued = on_queued
+        """Called after the sweep commits notices (the caller of :meth:`route` calls it after
+        its own commit): the deliverer wakes up."""
+
+    def routed(self, customer_id: str) -> Customer | None:
+        """The customer, if it routes anything."""
+        customer = self.catalog().customers.get(customer_id)
+        return customer if customer is not None and customer.routing is not None else None
+
+    async def route(self, session: AsyncSession, customer_ids: Iterable[str]) -> int:
+        """Queue what the findings of ``customer_ids`` need sent; how many notices."""
+        queued = 0
+        for customer_id in sorted(set(customer_ids)):
+            customer = self.routed(customer_id)
+            if customer is not None:
+                queued += await self._route(session, customer)
+        return queued
+
+    async def sweep(self) -> int:
+        """:meth:`route` every customer that routes (snoozes end with time, not with a run)."""
+        ids = [c.id for c in self.catalog().customers.values() if c.routing is not None]
+        if not ids:
+            return 0
+        async with self.db.write() as session:
+            queued = await self.route(session, ids)
+        if queued:
+            self.on_queued()
+        return queued
+
+    async def _route(self, session: AsyncSession, customer: Customer) -> int:
+        now = self.clock()
+        routing = customer.routing
+        assert routing is not None  # (route() passes only customers that route)
+        takes = {s for _, severities in routing.destinations() for s in severities}
+        rules = await self._rules(session, customer)
+        here = Finding
+        query = select(Finding).where(
+            here.customer_id == customer.id,
+            or_(here.status == "open", here.routed.is_not(None)),
+        )  # the open ones, and the resolved ones still sent (to resolve)
+        rows: list[dict[str, Any]] = []
+        moved: list[tuple[Finding, str | None]] = []
+        query = query.order_by(here.id).execution_options(populate_existing=True)
+        for found in (await session.execute(query)).scalars():  # (as this transaction left them)
+            now_is = standing(found, rules, now)
+            decision = decide(found.status, found.severity, found.routed, now_is, takes)
+            if decision is None:
+                continue
+            sent, _ = _parse(found.routed)
+            level = found.severity if decision.action == "trigger" else (sent or found.severity)
+            by = now_is.by if decision.action != "trigger" else None
+            body = payload(customer, found, now_is, by)
+            for destination in receivers(customer, decision.action, level):
+                key = (
+                    f"{destination}:{found.id}:{found.returns}.{found.answers}:"
+                    f"{decision.action}:{level}"
+                )
+                rows.append({
+                    "dedupe_key": key[:255], "customer_id": customer.id,
+                    "destination": destination, "action": decision.action,
+                    "finding_id": found.id, "payload": body, "status": "pending",
+                    "attempts": 0, "next_attempt_at": now, "created_at": now,
+                })  # fmt: skip
+            moved.append((found, decision.routed))
+        for found, routed in moved:
+            await session.execute(
+                update(Finding)
+                .where(Finding.id == found.id, _same(found.routed))
+                .values(routed=routed)
+                .execution_options(synchronize_session=False)
+            )
+        if rows:
+            insert = sqlite_insert(Notice) if self.db.is_sqlite else pg_insert(Notice)
+            await session.execute(
+                insert.on_conflict_do_nothing(index_elements=["dedupe_key"]), rows
+            )
+        return len(rows)
+
+    async def _rules(self, session: AsyncSession, customer: Customer) -> Sequence[Rule]:
+        now = self.clock()
+        made = await session.execute(
+            select(Mute).where(Mute.customer_id == customer.id, Mute.ended_at.is_(None))
+        )
+        rules = [*yaml_rules(customer), *(slack_rule(m) for m in made.scalars())]
+        return [r for r in rules if r.active(now)]
+
+
+def _same(routed: str | None) -> Any:
+    return Finding.routed.is_(None) if routed is None else Finding.routed == routed
