@@ -1,7 +1,7 @@
 """What keeping findings up to date adds to recording a 1,000-account run.
 
     uv run python bench/findings.py [--accounts 1000] [--repeat 5] [--batch 100] [--bare]
-        [--pg postgresql+asyncpg://...] [--profile]
+        [--route] [--pg postgresql+asyncpg://...] [--profile]
 
 One customer's run of 1,000 accounts × 5 checks (5,000 results), each result listing 4
 resource lines built with ``checks.base.resource`` (20,000 lines), 5 % of them ``warn`` or
@@ -11,6 +11,8 @@ resource lines built with ``checks.base.resource`` (20,000 lines), 5 % of them `
 the same while making each result's look as it comes, then ``findings.apply`` of all the run's
 looks in the last transaction, which is what the executor and its writer do. ``--bare``
 records with ``insert_results`` alone instead (the smallest baseline: no guard, no events).
+``--route``: the customer routes its findings (PagerDuty, a webhook), and *with* also decides
+and queues what they need sent at the run's end (``Router.route``), as the writer does.
 
 Two passes per repetition, each a fresh run of a fresh customer: *first* (no findings yet:
 every problem opens one) and *steady* (the next run of the same customer: 90 % of the problems
@@ -45,9 +47,12 @@ import sqlalchemy
 from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.catalog import Catalog
+from app.config import Account, Customer, PagerDutyRoute, Routing, WebhookRoute
 from app.db import Database
 from app.engine import findings
 from app.engine import transitions as tx
+from app.engine.alerts import Router
 from app.engine.results import ResultRow, insert_results
 from app.models import Finding, Run, RunStatus
 from checks.base import Severity, resource
@@ -157,15 +162,41 @@ async def new_run(db: Database, customer: str, accounts: int) -> tx.Lease:
     return tx.Lease.of(claimed)
 
 
+def routed(customer_id: str) -> Catalog:
+    """A catalog whose ``customer_id`` routes crit to PagerDuty and crit and warn to a webhook
+    (nothing is sent here: only what the run's end decides and queues is timed)."""
+    return Catalog([
+        Customer(
+            id=customer_id, name=customer_id,
+            accounts=(Account(id="acct0000", name="acct0000", account_id="100000000000",
+                              regions=REGIONS),),
+            routing=Routing(
+                pagerduty=PagerDutyRoute(routing_key_env="PD_KEY_BENCH"),
+                webhooks=(WebhookRoute(url_env="BENCH_HOOK_URL", secret_env="BENCH_HOOK_SECRET",
+                                       severities=("crit", "warn")),),
+            ),
+        )
+    ])  # fmt: skip
+
+
 async def record(
-    db: Database, lease: tx.Lease, rows: Sequence[ResultRow], batch: int, keep: bool, bare: bool
+    db: Database,
+    lease: tx.Lease,
+    rows: Sequence[ResultRow],
+    batch: int,
+    keep: bool,
+    bare: bool,
+    route: bool = False,
 ) -> float:
     """Seconds to record ``rows`` in transactions of ``batch`` rows, as the executor's writer
     does: ``transitions.record`` (the lease guard, the results, their ``check_finished``
     events), the last batch with ``transitions.complete``. With ``keep``, each result's look is
     made as it comes (the executor makes it as the check finishes) and the run's looks are
     applied to the findings in that last transaction (the writer applies them there).
-    ``bare``: ``insert_results`` alone, nothing else of the writer."""
+    ``bare``: ``insert_results`` alone, nothing else of the writer. ``route``: the customer
+    routes its findings, and that last transaction also queues what they need sent."""
+    customer = rows[0].customer_id or "" if rows else ""
+    router = Router(db, lambda: routed(customer)) if keep and route else None
     start = time.perf_counter()
     looks: list[findings.Look] = []
     for i in range(0, len(rows), batch):
@@ -182,16 +213,25 @@ async def record(
                 await tx.record(session, db, [lease], part)
             if keep and last:
                 await findings.apply(session, db, looks)
+                if router is not None:
+                    await router.route(session, [customer])
     return time.perf_counter() - start
 
 
 async def one_pass(
-    db: Database, estate: Estate, customer: str, steady: bool, batch: int, keep: bool, bare: bool
+    db: Database,
+    estate: Estate,
+    customer: str,
+    steady: bool,
+    batch: int,
+    keep: bool,
+    bare: bool,
+    route: bool = False,
 ) -> float:
     lease = await new_run(db, customer, estate.accounts)
     problems, at = (estate.steady, T0 + timedelta(days=1)) if steady else (estate.first, T0)
     rows = rows_of(estate, lease.run_id, customer, problems, at)
-    return await record(db, lease, rows, batch, keep, bare)
+    return await record(db, lease, rows, batch, keep, bare, route)
 
 
 async def bench(url: str, args: argparse.Namespace, label: str) -> None:
@@ -204,7 +244,9 @@ async def bench(url: str, args: argparse.Namespace, label: str) -> None:
         for keep in order:
             customer = f"bench-{rep}-{'with' if keep else 'without'}"
             for steady in (False, True):
-                took = await one_pass(db, estate, customer, steady, args.batch, keep, args.bare)
+                took = await one_pass(
+                    db, estate, customer, steady, args.batch, keep, args.bare, args.route
+                )
                 times.setdefault(("steady" if steady else "first", keep), []).append(took)
     async with db.read() as session:
         counts = dict(
@@ -290,6 +332,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--batch", type=int, default=100)
     parser.add_argument("--bare", action="store_true")
+    parser.add_argument("--route", action="store_true")
     parser.add_argument("--pg", default=os.environ.get("TEST_DATABASE_URL"))
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--no-sqlite", action="store_true")
@@ -304,6 +347,7 @@ def main() -> None:
         f"{results:,} results × {LINES} lines ({results * LINES:,}), "
         f"{PROBLEM_SHARE:.0%} problems; transactions of {args.batch} rows; "
         f"{args.repeat} repetitions{'; insert_results alone' if args.bare else ''}"
+        f"{'; the customer routes (with: findings and routing)' if args.route else ''}"
     )
     with tempfile.TemporaryDirectory() as tmp:
         if args.profile:

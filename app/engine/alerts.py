@@ -16,7 +16,9 @@ sweep, :meth:`Router.sweep`). :meth:`Router.route` writes the notices (``notices
 by :mod:`app.notify`) and the new ``routed`` in the caller's transaction: the one that ends a
 run, the one that records an answer, or the sweep's own. Each notice's ``dedupe_key`` names its
 destination, finding, episode and transition, so a transition decided twice (two replicas
-sweeping at once) is queued once.
+sweeping at once) is queued once. It reads only the findings :func:`decide` may send
+something about (:func:`_may_need`): a customer's open findings that were sent already and
+stay as they are cost nothing at a run's end.
 """
 
 from __future__ import annotations
@@ -25,12 +27,13 @@ import hashlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import Table, and_, bindparam, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import ColumnElement
 
 from app.catalog import Catalog
 from app.config import Customer
@@ -176,9 +179,8 @@ class Router:
         rules = await self._rules(session, customer)
         here = Finding
         query = select(Finding).where(
-            here.customer_id == customer.id,
-            or_(here.status == "open", here.routed.is_not(None)),
-        )  # the open ones, and the resolved ones still sent (to resolve)
+            here.customer_id == customer.id, or_(*_may_need(takes, rules))
+        )
         rows: list[dict[str, Any]] = []
         moved: list[tuple[Finding, str | None]] = []
         query = query.order_by(here.id).execution_options(populate_existing=True)
@@ -203,12 +205,16 @@ class Router:
                     "attempts": 0, "next_attempt_at": now, "created_at": now,
                 })  # fmt: skip
             moved.append((found, decision.routed))
-        for found, routed in moved:
+        if moved:  # what was sent, unless another transaction changed it meanwhile
+            table = cast(Table, Finding.__table__)  # (Core: one statement, many rows)
             await session.execute(
-                update(Finding)
-                .where(Finding.id == found.id, _same(found.routed))
-                .values(routed=routed)
-                .execution_options(synchronize_session=False)
+                update(table)
+                .where(
+                    table.c.id == bindparam("fid"),
+                    table.c.routed.is_not_distinct_from(bindparam("was")),
+                )
+                .values(routed=bindparam("now")),
+                [{"fid": f.id, "was": f.routed, "now": routed} for f, routed in moved],
             )
         if rows:
             insert = sqlite_insert(Notice) if self.db.is_sqlite else pg_insert(Notice)
@@ -226,5 +232,21 @@ class Router:
         return [r for r in rules if r.active(now)]
 
 
-def _same(routed: str | None) -> Any:
-    return Finding.routed.is_(None) if routed is None else Finding.routed == routed
+def _may_need(takes: Iterable[str], rules: Sequence[Rule]) -> list[ColumnElement[bool]]:
+    """The findings :func:`decide` may send something about, and no others (most of a
+    customer's open findings were sent already and are left as they are): resolved ones still
+    sent; open ones not sent, at a severity sent out; sent at warn and crit now; sent,
+    acknowledged since, and not told; sent, with a mute rule of their check in force."""
+    here = Finding
+    sent = here.routed.is_not(None)
+    opened = here.status == "open"
+    may_be = [
+        and_(here.status == "resolved", sent),
+        and_(opened, here.routed.is_(None), here.severity.in_(sorted(takes))),
+        and_(opened, here.routed.like("warn%"), here.severity == "crit"),
+        and_(opened, sent, here.ack_by.is_not(None), here.routed.not_like("%" + ACK)),
+    ]
+    muting = sorted({rule.check for rule in rules})
+    if muting:
+        may_be.append(and_(opened, sent, here.check.in_(muting)))
+    return may_be
