@@ -31,7 +31,6 @@ import multiprocessing
 import os
 import platform
 import random
-import socket
 import statistics
 import sys
 import time
@@ -54,6 +53,7 @@ from app.engine.runs import RunService
 from app.models import Finding, Mute
 from app.web import create_app
 from app.web.metrics import HubMetrics
+from bench.served import free_port, pg_bench_url, wait_ready
 
 T0 = datetime(2026, 12, 3, 7, 0, tzinfo=UTC)
 """The seed's "now", and the served view's clock."""
@@ -288,25 +288,6 @@ def serve(url: str, port: int) -> None:
     asyncio.run(main())
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-async def wait_ready(base: str) -> None:
-    async with aiohttp.ClientSession(base) as session:
-        for _ in range(400):
-            try:
-                async with session.get("/healthz") as response:
-                    if response.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.05)
-    raise SystemExit("the web view did not start")
-
-
 PATHS = (
     "/customers/c0042/findings",
     f"/customers/{BIG}/findings",
@@ -379,28 +360,6 @@ async def explain(url: str) -> None:
     await db.close()
 
 
-def pg_bench_url(base: str) -> str:
-    """A database of its own beside ``base`` (kept, so the seed is reused)."""
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.ext.asyncio import create_async_engine
-
-    url = make_url(base)
-    name = "mhub_bench_findings_page"
-
-    async def create() -> None:
-        engine = create_async_engine(url, isolation_level="AUTOCOMMIT")
-        async with engine.connect() as conn:
-            found = await conn.execute(
-                text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}
-            )
-            if found.first() is None:
-                await conn.execute(text(f'CREATE DATABASE "{name}"'))
-        await engine.dispose()
-
-    asyncio.run(create())
-    return url.set(database=name).render_as_string(hide_password=False)
-
-
 def machine() -> str:
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     return (
@@ -423,7 +382,7 @@ def main() -> None:
     if args.pg is not None or "--pg" in sys.argv:
         if not args.pg:
             raise SystemExit("--pg needs a URL, or TEST_DATABASE_URL set")
-        name, url = "PostgreSQL", pg_bench_url(args.pg)
+        name, url = "PostgreSQL", pg_bench_url(args.pg, "mhub_bench_findings_page")
     else:
         args.sqlite.parent.mkdir(parents=True, exist_ok=True)
         name, url = "SQLite", f"sqlite+aiosqlite:///{args.sqlite}"

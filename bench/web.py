@@ -20,7 +20,6 @@ import multiprocessing
 import os
 import platform
 import random
-import socket
 import statistics
 import subprocess
 import sys
@@ -43,6 +42,7 @@ from app.engine.runs import RunService
 from app.models import Result, Run, RunEvent
 from app.web import create_app
 from app.web.metrics import HubMetrics
+from bench.served import free_port, pg_bench_url, wait_ready
 
 CUSTOMERS = 20
 DAYS = 100
@@ -256,12 +256,6 @@ def serve(url: str, port: int, board_cache_s: float) -> None:
     asyncio.run(main())
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 # -- load ----------------------------------------------------------------------------------------
 
 
@@ -298,19 +292,6 @@ async def drive(base: str, path: str, concurrency: int, seconds: float) -> dict[
         "p99": cuts[98],
         "errors": errors,
     }
-
-
-async def wait_ready(base: str) -> None:
-    async with aiohttp.ClientSession(base) as session:
-        for _ in range(200):
-            try:
-                async with session.get("/healthz") as response:
-                    if response.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.05)
-    raise SystemExit("the web view did not start")
 
 
 def paths(runs: int) -> list[str]:
@@ -359,7 +340,7 @@ async def _measure_group(
     child.start()
     base = f"http://127.0.0.1:{port}"
     try:
-        await wait_ready(base)
+        await wait_ready(base, tries=200)
         for label in group:
             path = "/" if label == NO_CACHE else label
             for c in concurrency:
@@ -412,28 +393,6 @@ async def explain(url: str) -> None:
     await db.close()
 
 
-def pg_bench_url(base: str, runs: int) -> str:
-    """A database of its own beside TEST_DATABASE_URL's (kept, so the seed is reused)."""
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.ext.asyncio import create_async_engine
-
-    url = make_url(base)
-    name = f"mhub_bench_web_{runs}"
-
-    async def create() -> None:
-        engine = create_async_engine(url, isolation_level="AUTOCOMMIT")
-        async with engine.connect() as conn:
-            found = await conn.execute(
-                text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}
-            )
-            if found.first() is None:
-                await conn.execute(text(f'CREATE DATABASE "{name}"'))
-        await engine.dispose()
-
-    asyncio.run(create())
-    return url.set(database=name).render_as_string(hide_password=False)
-
-
 def machine() -> str:
     model = platform.processor() or "unknown CPU"
     try:
@@ -461,7 +420,12 @@ def main() -> None:
     sqlite_path.parent.mkdir(parents=True, exist_ok=True)
     targets = [("SQLite", f"sqlite+aiosqlite:///{sqlite_path}")]
     if os.environ.get("TEST_DATABASE_URL"):
-        targets.append(("PostgreSQL", pg_bench_url(os.environ["TEST_DATABASE_URL"], args.runs)))
+        targets.append(
+            (
+                "PostgreSQL",
+                pg_bench_url(os.environ["TEST_DATABASE_URL"], f"mhub_bench_web_{args.runs}"),
+            )
+        )
     print(
         json.dumps(
             {
