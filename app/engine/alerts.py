@@ -38,8 +38,8 @@ from sqlalchemy.sql.elements import ColumnElement
 from app.catalog import Catalog
 from app.config import Customer
 from app.db import Database
-from app.engine.answers import Rule, Standing, slack_rule, standing, yaml_rules
-from app.models import Finding, Mute, Notice
+from app.engine.answers import Rule, Standing, rules_in, standing, yaml_rules
+from app.models import Finding, Notice
 from checks import console
 
 RANK = {"warn": 1, "crit": 2}
@@ -176,7 +176,7 @@ class Router:
         routing = customer.routing
         assert routing is not None  # (route() passes only customers that route)
         takes = {s for _, severities in routing.destinations() for s in severities}
-        rules = await self._rules(session, customer)
+        rules = await rules_in(session, customer.id, yaml_rules(customer), now)
         here = Finding
         query = select(Finding).where(
             here.customer_id == customer.id, or_(*_may_need(takes, rules))
@@ -222,14 +222,6 @@ class Router:
                 insert.on_conflict_do_nothing(index_elements=["dedupe_key"]), rows
             )
         return len(rows)
-
-    async def _rules(self, session: AsyncSession, customer: Customer) -> Sequence[Rule]:
-        now = self.clock()
-        made = await session.execute(
-            select(Mute).where(Mute.customer_id == customer.id, Mute.ended_at.is_(None))
-        )
-        rules = [*yaml_rules(customer), *(slack_rule(m) for m in made.scalars())]
-        return [r for r in rules if r.active(now)]
 
 
 def _may_need(takes: Iterable[str], rules: Sequence[Rule]) -> list[ColumnElement[bool]]:

@@ -191,6 +191,24 @@ def slack_rule(row: Mute) -> Rule:
     )  # fmt: skip
 
 
+async def rules_in(
+    session: AsyncSession,
+    customer_id: str,
+    yaml: Iterable[Rule],
+    now: datetime,
+    *,
+    ended: bool = False,
+) -> list[Rule]:
+    """A customer's mute rules as ``session`` sees them: its ``yaml`` ones first, then those
+    made from Slack or the CLI (only the ones in force at ``now`` unless ``ended``)."""
+    query = select(Mute).where(Mute.customer_id == customer_id).order_by(Mute.id)
+    if not ended:
+        query = query.where(Mute.ended_at.is_(None))
+    made = [slack_rule(row) for row in (await session.execute(query)).scalars()]
+    rules = [*yaml, *made]
+    return rules if ended else [r for r in rules if r.active(now)]
+
+
 # -- standing ---------------------------------------------------------------------------------
 
 
@@ -379,14 +397,9 @@ class Answers:
     async def rules(self, customer_id: str, *, ended: bool = False) -> list[Rule]:
         """The customer's mute rules: YAML first, then those made from Slack or the CLI (only
         the ones in force unless ``ended``)."""
-        now = self.clock()
-        query = select(Mute).where(Mute.customer_id == customer_id).order_by(Mute.id)
-        if not ended:
-            query = query.where(Mute.ended_at.is_(None))
         async with self.db.read() as session:
-            made = [slack_rule(row) for row in (await session.execute(query)).scalars()]
-        rules = [*self._yaml(customer_id), *made]
-        return rules if ended else [r for r in rules if r.active(now)]
+            return await rules_in(session, customer_id, self._yaml(customer_id), self.clock(),
+                                  ended=ended)  # fmt: skip
 
     async def findings(
         self, customer_id: str, *, ids: Sequence[int] = (), fingerprints: Sequence[str] = ()
