@@ -70,6 +70,17 @@ class HubMetrics:
             "Age of the oldest queued run; 0 when the queue is empty.",
             registry=r,
         )
+        self.notices = Gauge(
+            "mhub_notices",
+            "Events for PagerDuty and webhooks not sent: pending (retrying) or failed for good.",
+            ["status", "destination"],
+            registry=r,
+        )
+        self.oldest_notice = Gauge(
+            "mhub_oldest_pending_notice_seconds",
+            "Age of the oldest event still waiting to reach PagerDuty or a webhook; 0 when none.",
+            registry=r,
+        )
         self.run_duration = Histogram(
             "mhub_run_duration_seconds",
             "Time from claim to finish of the runs this process executed, by source.",
@@ -132,6 +143,12 @@ class HubMetrics:
         for outcome, count in figures.by_outcome.items():
             self.outcomes.labels(outcome=outcome).set(count)
         self.queue_depth.set(figures.queued)
+        for state in ("pending", "failed"):
+            for destination in ("pagerduty", "webhook"):
+                count = figures.notices.get((state, destination), 0)
+                self.notices.labels(status=state, destination=destination).set(count)
+        waiting = figures.oldest_notice_at
+        self.oldest_notice.set(max(0.0, (now - waiting).total_seconds()) if waiting else 0.0)
         oldest = figures.oldest_queued_at
         self.oldest_queued.set(max(0.0, (now - oldest).total_seconds()) if oldest else 0.0)
 

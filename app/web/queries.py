@@ -34,7 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import Database
 from app.engine.runboard import first_id_at, queue_head, severities
-from app.models import TERMINAL_STATUSES, Result, Run, RunStatus
+from app.models import TERMINAL_STATUSES, Notice, Result, Run, RunStatus
 
 PAGE_SIZE = 50
 CHECK_SCAN = 2000
@@ -71,6 +71,11 @@ class Figures:
     by_status: dict[str, int]
     by_outcome: dict[str, int]
     oldest_queued_at: datetime | None
+    notices: dict[tuple[str, str], int] = field(default_factory=dict)
+    """(status, destination kind) → notices for PagerDuty and webhooks not sent (yet): pending
+    or failed for good."""
+    oldest_notice_at: datetime | None = None
+    """When the oldest notice still pending was queued."""
 
     @property
     def queued(self) -> int:
@@ -207,7 +212,19 @@ async def figures(db: Database) -> Figures:
         by_status = {status: count for status, count in statuses.all()}
         by_outcome = {outcome: count for outcome, count in outcomes.all() if outcome}
         _, oldest = await queue_head(session)
-    return Figures(by_status, by_outcome, oldest)
+        unsent = await session.execute(
+            select(Notice.status, Notice.destination, func.count())
+            .where(Notice.status.in_(("pending", "failed")))
+            .group_by(Notice.status, Notice.destination)
+        )  # (a range of ix_notices_due: sent ones are never read)
+        notices: dict[tuple[str, str], int] = {}
+        for status, destination, count in unsent.all():
+            key = (status, destination.partition(":")[0])
+            notices[key] = notices.get(key, 0) + count
+        waiting = await session.execute(
+            select(func.min(Notice.created_at)).where(Notice.status == "pending")
+        )
+    return Figures(by_status, by_outcome, oldest, notices, waiting.scalar_one_or_none())
 
 
 async def finished_run(

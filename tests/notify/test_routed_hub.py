@@ -27,6 +27,7 @@ from tests.fakehooks import FakePagerDuty, FakeReceiver
 from tests.notify.support import HOOK_PATH, HOOK_SECRET, PD_KEY, UNKNOWN_KEY, routing
 from tests.schedules.support import SEVEN_WIB, Clock, customer
 from tests.schedules.test_digests import FAST, Estate
+from tests.web.test_api import samples
 
 KEY_ENV, URL_ENV, SECRET_ENV = "PD_KEY_HUBTEST", "HOOK_URL_HUBTEST", "HOOK_SECRET_HUBTEST"
 
@@ -136,5 +137,13 @@ async def test_a_refused_event_shows_on_readyz_and_the_runboard_without_failing_
             assert ready.status == 200 and body["ready"] is True
             assert "1 PagerDuty or webhook event refused for good" in body["notes"]["routing"]
             board = await (await client.get("/")).text()
+            text = await (await client.get("/metrics")).text()
+    assert samples(text, "mhub_notices") == {
+        '{destination="pagerduty",status="pending"}': 0,
+        '{destination="webhook",status="pending"}': 0,
+        '{destination="pagerduty",status="failed"}': 1,
+        '{destination="webhook",status="failed"}': 0,
+    }
+    assert samples(text, "mhub_oldest_pending_notice_seconds") == {"": 0}
     assert "1 PagerDuty or webhook event failed in the last 24 h" in board
     assert KEY_ENV in board and UNKNOWN_KEY not in board
