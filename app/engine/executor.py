@@ -121,14 +121,21 @@ def worker_id() -> str:
 # -- one run -----------------------------------------------------------------------------------
 
 
+@dataclass
+class _Prior:
+    """What earlier attempts of a run recorded (a run claimed again after its worker died)."""
+
+    severities: dict[tuple[str, str], str] = field(default_factory=dict)
+    """Severity of each target recorded (skipped this time)."""
+    looks: list[findings.Look] = field(default_factory=list)
+    """What those results saw: applied to the findings with the run's end."""
+
+
 @dataclass(eq=False)
 class _Active:
     run: tx.Claimed
     lease: tx.Lease
-    prior: dict[tuple[str, str], str]
-    """Severity of each target recorded by an earlier attempt (skipped this time)."""
-    prior_looks: list[findings.Look] = field(default_factory=list)
-    """What those results saw: applied to the findings with the run's end."""
+    prior: _Prior
     targets: set[asyncio.Task[ResultRow]] = field(default_factory=set)
     cancelled_by: str | None = None
     lost: bool = False
@@ -277,13 +284,11 @@ class Executor:
         if runs:
             prior = await self._prior_results([r for r in runs if tx.claimed_before(r)])
             for run in runs:
-                self._start(run, *prior.get(run.id, ({}, [])))
+                self._start(run, prior.get(run.id, _Prior()))
         return runs
 
-    async def _prior_results(
-        self, runs: list[tx.Claimed]
-    ) -> dict[int, tuple[dict[tuple[str, str], str], list[findings.Look]]]:
-        """What earlier attempts of ``runs`` recorded: each target's severity, and the looks."""
+    async def _prior_results(self, runs: list[tx.Claimed]) -> dict[int, _Prior]:
+        """What earlier attempts of ``runs`` recorded."""
         if not runs:
             return {}
         columns = (Result.run_id, Result.account, Result.check, Result.severity, Result.summary,
@@ -295,20 +300,15 @@ class Executor:
                 )
             ).all()
         customers = {run.id: run.customer_id for run in runs}
-        found: dict[int, tuple[dict[tuple[str, str], str], list[findings.Look]]] = {}
+        found: dict[int, _Prior] = {}
         for row in rows:
-            severities, looks = found.setdefault(row.run_id, ({}, []))
-            severities[(row.account, row.check)] = row.severity
-            looks.extend(findings.looks_of([row], customers))
+            prior = found.setdefault(row.run_id, _Prior())
+            prior.severities[(row.account, row.check)] = row.severity
+            prior.looks.extend(findings.looks_of([row], customers))
         return found
 
-    def _start(
-        self,
-        run: tx.Claimed,
-        prior: dict[tuple[str, str], str],
-        prior_looks: list[findings.Look],
-    ) -> asyncio.Task[None]:
-        active = _Active(run, tx.Lease.of(run), prior, prior_looks)
+    def _start(self, run: tx.Claimed, prior: _Prior) -> asyncio.Task[None]:
+        active = _Active(run, tx.Lease.of(run), prior)
         self.active[run.id] = active
         active.task = asyncio.create_task(self._process(active), name=f"run-{run.id}")
         active.task.add_done_callback(functools.partial(self._ended, active))
@@ -492,12 +492,12 @@ class Executor:
             )
             await self._final(active, WriteKind.FAIL, _Progress([], []), reason)
             return
-        progress = _Progress(list(active.prior.values()), list(active.prior_looks))
+        progress = _Progress(list(active.prior.severities.values()), list(active.prior.looks))
         limit = asyncio.Semaphore(self.options.max_targets)
         if active.cancelled_by is None:
             for target in interleaved(run.targets):
                 account, kind = target["account"], target["check"]
-                if (account, kind) not in active.prior:
+                if (account, kind) not in active.prior.severities:
                     active.targets.add(
                         asyncio.create_task(
                             self._target(active, customer, account, kind, limit),
