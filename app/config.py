@@ -25,13 +25,10 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
-    ModelWrapValidatorHandler,
-    ValidationError,
     ValidationInfo,
     field_validator,
     model_validator,
 )
-from pydantic_core import InitErrorDetails
 
 from checks import kinds
 
@@ -509,13 +506,9 @@ class Console(Frozen):
         return self
 
 
-ALERTS_CHANNEL_NOT_YET = (
-    "alerts_channel is not available yet; remove it — new critical findings reach PagerDuty "
-    "or a webhook through pagerduty: or webhooks:"
-)
 EMPTY_ROUTING = (
-    "routing sends nothing without a destination; add pagerduty: or webhooks: under it, "
-    "or remove routing"
+    "routing sends nothing without a destination; add alerts_channel:, pagerduty: or "
+    "webhooks: under it, or remove routing"
 )
 
 
@@ -632,40 +625,16 @@ class Routing(Frozen):
     """Where a customer's findings are sent as they change (docs/routing.md). The values of
     the ``*_env`` variables are read from the environment, never written here."""
 
+    alerts_channel: SlackId | None = None
+    """New critical findings and blind spots are posted here at once, one thread each."""
     pagerduty: PagerDutyRoute | None = None
     webhooks: tuple[WebhookRoute, ...] = ()
 
-    # (defined before _not_yet, so that the handler _not_yet calls runs it too)
     @model_validator(mode="after")
     def _somewhere(self) -> Routing:
-        if self.pagerduty is None and not self.webhooks:
+        if self.alerts_channel is None and self.pagerduty is None and not self.webhooks:
             raise ValueError(EMPTY_ROUTING)
         return self
-
-    @model_validator(mode="wrap")
-    @classmethod
-    def _not_yet(cls, data: Any, handler: ModelWrapValidatorHandler[Routing]) -> Routing:
-        """``alerts_channel`` is planned, not built: say so, rather than "unknown key", and
-        still report every other problem of the block."""
-        if not (isinstance(data, dict) and "alerts_channel" in data):
-            return handler(data)
-        found = [
-            InitErrorDetails(
-                type="value_error",
-                loc=("alerts_channel",),
-                input=data["alerts_channel"],
-                ctx={"error": ValueError(ALERTS_CHANNEL_NOT_YET)},
-            )
-        ]
-        try:
-            handler({key: value for key, value in data.items() if key != "alerts_channel"})
-        except ValidationError as exc:
-            for error in exc.errors():
-                more = InitErrorDetails(type=error["type"], loc=error["loc"], input=error["input"])
-                if "ctx" in error:
-                    more["ctx"] = error["ctx"]
-                found.append(more)
-        raise ValidationError.from_exception_data(cls.__name__, found)
 
     def destinations(self) -> list[tuple[str, tuple[str, ...]]]:
         """(name, severities) of each destination: ``pagerduty``, then ``webhook:0``,

@@ -215,6 +215,9 @@ class Finding(Base):
     routed: Mapped[str | None] = mapped_column(String(16))
     """The worst severity it was sent out at (PagerDuty, webhooks) since it last opened; None:
     not sent, or resolved or muted since (see :mod:`app.engine.alerts`)."""
+    told: Mapped[str | None] = mapped_column(String(32))
+    """What its thread in the customer's alerts channel last said (``crit:open``,
+    ``warn:acknowledged``, ``muted``, ``resolved``…); None: it has no thread."""
 
     __table_args__ = (
         Index("uq_findings_fingerprint", "customer_id", "fingerprint", unique=True),
@@ -279,3 +282,72 @@ class Notice(Base):
     sent_at: Mapped[datetime | None]
 
     __table_args__ = (Index("ix_notices_due", "status", "next_attempt_at"),)
+
+
+class ChannelPace(Base):
+    """When a Slack channel may next be sent an alert message (at most one a second per
+    channel, whichever replica sends it: a guarded update takes the turn)."""
+
+    __tablename__ = "channel_paces"
+
+    channel: Mapped[str] = mapped_column(String(32), primary_key=True)
+    next_at: Mapped[datetime]
+
+
+class Maintenance(Base):
+    """A maintenance window started from Slack or the CLI (windows in a customer's YAML are
+    read from the configuration): findings in its scope are labelled, not routed, and do not
+    raise an outcome while it lasts."""
+
+    __tablename__ = "maintenance"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    customer_id: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(128))
+    accounts: Mapped[list[Any] | None] = mapped_column(JSON)
+    """Account aliases; None: every account of the customer."""
+    checks: Mapped[list[Any] | None] = mapped_column(JSON)
+    """Check kinds; None: every check."""
+    starts_at: Mapped[datetime]
+    ends_at: Mapped[datetime]
+    reason: Mapped[str] = mapped_column(Text)
+    created_by: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime]
+    ended_by: Mapped[str | None] = mapped_column(String(128))
+    """Who ended it early (an ended window stays for the record)."""
+    ended_at: Mapped[datetime | None]
+
+    __table_args__ = (Index("ix_maintenance_customer", "customer_id", "ends_at"),)
+
+
+class Sight(Base):
+    """How one (account, check) of a customer last fared at looking: when it last looked
+    successfully, and how many looks in a row could not, and why. One that cannot look for
+    2 looks in a row or 24 h is a blind spot (:mod:`app.engine.blind`)."""
+
+    __tablename__ = "sights"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    customer_id: Mapped[str] = mapped_column(String(64))
+    account: Mapped[str] = mapped_column(String(64))
+    check: Mapped[str] = mapped_column(String(32))
+    last_ok_at: Mapped[datetime | None]
+    """When a look last succeeded; None: never yet."""
+    failed: Mapped[int] = mapped_column(Integer, default=0)
+    """Looks in a row that could not look (0: the last one could)."""
+    failing_since: Mapped[datetime | None]
+    """When the first of those failed looks was made."""
+    reason: Mapped[str | None] = mapped_column(String(32))
+    """Why the last look could not: ``role``, ``access``, ``throttled``, ``subscription``,
+    ``timeout``, ``region``, ``other``."""
+    detail: Mapped[str | None] = mapped_column(Text)
+    """What the check said, including which call was refused."""
+    looked_at: Mapped[datetime]
+    looked_run_id: Mapped[int] = mapped_column(BigId)
+    """The run that last looked: an older run recorded later changes nothing."""
+    routed: Mapped[str | None] = mapped_column(String(16))
+    """``crit`` once it was sent out as a blind spot; None: not sent, or seeing again since."""
+    told: Mapped[str | None] = mapped_column(String(32))
+    """What its thread in the alerts channel last said; None: no thread."""
+
+    __table_args__ = (Index("uq_sights_target", "customer_id", "account", "check", unique=True),)

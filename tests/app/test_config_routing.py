@@ -251,54 +251,32 @@ FILE_MISTAKES = {
         ROUTING.replace("  pagerduty:", "  pager_duty:"),
         ['acme.yaml:10: routing.pager_duty: unknown key; did you mean "pagerduty"?'],
     ),
-    "an alerts channel": (
-        ROUTING + "  alerts_channel: C0123456789\n",
+    "an alerts channel by name": (
+        ROUTING + "  alerts_channel: '#alerts'\n",
         [
-            "acme.yaml:17: routing.alerts_channel: alerts_channel is not available yet; "
-            "remove it — new critical findings reach PagerDuty or a webhook through "
-            "pagerduty: or webhooks:"
-        ],
-    ),
-    "an alerts channel and another mistake": (
-        ROUTING.replace("severities: [crit]\n", "severities: []\n")
-        + "  alerts_channel: C0123456789\n",
-        [
-            "acme.yaml:12: routing.pagerduty.severities: list the severities to send, [crit], "
-            "[warn] or [crit, warn]; or leave severities out to send crit only",
-            "acme.yaml:17: routing.alerts_channel: alerts_channel is not available yet; "
-            "remove it — new critical findings reach PagerDuty or a webhook through "
-            "pagerduty: or webhooks:",
-        ],
-    ),
-    "an alerts channel alone": (
-        "routing:\n  alerts_channel: C0123456789\n",
-        [
-            "acme.yaml:9: routing: routing sends nothing without a destination; add "
-            "pagerduty: or webhooks: under it, or remove routing",
-            "acme.yaml:10: routing.alerts_channel: alerts_channel is not available yet; "
-            "remove it — new critical findings reach PagerDuty or a webhook through "
-            "pagerduty: or webhooks:",
+            'acme.yaml:17: routing.alerts_channel: "#alerts" is not a Slack id; use the id '
+            "(such as C0123456789 or U0123ABCD), not a #name or @name"
         ],
     ),
     "an empty mapping": (
         "routing: {}\n",
         [
             "acme.yaml:9: routing: routing sends nothing without a destination; add "
-            "pagerduty: or webhooks: under it, or remove routing"
+            "alerts_channel:, pagerduty: or webhooks: under it, or remove routing"
         ],
     ),
     "nothing under routing": (
         "routing:\n",
         [
             "acme.yaml:9: routing: routing sends nothing without a destination; add "
-            "pagerduty: or webhooks: under it, or remove routing"
+            "alerts_channel:, pagerduty: or webhooks: under it, or remove routing"
         ],
     ),
     "no webhooks and no pagerduty": (
         "routing:\n  webhooks: []\n",
         [
             "acme.yaml:9: routing: routing sends nothing without a destination; add "
-            "pagerduty: or webhooks: under it, or remove routing"
+            "alerts_channel:, pagerduty: or webhooks: under it, or remove routing"
         ],
     ),
 }

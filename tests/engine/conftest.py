@@ -10,7 +10,18 @@ import pytest
 from sqlalchemy import delete
 
 from app.db import Database
-from app.models import Finding, Mute, Notice, Outbox, Result, Run, RunEvent
+from app.models import (
+    ChannelPace,
+    Finding,
+    Maintenance,
+    Mute,
+    Notice,
+    Outbox,
+    Result,
+    Run,
+    RunEvent,
+    Sight,
+)
 from tests.conftest import PG_SKIP, PG_URL, pg_database
 
 
@@ -42,7 +53,18 @@ def engine_url(
 async def db(engine_url: str) -> AsyncIterator[Database]:
     database = Database(engine_url)
     async with database.write() as session:
-        for table in (Outbox, Notice, Mute, Result, RunEvent, Run, Finding):
+        for table in (
+            Outbox,
+            Notice,
+            Mute,
+            Result,
+            RunEvent,
+            Run,
+            Finding,
+            ChannelPace,
+            Maintenance,
+            Sight,
+        ):
             await session.execute(delete(table))
     yield database
     await database.close()
