@@ -37,6 +37,7 @@ from app.notify.deliverer import Notifier, failed_count
 from app.schedules.timer import Scheduler
 from app.settings import Settings
 from app.slack.access import Access
+from app.slack.alerts import AlertsChannel
 from app.slack.answering import Answering
 from app.slack.bolt import Slack, web_client
 from app.slack.cards import Cards
@@ -134,15 +135,16 @@ async def build(
         notifier = Notifier(
             db, lambda: catalog, os.environ, settings.pagerduty_events_url, engine.owner
         )
-        router.on_queued = notifier.poke
+        router.channel = AlertsChannel(Outgoing(db))
         engine.router = router
-        answers.route, answers.queued = router.route, notifier.poke
+        answers.route = router.route
         digests = Digests(db, runs, catalog, public_url=settings.public_url, answers=answers)
         side = (
             _slack_side(settings, db, runs, catalog, changes, metrics, delivery, answers, digests)
             if slack
             else None
         )
+        router.on_queued = answers.queued = _both(notifier.poke, side)
         if side is not None:  # without Slack nobody would deliver a digest
             digests.on_put = side.deliverer.poke
             changes.subscribe(digests.changed)
@@ -156,6 +158,19 @@ async def build(
             await notifier.aclose()
         if own_db:
             await db.close()
+
+
+def _both(poke: Callable[[], None], side: SlackSide | None) -> Callable[[], None]:
+    """Wake the notifier, and the Slack deliverer when there is one (alerts channels)."""
+    if side is None:
+        return poke
+    deliverer = side.deliverer
+
+    def both() -> None:
+        poke()
+        deliverer.poke()
+
+    return both
 
 
 def _slack_side(

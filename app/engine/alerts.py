@@ -1,5 +1,5 @@
-"""Where attention goes: which changes of a customer's findings are sent out, to PagerDuty and
-to webhooks (``routing:`` in the customer's YAML; docs/routing.md).
+"""Where attention goes: which changes of a customer's findings are sent out, to the alerts
+channel, PagerDuty and webhooks (``routing:`` in the customer's YAML; docs/routing.md).
 
 What a destination should know of a finding is decided from its state alone, by
 :func:`decide`, and what was sent is kept on the finding (``findings.routed``): the worst
@@ -19,6 +19,11 @@ destination, finding, episode and transition, so a transition decided twice (two
 sweeping at once) is queued once. It reads only the findings :func:`decide` may send
 something about (:func:`_may_need`): a customer's open findings that were sent already and
 stay as they are cost nothing at a run's end.
+
+The **alerts channel** keeps one thread per finding that turns crit: :func:`thread_says` decides
+from the finding's state and what its thread last said (``findings.told``) whether the thread
+starts or gets a reply, and the :class:`Channel` (Slack's side, given by the composition root)
+writes the messages in the same transaction.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ import hashlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 from sqlalchemy import Table, and_, bindparam, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -71,6 +76,28 @@ def decide(status: str, severity: str, routed: str | None, now_is: Standing,
     if sent and now_is.state == "acknowledged" and not acked:
         return Decision("acknowledge", sent + ACK)
     return None
+
+
+def says(status: str, severity: str, now_is: Standing) -> str:
+    """What a finding's alerts thread says it is: ``crit:open``, ``warn:acknowledged``,
+    ``crit:snoozed``, ``muted`` or ``resolved``."""
+    if status == "resolved":
+        return "resolved"
+    if now_is.state == "muted":
+        return "muted"
+    return f"{severity}:{now_is.state}"
+
+
+def thread_says(status: str, severity: str, told: str | None, now_is: Standing) -> str | None:
+    """What a finding's alerts thread should say now, when that is news: a new thread for a
+    finding that is crit, open and not snoozed or muted, and has no thread (or its last one
+    ended with its resolution); a reply when its thread said something else. None: nothing
+    to post (pure)."""
+    now = says(status, severity, now_is)
+    if told is None or told == "resolved":
+        starts = now.startswith("crit:") and now_is.state not in ("snoozed", "muted")
+        return now if status == "open" and starts else None
+    return now if now != told else None
 
 
 def _parse(routed: str | None) -> tuple[str | None, bool]:
@@ -129,6 +156,23 @@ def payload(customer: Customer, found: Finding, now_is: Standing, by: str | None
     }
 
 
+class Channel(Protocol):
+    """Writes a finding's alerts thread (Slack's side: :class:`app.slack.alerts.AlertsChannel`)."""
+
+    async def tell(
+        self,
+        session: AsyncSession,
+        customer: Customer,
+        found: Finding,
+        now_is: Standing,
+        told: str | None,
+        news: str,
+        now: datetime,
+    ) -> None:
+        """Start ``found``'s thread (``told`` None or ``resolved``), or reply in it that it is
+        now ``news`` (from :func:`says`), in the caller's transaction."""
+
+
 class Router:
     """Writes what a customer's findings need sent, in the caller's transaction."""
 
@@ -145,6 +189,8 @@ class Router:
         self.on_queued = on_queued
         """Called after the sweep commits notices (the caller of :meth:`route` calls it after
         its own commit): the deliverer wakes up."""
+        self.channel: Channel | None = None
+        """Writes the alerts channel's threads; None: no customer's alerts channel is told."""
 
     def routed(self, customer_id: str) -> Customer | None:
         """The customer, if it routes anything."""
@@ -176,16 +222,23 @@ class Router:
         routing = customer.routing
         assert routing is not None  # (route() passes only customers that route)
         takes = {s for _, severities in routing.destinations() for s in severities}
+        channel = self.channel if routing.alerts_channel else None
         rules = await rules_in(session, customer.id, yaml_rules(customer), now)
         here = Finding
         query = select(Finding).where(
-            here.customer_id == customer.id, or_(*_may_need(takes, rules))
+            here.customer_id == customer.id,
+            or_(*_may_need(takes, rules), *(_threads() if channel else ())),
         )
         rows: list[dict[str, Any]] = []
         moved: list[tuple[Finding, str | None]] = []
+        told: list[tuple[Finding, str]] = []
         query = query.order_by(here.id).execution_options(populate_existing=True)
         for found in (await session.execute(query)).scalars():  # (as this transaction left them)
             now_is = standing(found, rules, now)
+            news = thread_says(found.status, found.severity, found.told, now_is)
+            if channel is not None and news is not None:
+                await channel.tell(session, customer, found, now_is, found.told, news, now)
+                told.append((found, news))
             decision = decide(found.status, found.severity, found.routed, now_is, takes)
             if decision is None:
                 continue
@@ -205,8 +258,8 @@ class Router:
                     "attempts": 0, "next_attempt_at": now, "created_at": now,
                 })  # fmt: skip
             moved.append((found, decision.routed))
+        table = cast(Table, Finding.__table__)  # (Core: one statement, many rows)
         if moved:  # what was sent, unless another transaction changed it meanwhile
-            table = cast(Table, Finding.__table__)  # (Core: one statement, many rows)
             await session.execute(
                 update(table)
                 .where(
@@ -216,12 +269,33 @@ class Router:
                 .values(routed=bindparam("now")),
                 [{"fid": f.id, "was": f.routed, "now": routed} for f, routed in moved],
             )
+        if told:  # what its thread says now (the messages' keys keep a repeat from posting)
+            await session.execute(
+                update(table)
+                .where(
+                    table.c.id == bindparam("fid"),
+                    table.c.told.is_not_distinct_from(bindparam("was")),
+                )
+                .values(told=bindparam("now")),
+                [{"fid": f.id, "was": f.told, "now": news} for f, news in told],
+            )
         if rows:
             insert = sqlite_insert(Notice) if self.db.is_sqlite else pg_insert(Notice)
             await session.execute(
                 insert.on_conflict_do_nothing(index_elements=["dedupe_key"]), rows
             )
-        return len(rows)
+        return len(rows) + len(told)
+
+
+def _threads() -> list[ColumnElement[bool]]:
+    """The findings :func:`thread_says` may post about: crit, open ones without a thread (or
+    whose last thread ended), and every one whose thread has not ended."""
+    here = Finding
+    no_thread = or_(here.told.is_(None), here.told == "resolved")
+    return [
+        and_(here.status == "open", here.severity == "crit", no_thread),
+        and_(here.told.is_not(None), here.told != "resolved"),
+    ]
 
 
 def _may_need(takes: Iterable[str], rules: Sequence[Rule]) -> list[ColumnElement[bool]]:

@@ -32,6 +32,14 @@ command's response_url while it is still valid (``REPLY_WINDOW_S``), else as a D
 whichever replica gives up. A digest (a schedule: nobody asked) gets the event only; the
 runboard counts every failed row of the last 24 hours. Rate limits, outages and lost answers
 are not failures: they are retried and write nothing.
+
+**Alerts** (``kind = alert``, :mod:`app.slack.alerts`): a thread's first message, and replies
+in it (``thread`` in the payload names the first message's key). A reply waits until its thread's
+first message is posted and every earlier reply of the thread is settled, so a thread reads in
+order; its look (after an unknown outcome) reads ``conversations.replies``. An alert row is sent
+only when its channel's turn is free (``channel_paces``: one guarded update per send takes the
+turn for ``alert_pace_s``), so an alerts channel gets at most one message a second, whichever
+replica sends.
 """
 
 from __future__ import annotations
@@ -57,7 +65,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.db import DB_TROUBLE, Database
 from app.engine.changes import Follower
 from app.engine.events import Event, add_event
-from app.models import Outbox, Run
+from app.models import ChannelPace, Outbox, Run
 from app.slack.outbox import Kind, Outgoing, Status
 from blocks import delivery
 from blocks.card import web_link
@@ -116,6 +124,8 @@ class DeliveryOptions:
     concurrency: int = 8
     poll_s: float = 1.0
     history_pages: int = 5
+    alert_pace_s: float = 1.0
+    """At most one alert message (post or edit) per alerts channel per this many seconds."""
 
 
 @dataclass(frozen=True)
@@ -247,15 +257,17 @@ class Deliverer:
         held = [c for c, until in self._held.items() if until > time.monotonic()]
         claims: list[_Claim] = []
         async with self.db.write() as session:
-            due = select(Outbox.id, Outbox.status, Outbox.attempts).where(
-                _due_rows(), Outbox.next_attempt_at <= self.db.now()
-            )
+            due = select(
+                Outbox.id, Outbox.status, Outbox.attempts, Outbox.kind, Outbox.channel
+            ).where(_due_rows(), Outbox.next_attempt_at <= self.db.now())
             if held:
                 due = due.where(or_(Outbox.channel.is_(None), Outbox.channel.not_in(held)))
             if self._busy:
                 due = due.where(Outbox.id.not_in(self._busy))
             due = due.order_by(Outbox.next_attempt_at).limit(limit)
             for seen in (await session.execute(due.with_for_update(skip_locked=True))).all():
+                if seen.kind == Kind.ALERT and not await self._turn(session, seen.id, seen.channel):
+                    continue
                 claimed = (
                     Status.UPDATING
                     if seen.status in (Status.CHANGED, Status.UPDATING)
@@ -282,6 +294,26 @@ class Deliverer:
                     claims.append(_Claim(row, seen.status))
         return claims
 
+    async def _turn(self, session: AsyncSession, row_id: int, channel: str | None) -> bool:
+        """Take ``channel``'s turn for an alert message (one guarded update, so one replica
+        gets it); when it is not free, the row waits for it."""
+        pace = self.options.alert_pace_s
+        taken = await session.execute(
+            update(ChannelPace)
+            .where(ChannelPace.channel == channel, ChannelPace.next_at <= self.db.now())
+            .values(next_at=self.db.now_plus(pace))
+            .execution_options(synchronize_session=False)
+        )
+        if getattr(taken, "rowcount", 0) == 1:
+            return True
+        await session.execute(
+            update(Outbox)
+            .where(Outbox.id == row_id)
+            .values(next_attempt_at=self.db.now_plus(pace))
+            .execution_options(synchronize_session=False)
+        )
+        return False
+
     # -- sending ------------------------------------------------------------------------
 
     async def _send(self, claim: _Claim) -> None:
@@ -301,9 +333,14 @@ class Deliverer:
             log.exception("outbox row %s (%s): delivery crashed", row.id, row.dedupe_key)
 
     async def _post(self, row: Outbox, *, look_first: bool) -> None:
+        thread_ts: str | None = None
+        if row.payload.get("thread"):
+            thread_ts = await self._thread_of(row, Status.UNKNOWN if look_first else Status.PENDING)
+            if thread_ts is None:
+                return
         if look_first:
             try:
-                found = await self._look(row)
+                found = await self._look(row, thread_ts)
             except _LookFailed:
                 return
             if found is not None:
@@ -319,6 +356,7 @@ class Deliverer:
             metadata=_metadata(row),
             unfurl_links=False,
             unfurl_media=False,
+            **({"thread_ts": thread_ts} if thread_ts else {}),
         )
         if outcome.kind == "ok":
             await self._posted(row, str(outcome.data.get("ts")), sent_version=row.version)
@@ -378,20 +416,72 @@ class Deliverer:
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             return _Outcome("unknown", {}, f"no answer ({type(exc).__name__})")
 
-    async def _look(self, row: Outbox) -> str | None:
-        """The ts of this row's message in the channel history, or None when it is not there.
-        Raises _LookFailed when the history cannot be read now (the row then waits)."""
+    async def _thread_of(self, row: Outbox, waits_as: Status) -> str | None:
+        """The ts of the first message of a reply's thread, once the reply may go: the first
+        message is posted and every earlier reply of the thread is settled. None: the reply
+        waits (or failed, when its thread never will be posted)."""
+        parent_key = str(row.payload["thread"])
+        async with self.db.read() as session:
+            parent = (
+                await session.execute(
+                    select(Outbox.status, Outbox.message_ts).where(Outbox.dedupe_key == parent_key)
+                )
+            ).first()
+            earlier = (
+                await session.execute(
+                    select(Outbox.id)
+                    .where(
+                        Outbox.dedupe_key.like(f"{parent_key}:%"),
+                        Outbox.id < row.id,
+                        Outbox.status.in_([Status.PENDING, Status.POSTING, Status.UNKNOWN]),
+                    )
+                    .limit(1)
+                )
+            ).first()
+        if parent is None or parent.status == Status.FAILED:
+            await self._fail(row, "thread_not_found: the thread's first message was not posted")
+            return None
+        if parent.message_ts is None or earlier is not None:
+            async with self.db.write() as session:  # not a failure: the thread is not ready
+                await session.execute(  # the channel's turn goes to the messages before it
+                    update(ChannelPace)
+                    .where(ChannelPace.channel == row.channel)
+                    .values(next_at=self.db.now())
+                    .execution_options(synchronize_session=False)
+                )
+                await self._guarded(
+                    session, row, Status.POSTING,
+                    {"status": waits_as, "attempts": row.attempts - 1,
+                     "next_attempt_at": self.db.now_plus(self.options.alert_pace_s)},
+                )  # fmt: skip
+            return None
+        return str(parent.message_ts)
+
+    async def _look(self, row: Outbox, thread_ts: str | None = None) -> str | None:
+        """The ts of this row's message in the channel history (or in the thread of
+        ``thread_ts``), or None when it is not there. Raises _LookFailed when the history
+        cannot be read now (the row then waits)."""
         oldest = f"{row.created_at.timestamp() - 60:.6f}"
         cursor: str | None = None
         for _ in range(self.options.history_pages):
-            outcome = await self._call(
-                "conversations_history",
-                channel=row.channel,
-                oldest=oldest,
-                limit=200,
-                include_all_metadata=True,
-                cursor=cursor,
-            )
+            if thread_ts:
+                outcome = await self._call(
+                    "conversations_replies",
+                    channel=row.channel,
+                    ts=thread_ts,
+                    limit=200,
+                    include_all_metadata=True,
+                    cursor=cursor,
+                )
+            else:
+                outcome = await self._call(
+                    "conversations_history",
+                    channel=row.channel,
+                    oldest=oldest,
+                    limit=200,
+                    include_all_metadata=True,
+                    cursor=cursor,
+                )
             if outcome.kind != "ok":
                 if outcome.error in ("missing_scope", "not_allowed_token_type"):
                     log.warning(

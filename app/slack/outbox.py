@@ -25,6 +25,11 @@ in ``changed`` instead (one guarded statement decides, comparing ``version``).
   rendering (versions as for a card); a **notice** (``kind = notice``, ``notice:<key>``), the
   DM that tells the person who asked for a run that its card was refused (``channel`` is their
   user id).
+- An **alert** (``kind = alert``, :mod:`app.slack.alerts`): the first message of a finding's
+  thread in an alerts channel (``alert:<finding id>.<episode>``), updated in place like a
+  digest, and the replies in that thread (the first message's key, ``:`` and the change;
+  ``thread`` in the payload), written in the transaction that decides them (:meth:`put_alert_in`,
+  :meth:`revise_in`).
 
 ``failed`` is final: the row is never claimed again, and its ``updated_at`` and
 ``next_attempt_at`` say when it failed (the runboard counts the last 24 hours on
@@ -41,12 +46,14 @@ from enum import StrEnum
 from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, case, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.dml import Insert
 
 from app.db import Database
-from app.models import Outbox
+from app.models import ChannelPace, Outbox
 
 
 class Status(StrEnum):
@@ -63,6 +70,7 @@ class Kind(StrEnum):
     CARD = "card"
     RESPONSE = "response"
     NOTICE = "notice"
+    ALERT = "alert"
 
 
 @dataclass(frozen=True)
@@ -238,6 +246,53 @@ class Outgoing:
         """Queue a message in the caller's transaction; ``key`` must be new (a duplicate
         raises IntegrityError and the caller's transaction rolls back)."""
         await session.execute(self._insert(), [_new_row(key[:255], kind, payload, run_id, channel)])
+
+    async def put_alert_in(
+        self,
+        session: AsyncSession,
+        key: str,
+        channel: str,
+        message: dict[str, Any],
+        thread: str | None = None,
+    ) -> None:
+        """Queue an alert message in the caller's transaction, once per ``key`` (a key queued
+        already, by another replica deciding the same change, is left as it is); ``thread``:
+        the key of the thread's first message. Makes sure the channel has its pace row."""
+        payload: dict[str, Any] = {"message": message}
+        if thread is not None:
+            payload["thread"] = thread
+        insert_into = sqlite_insert if self.db.is_sqlite else pg_insert
+        await session.execute(
+            insert_into(ChannelPace)
+            .values(channel=channel, next_at=self.db.now())
+            .on_conflict_do_nothing(index_elements=["channel"])
+        )
+        await session.execute(
+            insert_into(Outbox)
+            .values(
+                **_new_row(key[:255], Kind.ALERT, payload, None, channel),
+                next_attempt_at=self.db.now(),
+                created_at=self.db.now(),
+                updated_at=self.db.now(),
+            )
+            .on_conflict_do_nothing(index_elements=["dedupe_key"])
+        )
+
+    async def revise_in(self, session: AsyncSession, key: str, message: dict[str, Any]) -> None:
+        """A newer rendering of the message queued under ``key``, in the caller's transaction:
+        updated in place once posted (as :meth:`revise`); nothing when it failed for good."""
+        await session.execute(
+            update(Outbox)
+            .where(Outbox.dedupe_key == key[:255], Outbox.status != Status.FAILED)
+            .values(
+                payload={"message": message},
+                version=Outbox.version + 1,
+                status=case(
+                    (Outbox.status == Status.POSTED, Status.CHANGED.value), else_=Outbox.status
+                ),
+            )
+            .execution_options(synchronize_session=False)
+        )
 
     def _insert(self) -> Insert:
         """An INSERT of new rows, stamped with the database clock."""

@@ -13,7 +13,7 @@ from app.catalog import Catalog
 from app.config import PagerDutyRoute, Routing, WebhookRoute
 from app.db import Database
 from app.engine import findings
-from app.engine.alerts import Decision, Router, decide, dedup_key
+from app.engine.alerts import Decision, Router, decide, dedup_key, thread_says
 from app.engine.answers import Answers, Standing
 from app.models import Finding, Notice
 from tests.engine.support import CUSTOMER, queue
@@ -73,6 +73,35 @@ def test_what_is_sent_follows_from_the_findings_state_alone(
     wanted: Decision | None,
 ) -> None:
     assert decide(status, severity, routed, now_is, takes) == wanted
+
+
+RESOLVED = Standing("resolved")
+
+
+@pytest.mark.parametrize(
+    ("status", "severity", "told", "now_is", "wanted"),
+    [
+        ("open", "crit", None, OPEN, "crit:open"),  # turns crit: the thread starts
+        ("open", "warn", None, OPEN, None),  # a warning gets no thread
+        ("open", "crit", None, ACKED, "crit:acknowledged"),  # known already, still alerted
+        ("open", "crit", None, SNOOZED, None),  # quiet before it was alerted: no thread yet
+        ("open", "crit", None, MUTED, None),
+        ("open", "crit", "crit:open", OPEN, None),  # as the thread says
+        ("open", "crit", "crit:open", ACKED, "crit:acknowledged"),
+        ("open", "warn", "crit:open", OPEN, "warn:open"),  # better
+        ("open", "crit", "warn:open", OPEN, "crit:open"),  # worse again
+        ("open", "crit", "crit:snoozed", OPEN, "crit:open"),  # the snooze ended
+        ("open", "crit", "crit:open", MUTED, "muted"),
+        ("resolved", "crit", "crit:acknowledged", RESOLVED, "resolved"),
+        ("resolved", "crit", "resolved", RESOLVED, None),
+        ("open", "crit", "resolved", OPEN, "crit:open"),  # came back: a new thread
+        ("open", "warn", "resolved", OPEN, None),
+    ],
+)
+def test_what_a_findings_thread_says_follows_from_its_state_and_what_it_said(
+    status: str, severity: str, told: str | None, now_is: Standing, wanted: str | None
+) -> None:
+    assert thread_says(status, severity, told, now_is) == wanted
 
 
 def test_the_dedup_key_is_stable_and_fits_pagerduty() -> None:

@@ -80,6 +80,8 @@ class Posted:
     blocks: list[Any]
     metadata: dict[str, Any] | None
     versions: list[dict[str, Any]] = field(default_factory=list)
+    thread_ts: str | None = None
+    """The parent's ts when this is a reply in a thread."""
 
     @property
     def key(self) -> str | None:
@@ -339,6 +341,13 @@ class FakeSlack:
                 p
                 for p in self.posted
                 if p.key is not None and (run_id is None or p.key == f"card:{run_id}")
+            ]
+
+    def thread(self, parent: Posted) -> list[Posted]:
+        """The replies in ``parent``'s thread, oldest first."""
+        with self._lock:
+            return [
+                p for p in self.posted if p.channel == parent.channel and p.thread_ts == parent.ts
             ]
 
     def dms(self, user: str) -> list[Posted]:
@@ -797,12 +806,21 @@ def _post_message(fake: FakeSlack, params: dict[str, Any]) -> dict[str, Any]:
         refused = fake._member(channel) or fake._message_check(params, "chat.postMessage")
     if refused:
         return refused
+    thread_ts = params.get("thread_ts") or None
+    if thread_ts is not None:
+        parents = [
+            p for p in fake.posted if p.channel == channel and p.ts == thread_ts and not p.thread_ts
+        ]
+        if not parents:  # (the app replies only under messages it posted itself)
+            fake._violation(f"chat.postMessage: thread_ts {thread_ts} is no message in {channel}")
+            return {"ok": False, "error": "thread_not_found"}
     posted = Posted(
         str(channel),
         fake._ts(),
         str(params.get("text") or ""),
         list(params.get("blocks") or []),
         params.get("metadata"),
+        thread_ts=thread_ts,
     )
     posted.versions.append(posted.latest)
     fake.posted.append(posted)
@@ -855,8 +873,31 @@ def _history(fake: FakeSlack, params: dict[str, Any]) -> dict[str, Any]:
     start = int(params.get("cursor") or 0)
     metadata = str(params.get("include_all_metadata")).lower() in ("true", "1")
     found = [
-        p for p in reversed(fake.posted) if p.channel == params["channel"] and float(p.ts) > oldest
-    ]
+        p
+        for p in reversed(fake.posted)
+        if p.channel == params["channel"] and float(p.ts) > oldest and not p.thread_ts
+    ]  # (replies in threads are not in the history: conversations.replies reads them)
+    return _page(found, start, limit, metadata)
+
+
+def _replies(fake: FakeSlack, params: dict[str, Any]) -> dict[str, Any]:
+    """conversations.replies: a thread's parent, then its replies, oldest first."""
+    refused = fake._member(params.get("channel"))
+    if refused:
+        return refused
+    ts = params.get("ts")
+    channel = params["channel"]
+    parent = [p for p in fake.posted if p.channel == channel and p.ts == ts and not p.thread_ts]
+    if not parent:
+        return {"ok": False, "error": "thread_not_found"}
+    limit = min(int(params.get("limit") or 100), 999)
+    start = int(params.get("cursor") or 0)
+    metadata = str(params.get("include_all_metadata")).lower() in ("true", "1")
+    found = parent + [p for p in fake.posted if p.channel == channel and p.thread_ts == ts]
+    return _page(found, start, limit, metadata)
+
+
+def _page(found: list[Posted], start: int, limit: int, metadata: bool) -> dict[str, Any]:
     page = found[start : start + limit]
     messages = []
     for p in page:
@@ -869,6 +910,8 @@ def _history(fake: FakeSlack, params: dict[str, Any]) -> dict[str, Any]:
             "bot_id": BOT_ID,
             "app_id": APP_ID,
         }
+        if p.thread_ts:
+            item["thread_ts"] = p.thread_ts
         if metadata and p.metadata:
             item["metadata"] = p.metadata
         messages.append(item)
@@ -899,6 +942,7 @@ _METHODS: dict[str, Callable[[FakeSlack, dict[str, Any]], dict[str, Any]]] = {
     "chat.update": _update,
     "chat.postEphemeral": _post_ephemeral,
     "conversations.history": _history,
+    "conversations.replies": _replies,
     "views.open": _view,
     "views.update": _view,
     "views.publish": _view,
