@@ -37,36 +37,50 @@ from botocore.exceptions import (
 )
 
 from app.config import Account
-from checks.errors import CheckError, PermanentError, TransientError
+from checks.errors import CheckError, PermanentError, Reason, TransientError
 
 log = logging.getLogger(__name__)
 
 SESSION_NAME = "monitoring-hub"
+ASSUME_ROLE = "sts:AssumeRole"
 
-_PERMANENT_CODES = {
+_ACCESS_CODES = {
     "AccessDenied",
     "AccessDeniedException",
     "UnauthorizedOperation",
+}
+_CREDENTIAL_CODES = {
     "UnrecognizedClientException",
     "InvalidClientTokenId",
     "AuthFailure",
     "ExpiredToken",
     "ExpiredTokenException",
     "SignatureDoesNotMatch",
-    "OptInRequired",
 }
-_TRANSIENT_CODES = {
+"""AWS refused the credentials themselves; in an opt-in region not enabled for the account,
+this is how every call there fails."""
+_SUBSCRIPTION_CODES = {"SubscriptionRequiredException", "OptInRequired"}
+_THROTTLED_CODES = {
     "Throttling",
     "ThrottlingException",
     "ThrottledException",
     "RequestLimitExceeded",
     "TooManyRequestsException",
     "RequestThrottled",
+}
+_TRANSIENT_CODES = {
+    *_THROTTLED_CODES,
     "ServiceUnavailable",
     "InternalError",
     "InternalFailure",
     "RequestTimeout",
 }
+OPT_IN_REGIONS = frozenset({
+    "af-south-1", "ap-east-1", "ap-east-2", "ap-south-2", "ap-southeast-3", "ap-southeast-4",
+    "ap-southeast-5", "ap-southeast-6", "ap-southeast-7", "ca-west-1", "eu-central-2",
+    "eu-south-1", "eu-south-2", "il-central-1", "me-central-1", "me-south-1", "mx-central-1",
+})  # fmt: skip
+"""Regions an account must enable before it can use them (the rest are enabled by default)."""
 
 
 @dataclass(frozen=True)
@@ -78,37 +92,114 @@ class AwsOptions:
     max_attempts: int = 4
 
 
-def describe_error(exc: BaseException, account: Account, action: str) -> CheckError:
-    """Turn a botocore failure into a CheckError whose message names the account and the fix."""
+def describe_error(
+    exc: BaseException,
+    account: Account,
+    action: str,
+    *,
+    call: str | None = None,
+    region: str | None = None,
+) -> CheckError:
+    """Turn a botocore failure into a CheckError whose message names the account and the fix,
+    and whose ``reason`` says why in one word. ``call`` is the API call as IAM names it
+    (``backup:ListBackupJobs``) and ``region`` where it was made, when the caller knows them."""
     where = f"{account.id} ({account.account_id})"
     if isinstance(exc, CheckError):
         return exc
     if isinstance(exc, ClientError):
-        error = exc.response.get("Error", {})
-        code = str(error.get("Code", "Unknown"))
-        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
-        message = str(error.get("Message", "")).strip()
-        if code in _PERMANENT_CODES or status == 403:
-            return PermanentError(
-                f"{where}: access denied for {action} ({code}). "
-                f"Grant it to {account.role_arn or 'the monitoring role'}; "
-                "see docs/checks.md for the IAM policy."
-            )
-        if code in _TRANSIENT_CODES or status >= 500:
-            return TransientError(f"{where}: AWS said {code} for {action}.")
-        return PermanentError(f"{where}: {action} failed: {code} {_one_line(message)}".strip())
+        return _client_error(exc, account, where, action, call or _call_of(exc, action), region)
     if isinstance(exc, ConnectTimeoutError | ReadTimeoutError | EndpointConnectionError):
-        return TransientError(f"{where}: could not reach AWS for {action} ({exc}).")
+        return TransientError(
+            f"{where}: could not reach AWS for {action} ({exc}).", reason=Reason.TIMEOUT, call=call
+        )
     if isinstance(exc, NoCredentialsError):
         return PermanentError(
             f"{where}: no AWS credentials found. Configure the default chain, a profile, "
-            "or role_arn for this account."
+            "or role_arn for this account.",
+            reason=Reason.ROLE,
         )
     if isinstance(exc, ProfileNotFound):
-        return PermanentError(f"{where}: {exc}. Add the profile to ~/.aws/config.")
+        return PermanentError(
+            f"{where}: {exc}. Add the profile to ~/.aws/config.", reason=Reason.ROLE
+        )
     if isinstance(exc, BotoCoreError):
-        return TransientError(f"{where}: {action} failed: {exc}")
-    return CheckError(f"{where}: {action} failed: {type(exc).__name__}: {exc}")
+        return TransientError(f"{where}: {action} failed: {exc}", call=call)
+    return CheckError(f"{where}: {action} failed: {type(exc).__name__}: {exc}", call=call)
+
+
+def _client_error(
+    exc: ClientError,
+    account: Account,
+    where: str,
+    action: str,
+    call: str | None,
+    region: str | None,
+) -> CheckError:
+    """An error AWS answered with, by its code (and HTTP status)."""
+    error = exc.response.get("Error", {})
+    code = str(error.get("Code", "Unknown"))
+    status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+    message = _one_line(str(error.get("Message", "")).strip())
+    if code == "RegionDisabledException" or (
+        code in _CREDENTIAL_CODES and region in OPT_IN_REGIONS
+    ):
+        return PermanentError(
+            f"{where}: {action} failed in {region or 'this region'} ({code}): the region is "
+            "not enabled for this account. Enable it (AWS console → Account → AWS Regions) "
+            "or remove it from the account's regions:",
+            reason=Reason.REGION,
+            call=call,
+            code=code,
+        )
+    if code in _SUBSCRIPTION_CODES:
+        return PermanentError(
+            f"{where}: {action} needs a subscription the account does not have ({code}: "
+            f"{message}). Subscribe the account to the service, or remove the check from its "
+            "checks:",
+            reason=Reason.SUBSCRIPTION,
+            call=call,
+            code=code,
+        )
+    if code in _CREDENTIAL_CODES:
+        return PermanentError(
+            f"{where}: AWS did not accept the hub's credentials for {action} ({code}). "
+            + (
+                f"Check that the hub may assume {account.role_arn}."
+                if account.role_arn
+                else "Check the credentials of the default chain or the profile."
+            ),
+            reason=Reason.ROLE,
+            call=call,
+            code=code,
+        )
+    if code in _ACCESS_CODES or status == 403:
+        needs = f" (IAM action {call})" if call else ""
+        return PermanentError(
+            f"{where}: access denied for {action} ({code}). "
+            f"Grant it to {account.role_arn or 'the monitoring role'}{needs}; "
+            "see docs/checks.md for the IAM policy.",
+            reason=Reason.ACCESS,
+            call=call,
+            code=code,
+        )
+    if code in _TRANSIENT_CODES or status >= 500:
+        reason = Reason.THROTTLED if code in _THROTTLED_CODES else Reason.OTHER
+        if code == "RequestTimeout":
+            reason = Reason.TIMEOUT
+        return TransientError(
+            f"{where}: AWS said {code} for {action}.", reason=reason, call=call, code=code
+        )
+    return PermanentError(
+        f"{where}: {action} failed: {code} {message}".strip(), call=call, code=code
+    )
+
+
+def _call_of(exc: ClientError, action: str) -> str | None:
+    """The call as IAM names it: the service of ``action`` (``backup:list_backup_jobs``) and
+    the operation botocore says failed (``ListBackupJobs``)."""
+    service, _, method = action.partition(":")
+    operation = getattr(exc, "operation_name", None)
+    return f"{service}:{operation}" if method and operation else None
 
 
 def _one_line(message: str, limit: int = 200) -> str:
@@ -152,7 +243,7 @@ class AwsClients:
     ) -> Any:
         """One API call in the thread pool; failures come back as CheckError."""
         return await self._run(
-            account, f"{service}:{method}", self._call_sync, account, region, service, method, kw
+            account, region, service, method, self._call_sync, account, region, service, method, kw
         )
 
     async def paginate(
@@ -161,7 +252,9 @@ class AwsClients:
         """Every page of a paginated call, concatenated on ``key``."""
         return await self._run(
             account,
-            f"{service}:{method}",
+            region,
+            service,
+            method,
             self._paginate_sync,
             account,
             region,
@@ -171,7 +264,9 @@ class AwsClients:
             kw,
         )
 
-    async def _run(self, account: Account, action: str, fn: Any, *args: Any) -> Any:
+    async def _run(
+        self, account: Account, region: str, service: str, method: str, fn: Any, *args: Any
+    ) -> Any:
         limit = self._account_limits.setdefault(
             account.account_id, asyncio.Semaphore(self.options.calls_per_account)
         )
@@ -180,7 +275,19 @@ class AwsClients:
             try:
                 return await loop.run_in_executor(self._pool, partial(fn, *args))
             except Exception as exc:
-                raise describe_error(exc, account, action) from exc
+                call = self._iam_action(account, region, service, method)
+                raise describe_error(
+                    exc, account, f"{service}:{method}", call=call, region=region
+                ) from exc
+
+    def _iam_action(self, account: Account, region: str, service: str, method: str) -> str | None:
+        """``service:Operation`` as IAM names the call (``rds:DescribeDBInstances``), from the
+        client's own model; None when the client was never built."""
+        client = self._clients.get((account.id, region, service))
+        if client is None:
+            return None
+        operation = client.meta.method_to_api_mapping.get(method)
+        return f"{service}:{operation}" if operation else None
 
     def _call_sync(
         self, account: Account, region: str, service: str, method: str, kw: dict[str, Any]
@@ -243,7 +350,7 @@ class AwsClients:
                 if credentials is not None:
                     credentials.get_frozen_credentials()
             except Exception as exc:
-                problems[account.id] = describe_error(exc, account, "AssumeRole")
+                problems[account.id] = describe_error(exc, account, "AssumeRole", call=ASSUME_ROLE)
         return problems
 
     def client(self, account: Account, region: str, service: str) -> Any:
@@ -293,14 +400,22 @@ class AwsClients:
         kwargs: dict[str, Any] = {"RoleArn": account.role_arn, "RoleSessionName": SESSION_NAME}
         if account.external_id:
             kwargs["ExternalId"] = account.external_id
+        region = account.regions[0]
         try:
-            answer = self._sts_client(account.regions[0]).assume_role(**kwargs)["Credentials"]
+            answer = self._sts_client(region).assume_role(**kwargs)["Credentials"]
         except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code", "Unknown")
+            code = str(exc.response.get("Error", {}).get("Code", "Unknown"))
+            if code in _TRANSIENT_CODES or code == "RegionDisabledException":
+                raise describe_error(
+                    exc, account, "sts:assume_role", call=ASSUME_ROLE, region=region
+                ) from exc
             raise PermanentError(
                 f"{account.id} ({account.account_id}): cannot assume {account.role_arn} "
                 f"({code}). Check the role's trust policy allows this principal"
-                + (" and the external_id matches." if account.external_id else ".")
+                + (" and the external_id matches." if account.external_id else "."),
+                reason=Reason.ROLE,
+                call=ASSUME_ROLE,
+                code=code,
             ) from exc
         return {
             "access_key": answer["AccessKeyId"],

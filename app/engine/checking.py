@@ -16,6 +16,7 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -23,7 +24,7 @@ from app.config import Customer
 from app.engine.retry import RetryPolicy
 from checks.aws import AwsClients
 from checks.base import Check, CheckContext, CheckResult, CheckSettings, Severity
-from checks.errors import CheckError
+from checks.errors import CheckError, Reason
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +134,7 @@ class CheckRunner:
                 Severity.ERROR,
                 f"{missing} is not available any more; "
                 "it was removed from the configuration or this build",
+                {"reason": Reason.OTHER.value},
             )
         try:
             settings = self._settings_for(customer, check, kind)
@@ -141,6 +143,7 @@ class CheckRunner:
                 Severity.ERROR,
                 f"the {kind} settings of customer {customer.id} are invalid "
                 f"({exc.error_count()} problem(s)); run `mhub config check`",
+                {"reason": Reason.OTHER.value},
             )
         ctx = CheckContext(
             customer=customer,
@@ -182,24 +185,35 @@ def _timed_out(timeout_s: float, tries: int) -> CheckResult:
     return CheckResult(
         Severity.ERROR,
         f"timed out after {timeout_s:g} s{after}; AWS was slow or unreachable",
-        {"error": "timeout"},
+        {"error": "timeout", "reason": Reason.TIMEOUT.value},
     )
 
 
 def _error_result(run_id: int, kind: str, exc: BaseException, tries: int) -> CheckResult:
+    """An ``error`` result for what a check raised: its message, and in its details why (the
+    ``reason``, a :class:`~checks.errors.Reason`) and the call AWS refused, when known."""
     after = f" (after {tries} tries)" if tries > 1 else ""
     if isinstance(exc, CheckError):
+        details: dict[str, Any] = {
+            "error": type(exc).__name__,
+            "permanent": exc.permanent,
+            "reason": exc.reason.value,
+        }
+        if exc.call:
+            details["call"] = exc.call
+        if exc.code:
+            details["code"] = exc.code
+        return CheckResult(Severity.ERROR, f"{exc}{after}", details)
+    if isinstance(exc, TimeoutError):
         return CheckResult(
             Severity.ERROR,
-            f"{exc}{after}",
-            {"error": type(exc).__name__, "permanent": exc.permanent},
+            f"timed out talking to AWS{after}",
+            {"error": "timeout", "reason": Reason.TIMEOUT.value},
         )
-    if isinstance(exc, TimeoutError):
-        return CheckResult(Severity.ERROR, f"timed out talking to AWS{after}", {"error": "timeout"})
     log.error("run #%s: check %s crashed", run_id, kind, exc_info=exc)
     return CheckResult(
         Severity.ERROR,
         f"the {kind} check failed unexpectedly "
         f"({type(exc).__name__}); see the hub's log for run #{run_id}",
-        {"error": type(exc).__name__},
+        {"error": type(exc).__name__, "reason": Reason.OTHER.value},
     )

@@ -47,7 +47,7 @@ from app import logs
 from app.catalog import Catalog
 from app.config import Customer
 from app.db import DB_TROUBLE, Database
-from app.engine import findings
+from app.engine import blind, findings
 from app.engine import transitions as tx
 from app.engine.alerts import Router
 from app.engine.answers import Rule, yaml_rules
@@ -129,6 +129,8 @@ class _Prior:
     """Severity of each target recorded (skipped this time)."""
     looks: list[findings.Look] = field(default_factory=list)
     """What those results saw: applied to the findings with the run's end."""
+    sightings: list[blind.Sighting] = field(default_factory=list)
+    """Whether those results could look: kept with the run's end."""
 
 
 @dataclass(eq=False)
@@ -168,6 +170,7 @@ class _Active:
 class _Progress:
     severities: list[str]
     looks: list[findings.Look]
+    sightings: list[blind.Sighting] = field(default_factory=list)
     unwritten: list[ResultRow] = field(default_factory=list)
     records: list[tuple[list[ResultRow], asyncio.Future[Any]]] = field(default_factory=list)
 
@@ -175,6 +178,7 @@ class _Progress:
         self.severities.append(row.severity)
         self.unwritten.append(row)
         self.looks.extend(findings.looks_of([row], {row.run_id: customer_id}))
+        self.sightings.extend(blind.sightings_of([row]))
 
     def outcome(self) -> str | None:
         return Severity.worst(self.severities).value if self.severities else None
@@ -305,6 +309,7 @@ class Executor:
             prior = found.setdefault(row.run_id, _Prior())
             prior.severities[(row.account, row.check)] = row.severity
             prior.looks.extend(findings.looks_of([row], customers))
+            prior.sightings.extend(blind.sightings_of([row]))
         return found
 
     def _start(self, run: tx.Claimed, prior: _Prior) -> asyncio.Task[None]:
@@ -492,7 +497,10 @@ class Executor:
             )
             await self._final(active, WriteKind.FAIL, _Progress([], []), reason)
             return
-        progress = _Progress(list(active.prior.severities.values()), list(active.prior.looks))
+        prior = active.prior
+        progress = _Progress(
+            list(prior.severities.values()), list(prior.looks), list(prior.sightings)
+        )
         limit = asyncio.Semaphore(self.options.max_targets)
         if active.cancelled_by is None:
             for target in interleaved(run.targets):
@@ -558,10 +566,10 @@ class Executor:
         outcome = progress.outcome()
         if kind is WriteKind.COMPLETE:
             outcome = outcome or Severity.OK.value
-        looks = progress.looks if kind in (WriteKind.COMPLETE, WriteKind.CANCELLED) else ()
+        ends = kind in (WriteKind.COMPLETE, WriteKind.CANCELLED)
         write = Write(
             kind, active.lease, tuple(progress.unwritten), outcome, reason, run.customer_id,
-            looks,
+            progress.looks if ends else (), progress.sightings if ends else (),
         )  # fmt: skip
         try:
             moved = await asyncio.shield(self._write(write))

@@ -22,7 +22,7 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import DB_TROUBLE, Database
-from app.engine import answers, findings
+from app.engine import answers, blind, findings
 from app.engine import transitions as tx
 from app.engine.alerts import Router
 from app.engine.answers import Rule
@@ -63,6 +63,8 @@ class Write:
     looks: Sequence[findings.Look] = ()
     """All of the run's looks, with its end (completed or cancelled): applied to the findings
     in the transaction that ends it."""
+    sightings: Sequence[blind.Sighting] = ()
+    """Whether each of the run's results could look, with its end: kept in the ``sights``."""
     done: asyncio.Future[Any] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
@@ -223,6 +225,10 @@ class Writer:
             moved.update({w: w.lease.run_id in ids for w in group})
         ended = [w for w in writes if moved.get(w) and w.kind is not WriteKind.RECORD]
         await findings.apply(session, self.db, [one for w in ended for one in w.looks])
+        for w in sorted(ended, key=lambda w: w.lease.run_id):  # oldest run first
+            if w.sightings:
+                at = max(one.at for one in w.sightings)
+                await blind.keep(session, self.db, w.customer_id, w.lease.run_id, w.sightings, at)
         await self._settle(session, ended)
         if self.router is not None and ended:
             self._queued += await self.router.route(session, [w.customer_id for w in ended])

@@ -192,7 +192,13 @@ async def test_it_reports_an_unassumable_role_without_hiding_the_other_account(
     assert denied.summary.startswith(f"billing ({BILLING}): cannot assume {role_arn(BILLING)}")
     assert "(AccessDenied)" in denied.summary
     assert "trust policy" in denied.summary
-    assert denied.details == {"error": "PermanentError", "permanent": True}
+    assert denied.details == {
+        "error": "PermanentError",
+        "permanent": True,
+        "reason": "role",
+        "call": "sts:AssumeRole",
+        "code": "AccessDenied",
+    }
 
 
 async def test_it_says_plainly_when_there_are_no_instances(aws: str, clients: AwsClients) -> None:
