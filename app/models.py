@@ -269,6 +269,8 @@ class Notice(Base):
     action: Mapped[str] = mapped_column(String(16))
     """``trigger``, ``acknowledge`` or ``resolve`` (PagerDuty's event actions)."""
     finding_id: Mapped[int | None] = mapped_column(BigId)
+    sight_id: Mapped[int | None] = mapped_column(BigId)
+    """The blind spot (``sights`` row) it is about, when it is not about a finding."""
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     """What is sent, less the secrets (read from the environment when sending)."""
     status: Mapped[str] = mapped_column(String(16), default="pending")

@@ -7,6 +7,9 @@ First message::
     `arbel-prod-db` CPU max 93 % (threshold 90 %)
     ap-southeast-3 · first seen 03:12 WIB · now: 👀 @alice
 
+A blind spot's thread: ``🕳️ Not checked · Aryanoble · arbel · backup`` with since when and
+why, and ``✅ Checked again 09:00 WIB`` when it looks again.
+
 Replies: ``👀 Acknowledged by @alice``, ``💤 Snoozed until Mon 09:00 WIB by @bob — resize
 scheduled``, ``⏰ Snooze ended; still critical``, ``🟠 Better: now a warning — …``,
 ``🔴 Worse: critical again — …``, ``🔕 Muted by @carol — …``, ``✅ Resolved 04:40 WIB (open
@@ -20,12 +23,13 @@ from typing import TYPE_CHECKING, Any
 
 from blocks import findings as answered
 from blocks import text as t
-from blocks.marks import SEVERITY_MARK, SEVERITY_WORD, STANDING_MARK, clock, duration
+from blocks.marks import BLIND_MARK, SEVERITY_MARK, SEVERITY_WORD, STANDING_MARK, clock, duration
 
 if TYPE_CHECKING:
     from app.config import Customer
     from app.engine.answers import Standing
-    from app.models import Finding
+    from app.engine.blind import BlindSpot
+    from app.models import Finding, Sight
 
 
 def first(
@@ -111,3 +115,32 @@ def change(
 
 def _by(who: str | None) -> str:
     return f" by {t.user(who)}" if who else ""
+
+
+def blind_first(
+    customer: Customer, sight: Sight, spot: BlindSpot | None, tz: tzinfo, now: datetime
+) -> dict[str, Any]:
+    """A blind spot's first message: since when and why it cannot look (``spot``), or that it
+    looks again (``spot`` None)."""
+    where = " · ".join(t.escape(p) for p in (customer.name, sight.account, sight.check))
+    if spot is not None:
+        head = f"{BLIND_MARK} *Not checked* · {where}"
+        said = f"since {clock(spot.since, tz, now)} — {t.escape(spot.why)}"
+        looks = "look" if spot.failed == 1 else "looks"
+        state = f"{spot.failed} {looks} in a row could not look · last tried " + clock(
+            sight.looked_at, tz, now
+        )
+    else:
+        head = f"{SEVERITY_MARK['ok']} *Checked again* · {where}"
+        said = f"looked {clock(sight.looked_at, tz, now)}"
+        state = "it looks again; nothing more to do"
+    return {
+        "text": t.fallback(f"{head}: {said}"),
+        "blocks": [t.section(f"{head}\n{said}", "alert_blind"), t.context([state], "alert_state")],
+    }
+
+
+def blind_reply(sight: Sight, tz: tzinfo, now: datetime) -> dict[str, Any]:
+    """The reply when a blind spot looks again."""
+    line = f"{SEVERITY_MARK['ok']} *Checked again* {clock(sight.looked_at, tz, now)}"
+    return {"text": t.fallback(line), "blocks": [t.section(line, "alert_change")]}

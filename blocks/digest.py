@@ -53,6 +53,7 @@ from blocks import text as t
 from blocks.card import checks_count, clock
 from blocks.findings import BACK_MARK, BACK_WORD, Standings
 from blocks.marks import (
+    BLIND_MARK,
     SEVERITY_MARK,
     SEVERITY_WORD,
     STANDING_MARK,
@@ -66,6 +67,7 @@ from checks import kinds
 from checks.base import Severity
 
 if TYPE_CHECKING:
+    from app.engine.blind import BlindSpot
     from app.engine.runs import RunView
     from app.models import Finding
 
@@ -84,7 +86,10 @@ _QUIET = ("ok", "skipped")
 _BACKUP_STATES = ("COMPLETED", "FAILED", "ABORTED", "EXPIRED", "PARTIAL")
 _BACKUP_RUNNING = ("CREATED", "PENDING", "RUNNING", "ABORTING")
 _FIXED_BLOCKS = 6
-"""Blocks besides the problem groups: title, overall, changes, quiet lines, OK, footer."""
+"""Blocks besides the problem groups: title, overall, changes, quiet lines, OK, footer (and
+the blind spots, when there are any)."""
+MAX_BLIND = 5
+"""Blind spots listed by name at the top; the rest are counted."""
 
 
 @dataclass(frozen=True)
@@ -316,6 +321,8 @@ class _Digest:
     previous: Previous | None
     web_url: str | None
     style: _Style
+    blind: Sequence[BlindSpot] = ()
+    """The customer's blind spots as the digest is rendered (listed first)."""
 
 
 def digest_message(
@@ -328,13 +335,14 @@ def digest_message(
     web_url: str | None = None,
     standings: Standings | None = None,
     now: datetime | None = None,
+    blind: Sequence[BlindSpot] = (),
 ) -> dict[str, Any]:
     """The digest as a Slack message: ``{"text": fallback, "blocks": [...]}``. ``standings``
     are the findings of its problem lines by fingerprint, read at ``now`` (by default when the
-    run finished)."""
+    run finished); ``blind`` the customer's blind spots, listed first."""
     digest = _Digest(
         view, read(view.results, standings), customer_name, schedule, tz,
-        now or _finished(view), previous, web_url, SLACK,
+        now or _finished(view), previous, web_url, SLACK, tuple(blind),
     )  # fmt: skip
     blocks = []
     for part in _compose(digest):
@@ -347,7 +355,7 @@ def digest_message(
         blocks.append(block)
     first = _headline(digest)
     return {
-        "text": t.fallback(f"{first} · {_tally(digest.reading)}"),
+        "text": t.fallback(f"{first} · {_tally(digest.reading, blind=len(digest.blind))}"),
         "blocks": blocks[: t.MAX_BLOCKS],
     }
 
@@ -362,11 +370,12 @@ def digest_text(
     web_url: str | None = None,
     standings: Standings | None = None,
     now: datetime | None = None,
+    blind: Sequence[BlindSpot] = (),
 ) -> str:
     """The same digest as plain text (``mhub digest send`` with Slack off)."""
     digest = _Digest(
         view, read(view.results, standings), customer_name, schedule, tz,
-        now or _finished(view), previous, web_url, PLAIN,
+        now or _finished(view), previous, web_url, PLAIN, tuple(blind),
     )  # fmt: skip
     return "\n".join(p.text for p in _compose(digest))
 
@@ -374,12 +383,14 @@ def digest_text(
 def _compose(digest: _Digest) -> list[_Part]:
     parts = [
         _Part("section", _headline(digest), "digest_title"),
+        *_blind(digest),
         _Part("section", _overall(digest), "digest_overall"),
         *_changes(digest),
     ]
     groups = _problem_groups(digest.reading.loud.values())
     shown = groups[:MAX_GROUPS]
-    room = t.MAX_BLOCKS - _FIXED_BLOCKS - 2 * len(shown) - (len(groups) > len(shown))
+    fixed = _FIXED_BLOCKS + bool(digest.blind)
+    room = t.MAX_BLOCKS - fixed - 2 * len(shown) - (len(groups) > len(shown))
     picked = _pick(shown, max(0, min(MAX_LINES, room)))
     for index, (kind, group) in enumerate(shown):
         parts.extend(_group(digest, index, kind, group, picked))
@@ -408,10 +419,29 @@ def _headline(digest: _Digest) -> str:
     return f"☀️ {title} · {when}" if when else f"☀️ {title}"
 
 
+def _blind(digest: _Digest) -> list[_Part]:
+    """``🕳️ Not checked: arbel · backup since Tue 01 Dec 07:00 WIB — AccessDenied on
+    backup:ListBackupJobs; the role needs backup:ListBackupJobs``, first of all."""
+    style = digest.style
+    lines = [
+        f"{BLIND_MARK} {style.bold('Not checked:')} {style.esc(spot.account)} · "
+        f"{style.esc(spot.check)} since {clock(spot.since, digest.tz, digest.now)} — "
+        f"{style.esc(spot.why)}"
+        for spot in digest.blind
+    ]
+    if not lines:
+        return []
+    if len(lines) > MAX_BLIND:
+        rest = len(lines) - MAX_BLIND + 1
+        lines = [*lines[: MAX_BLIND - 1], f"{BLIND_MARK} … and {rest} more not checked"]
+    text = "\n".join(lines)
+    return [_Part("section", t.truncate(text, t.SECTION_TEXT), "digest_blind")]
+
+
 def _overall(digest: _Digest) -> str:
     view, reading, style = digest.view, digest.reading, digest.style
     run = view.run
-    tally = _tally(reading)
+    tally = _tally(reading, blind=len(digest.blind))
     if run.status == "failed":
         why = f": {style.esc(t.truncate(run.error or '', 300))}" if run.error else ""
         return (
@@ -429,16 +459,20 @@ def _overall(digest: _Digest) -> str:
     outcome = reading.outcome if reading.results else run.outcome or "ok"
     word = SEVERITY_WORD.get(outcome, "Done")
     head = f"{mark(run.status, outcome)} {style.bold(word)}"
+    if outcome == "ok" and digest.blind:  # no "all clear" while something is not checked
+        return f"{BLIND_MARK} {style.bold('Not all checked')} — {tally}"
     if outcome == "ok" and reading.quiet:  # only quiet problems: OK, and it says so
         return f"{head} — {_quiet_words(reading)} · {_tally(reading, quiet=False)}"
     return f"{head} — {tally}"
 
 
-def _tally(reading: Reading, *, quiet: bool = True) -> str:
-    """``🔴 1 critical · 🟠 1 warning · 💤 2 snoozed · 🔕 3 muted · ✅ 37 OK · 10 accounts``:
-    results by their severity once quiet lines are left out, and the quiet lines."""
+def _tally(reading: Reading, *, quiet: bool = True, blind: int = 0) -> str:
+    """``🕳️ 1 not checked · 🔴 1 critical · 🟠 1 warning · 💤 2 snoozed · 🔕 3 muted · ✅ 37 OK
+    · 10 accounts``: blind spots, results by their severity once quiet lines are left out, and
+    the quiet lines."""
     counts = Counter(reading.severities)
-    parts = [
+    parts = [f"{BLIND_MARK} {blind} not checked"] if blind else []
+    parts += [
         f"{SEVERITY_MARK[s]} {counts[s]} {word}"
         for s, word in (("crit", "critical"), ("warn", "warning"), ("error", "could not check"))
         if counts[s]

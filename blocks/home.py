@@ -2,7 +2,8 @@
 
 Pure: a :class:`~app.engine.runboard.Runboard` snapshot (already narrowed to what the viewer may
 see), the viewer's customers and their next schedules, and *their* findings — the ones they
-acknowledged and the snoozes that end soon, of those customers — in, a ``home`` view out. Every
+acknowledged and the snoozes that end soon, of those customers — and their customers' blind
+spots (listed first) in, a ``home`` view out. Every
 part has a cap and summarises what it leaves out ("… and 14 more"), so the view stays far inside
 Slack's 100 blocks however much history there is: at most
 ``FIXED + 2 × MAX_RUNNING + MAX_RECENT`` blocks.
@@ -10,6 +11,7 @@ Slack's 100 blocks however much history there is: at most
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
@@ -20,12 +22,13 @@ from blocks import findings as answered
 from blocks import text as t
 from blocks.card import clock
 from blocks.ids import ActionId, BlockId
-from blocks.marks import SEVERITY_MARK, STATUS_MARK, duration, mark, run_ref
+from blocks.marks import BLIND_MARK, SEVERITY_MARK, STATUS_MARK, duration, mark, run_ref
 from checks import kinds
 
 if TYPE_CHECKING:
     from app.config import Customer
     from app.engine.answers import Standing
+    from app.engine.blind import BlindSpot
     from app.engine.runboard import Runboard, Steps
     from app.models import Finding, Run
 
@@ -34,10 +37,12 @@ MAX_RECENT = 15
 MAX_NEXT = 10
 MAX_YOURS = 10
 """Lines of "Your findings"; the rest are counted."""
+MAX_BLIND = 5
+"""Blind spots listed by name at the top; the rest are counted."""
 STALE_HEARTBEAT_S = 60
-FIXED = 19
-"""Blocks outside the running and recent rows: title, notice, summary, buttons, section
-headings, dividers, the "and N more" lines, your findings, customers, next."""
+FIXED = 20
+"""Blocks outside the running and recent rows: title, notice, blind spots, summary, buttons,
+section headings, dividers, the "and N more" lines, your findings, customers, next."""
 UTC = ZoneInfo("UTC")
 _PROBLEMS = ("crit", "error", "warn")
 
@@ -59,14 +64,17 @@ def home_view(
     web_url: str | None = None,
     notice: str | None = None,
     yours: Sequence[tuple[Finding, Standing]] = (),
+    blind: Sequence[BlindSpot] = (),
 ) -> dict[str, Any]:
     """The runboard as a ``home`` view for ``views.publish``; ``yours`` are the viewer's
-    findings (acknowledged by them, or snoozed until soon), shown under "Your findings"."""
+    findings (acknowledged by them, or snoozed until soon), shown under "Your findings";
+    ``blind`` the blind spots of the viewer's customers, listed first."""
     blocks: list[dict[str, Any]] = [
         {"type": "header", "block_id": BlockId.HOME_TITLE, "text": t.plain("Monitoring Hub")}
     ]
     if notice:
         blocks.append(t.context([t.escape(notice)], BlockId.HOME_NOTICE))
+    blocks += _blind(blind, customers, now)
     blocks.append(t.section(_summary(board), BlockId.HOME_SUMMARY))
     buttons = [t.button("Run checks", ActionId.HOME_RUN_CHECKS, value="open", style="primary")]
     if web_url:
@@ -75,7 +83,7 @@ def home_view(
     blocks += _yours(yours, customers, now)
     blocks += _running(board, customers, now)
     blocks += _recent(board, customers, now)
-    blocks += _customers(board, customers, now)
+    blocks += _customers(board, customers, now, Counter(spot.customer for spot in blind))
     blocks += _next(upcoming, now)
     return {"type": "home", "blocks": blocks[: t.MAX_VIEW_BLOCKS]}
 
@@ -154,8 +162,32 @@ def _recent(
     return blocks + _more("recent", len(board.recent) - MAX_RECENT, "recent runs")
 
 
+def _blind(
+    blind: Sequence[BlindSpot], customers: Mapping[str, Customer], now: datetime
+) -> list[dict[str, Any]]:
+    """``🕳️ Not checked: Aryanoble · arbel · backup since Tue 07:00 WIB — why``, oldest first;
+    nothing when every account × check could look."""
+    lines = []
+    for spot in blind:
+        customer = customers.get(spot.customer)
+        if customer is None:
+            continue
+        where = " · ".join(t.escape(p) for p in (customer.name, spot.account, spot.check))
+        since = clock(spot.since, customer.tz, now)
+        lines.append(f"{BLIND_MARK} *Not checked:* {where} since {since} — {t.escape(spot.why)}")
+    if not lines:
+        return []
+    if len(lines) > MAX_BLIND:
+        lines = [*lines[: MAX_BLIND - 1], f"{BLIND_MARK} … and {len(lines) - MAX_BLIND + 1} more"]
+    text = t.fit_lines(lines, more=f"{BLIND_MARK} … and {{n}} more")
+    return [t.section(text, BlockId.HOME_BLIND)]
+
+
 def _customers(
-    board: Runboard, customers: Mapping[str, Customer], now: datetime
+    board: Runboard,
+    customers: Mapping[str, Customer],
+    now: datetime,
+    blind: Mapping[str, int] | None = None,
 ) -> list[dict[str, Any]]:
     if not customers:
         return [
@@ -175,7 +207,12 @@ def _customers(
             continue
         when = clock(run.finished_at or run.created_at, customer.tz, now)
         found = _findings(run, board.steps.get(run.id, {}))
-        lines.append(f"{mark(run.status, run.outcome)} {name} — {when}: {found}")
+        sign = mark(run.status, run.outcome)
+        unseen = (blind or {}).get(customer.id, 0)
+        if unseen:  # never "all clear" while something is not checked
+            sign = BLIND_MARK if sign == SEVERITY_MARK["ok"] else sign
+            found += f" · {BLIND_MARK} {unseen} not checked"
+        lines.append(f"{sign} {name} — {when}: {found}")
     text = t.fit_lines(lines, more="… and {n} more customers")
     return [*_heading("Customers", "customers"), t.section(text, BlockId.HOME_CUSTOMERS)]
 

@@ -58,6 +58,7 @@ class BlockId(StrEnum):
     HOME_CUSTOMERS = "home_customers"
     HOME_NEXT = "home_next"
     HOME_FINDINGS = "home_findings"
+    HOME_BLIND = "home_blind"
     MODAL_CUSTOMER = "modal_customer"
     MODAL_ACCOUNTS = "modal_accounts"
     MODAL_CHECKS = "modal_checks"

@@ -92,6 +92,10 @@ def run_ref(run_id: int) -> str:
     return f"#{run_id}"
 
 
+BLIND_MARK = "🕳️"
+"""An account × check that could not look (a blind spot)."""
+MAINTENANCE_MARK = "🛠️"
+"""During a maintenance window."""
 STANDING_MARK = {
     "acknowledged": "👀",
     "snoozed": "💤",

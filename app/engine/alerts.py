@@ -20,6 +20,12 @@ sweeping at once) is queued once. It reads only the findings :func:`decide` may 
 something about (:func:`_may_need`): a customer's open findings that were sent already and
 stay as they are cost nothing at a run's end.
 
+**Blind spots** (:mod:`app.engine.blind`) are routed like a crit finding: ``trigger`` to the
+destinations that take crit when an account × check becomes blind, ``resolve`` when it looks
+again (or is no longer configured), and a thread of its own in the alerts channel; what was
+sent is kept on its ``sights`` row (``routed``, ``told``), the blind episode in both (the time
+its failing began), so a new episode is a new incident and a new thread.
+
 The **alerts channel** keeps one thread per finding that turns crit: :func:`thread_says` decides
 from the finding's state and what its thread last said (``findings.told``) whether the thread
 starts or gets a reply, and the :class:`Channel` (Slack's side, given by the composition root)
@@ -43,8 +49,11 @@ from sqlalchemy.sql.elements import ColumnElement
 from app.catalog import Catalog
 from app.config import Customer
 from app.db import Database
+from app.engine import blind
 from app.engine.answers import Rule, Standing, rules_in, standing, yaml_rules
-from app.models import Finding, Notice
+from app.engine.blind import BlindSpot
+from app.engine.coverage import configured
+from app.models import Finding, Notice, Sight
 from checks import console
 
 RANK = {"warn": 1, "crit": 2}
@@ -137,6 +146,7 @@ def payload(customer: Customer, found: Finding, now_is: Standing, by: str | None
     """What every destination is told of ``found`` (no secrets: those are read when sending)."""
     href = console.link(customer, found.account, found.check, found.region, found.resource)
     return {
+        "kind": "finding",
         "customer": customer.id,
         "customer_name": customer.name,
         "account": found.account,
@@ -171,6 +181,19 @@ class Channel(Protocol):
     ) -> None:
         """Start ``found``'s thread (``told`` None or ``resolved``), or reply in it that it is
         now ``news`` (from :func:`says`), in the caller's transaction."""
+
+    async def tell_blind(
+        self,
+        session: AsyncSession,
+        customer: Customer,
+        sight: Sight,
+        spot: BlindSpot | None,
+        told: str,
+        now: datetime,
+    ) -> None:
+        """Start the thread of the blind spot ``spot`` (``told``: ``blind:<episode>``, new), or
+        reply in ``sight``'s thread that it looks again (``spot`` None; ``told`` what the
+        thread said)."""
 
 
 class Router:
@@ -279,12 +302,138 @@ class Router:
                 .values(told=bindparam("now")),
                 [{"fid": f.id, "was": f.told, "now": news} for f, news in told],
             )
+        rows.extend(await self._route_blind(session, customer, channel, now))
         if rows:
             insert = sqlite_insert(Notice) if self.db.is_sqlite else pg_insert(Notice)
             await session.execute(
                 insert.on_conflict_do_nothing(index_elements=["dedupe_key"]), rows
             )
         return len(rows) + len(told)
+
+    async def _route_blind(
+        self, session: AsyncSession, customer: Customer, channel: Channel | None, now: datetime
+    ) -> list[dict[str, Any]]:
+        """The notices the customer's blind spots need (and their threads, written at once):
+        a trigger when a configured account × check is blind and was not sent, a resolve when
+        one that was sent looks again; the sights' ``routed`` and ``told`` updated to match."""
+        found = await blind.blind_spots(session, [customer.id], now)
+        spots = {(spot.account, spot.check): spot for spot in configured(customer, found)}
+        here = Sight
+        query = (
+            select(Sight)
+            .where(
+                here.customer_id == customer.id,
+                or_(here.failed >= 1, here.routed.is_not(None), here.told.like("blind:%")),
+            )
+            .order_by(here.id)
+            .execution_options(populate_existing=True)
+        )
+        rows: list[dict[str, Any]] = []
+        moved: list[dict[str, Any]] = []
+        for sight in (await session.execute(query)).scalars():
+            spot = spots.get((sight.account, sight.check))
+            routed, told = sight.routed, sight.told
+            if spot is not None and routed is None:
+                routed = f"crit:{episode(spot)}"
+                rows += self._blind_notices(customer, sight, spot, "trigger", routed, now)
+            elif spot is None and routed is not None:
+                rows += self._blind_notices(customer, sight, None, "resolve", routed, now)
+                routed = None
+            news = blind_thread_says(spot is not None, told)
+            if channel is not None and news is not None:
+                if spot is not None:  # a new thread, for this episode
+                    told = f"blind:{episode(spot)}"
+                await channel.tell_blind(session, customer, sight, spot, told or "", now)
+                told = told if spot is not None else news
+            if (routed, told) != (sight.routed, sight.told):
+                moved.append({"sid": sight.id, "was_routed": sight.routed, "was_told": sight.told,
+                              "routed_now": routed, "told_now": told})  # fmt: skip
+        if moved:  # unless another transaction changed them meanwhile
+            table = cast(Table, Sight.__table__)
+            await session.execute(
+                update(table)
+                .where(
+                    table.c.id == bindparam("sid"),
+                    table.c.routed.is_not_distinct_from(bindparam("was_routed")),
+                    table.c.told.is_not_distinct_from(bindparam("was_told")),
+                )
+                .values(routed=bindparam("routed_now"), told=bindparam("told_now")),
+                moved,
+            )
+        return rows
+
+    def _blind_notices(
+        self,
+        customer: Customer,
+        sight: Sight,
+        spot: BlindSpot | None,
+        action: str,
+        routed: str,
+        now: datetime,
+    ) -> list[dict[str, Any]]:
+        body = blind_payload(customer, sight, spot)
+        _, _, started = routed.partition(":")
+        return [
+            {
+                "dedupe_key": f"{destination}:blind:{sight.id}:{started}:{action}"[:255],
+                "customer_id": customer.id,
+                "destination": destination,
+                "action": action,
+                "finding_id": None,
+                "sight_id": sight.id,
+                "payload": body,
+                "status": "pending",
+                "attempts": 0,
+                "next_attempt_at": now,
+                "created_at": now,
+            }
+            for destination in receivers(customer, action, "crit")
+        ]
+
+
+def episode(spot: BlindSpot) -> int:
+    """Which blind episode of its account × check ``spot`` is: when its failing began."""
+    began = spot.failing_since or spot.since
+    return int(began.timestamp()) if began is not None else 0
+
+
+def blind_thread_says(is_blind: bool, told: str | None) -> str | None:
+    """What a blind spot's alerts thread should say now, when that is news: ``blind`` to start
+    one (its ``told`` becomes ``blind:<episode>``), ``resolved`` when it looks again (its thread
+    gets the reply); None: nothing (pure)."""
+    threaded = told is not None and told.startswith("blind:")
+    if is_blind and not threaded:
+        return "blind"
+    if not is_blind and threaded:
+        return "resolved"
+    return None
+
+
+def blind_payload(customer: Customer, sight: Sight, spot: BlindSpot | None) -> dict[str, Any]:
+    """What every destination is told of a blind spot (``spot``), or of one that looks again
+    (``spot`` None): the shape of a finding's :func:`payload`, ``kind`` ``blind_spot``."""
+    fingerprint = f"blind:{sight.account}:{sight.check}"
+    since = spot.since if spot is not None else sight.failing_since
+    why = spot.why if spot is not None else "it looks again"
+    return {
+        "kind": "blind_spot",
+        "customer": customer.id,
+        "customer_name": customer.name,
+        "account": sight.account,
+        "region": "",
+        "check": sight.check,
+        "resource": "",
+        "fingerprint": fingerprint,
+        "severity": "crit",
+        "state": "blind" if spot is not None else "resolved",
+        "summary": f"not checked — {why}",
+        "first_seen": since.isoformat() if since else None,
+        "last_seen": sight.looked_at.isoformat(),
+        "run_id": sight.looked_run_id,
+        "dedup_key": dedup_key(customer.id, fingerprint),
+        "by": None,
+        "links": [],
+    }
 
 
 def _threads() -> list[ColumnElement[bool]]:

@@ -465,11 +465,11 @@ class Notifier:
             return False
         if kind == "sent":
             log.info("notice %s → %s %s: %s, sent (attempt %s)", *where, notice.attempts)
-            if notice.finding_id is not None:
+            if notice.finding_id is not None or notice.sight_id is not None:
                 self.poke()  # the notice behind it may go now
         elif kind == "failed":
             log.warning("notice %s → %s %s: %s, failed for good: %s", *where, error)
-            if notice.finding_id is not None:
+            if notice.finding_id is not None or notice.sight_id is not None:
                 self.poke()
         else:
             log.info("notice %s → %s %s: %s, %s; next try in %.1f s", *where, error, delay)
@@ -495,12 +495,13 @@ class _Refused(Exception):
 
 
 def _behind(due: Any) -> ColumnElement[bool]:
-    """``due`` waits behind an older pending notice for the same destination and finding."""
+    """``due`` waits behind an older pending notice for the same destination and finding (or
+    blind spot)."""
     older = aliased(Notice, name="older")
     return exists().where(
         older.status == PENDING,
         older.destination == due.destination,
-        older.finding_id == due.finding_id,
+        or_(older.finding_id == due.finding_id, older.sight_id == due.sight_id),
         older.id < due.id,
     )
 

@@ -64,6 +64,8 @@ def event(action: str, payload: Mapping[str, Any], routing_key: str) -> dict[str
             for key in ("region", "fingerprint", "first_seen", "last_seen", "run_id", "state")
         },
     }
+    if payload.get("kind") == "blind_spot":  # not a finding: an account × check not checked
+        body["payload"]["custom_details"]["kind"] = "blind_spot"
     links = [
         {"href": str(link["href"]), "text": str(link.get("text") or link["href"])}
         for link in payload.get("links") or ()

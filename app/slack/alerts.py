@@ -8,6 +8,8 @@ writes the messages in that same transaction, as outbox rows (:mod:`app.slack.ou
 - the thread's first message, ``alert:<finding id>.<episode>`` (a finding that resolves and
   comes back gets a new thread), posted once and then edited in place to show what the finding
   is now;
+- a blind spot's thread, ``alert:blind:<sight id>.<episode>`` (when its failing began), with
+  one reply when it looks again;
 - one reply per change (worse, better, acknowledged, snoozed, snooze ended, muted, resolved),
   ``<first message's key>:<answers>.<run>:<was>><now>``: a change decided twice (two replicas,
   or a run's end and the sweep at once) is queued once.
@@ -25,7 +27,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Customer
 from app.engine.answers import Standing
-from app.models import Finding
+from app.engine.blind import BlindSpot
+from app.models import Finding, Sight
 from app.slack.outbox import Outgoing
 from blocks import alert
 from checks import console
@@ -66,4 +69,27 @@ class AlertsChannel:
         message = alert.reply(found, now_is, told, news, tz, now)
         change = f"{key}:{found.answers}.{found.looked_run_id}:{told}>{news}"
         await self.outgoing.put_alert_in(session, change, channel, message, thread=key)
+        await self.outgoing.revise_in(session, key, first)
+
+    async def tell_blind(
+        self,
+        session: AsyncSession,
+        customer: Customer,
+        sight: Sight,
+        spot: BlindSpot | None,
+        told: str,
+        now: datetime,
+    ) -> None:
+        routing = customer.routing
+        channel = routing.alerts_channel if routing is not None else None
+        if channel is None:
+            return
+        tz = ZoneInfo(customer.timezone)
+        key = f"alert:blind:{sight.id}.{told.partition(':')[2]}"
+        first = alert.blind_first(customer, sight, spot, tz, now)
+        if spot is not None:
+            await self.outgoing.put_alert_in(session, key, channel, first)
+            return
+        reply = alert.blind_reply(sight, tz, now)
+        await self.outgoing.put_alert_in(session, f"{key}:seen", channel, reply, thread=key)
         await self.outgoing.revise_in(session, key, first)

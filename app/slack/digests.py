@@ -15,6 +15,9 @@ violation and does nothing.
 **What changed** compares with the previous *completed* run of the same customer and schedule
 (see :mod:`blocks.digest` for the rules).
 
+**Blind spots.** The customer's account × checks that cannot look (:mod:`app.engine.blind`)
+are listed first, as they stand when the digest is rendered, and keep it from reading OK.
+
 **Answers.** Each problem line shows its finding's age and answer and a ``⋯`` menu; snoozed and
 muted lines are folded (their standings are read with one :meth:`Answers.standings` call per
 rendering). When someone answers a finding, :meth:`Digests.showing` finds the recent digests
@@ -33,9 +36,12 @@ from typing import Any
 from sqlalchemy import select
 
 from app.catalog import Catalog
+from app.config import Customer
 from app.db import DB_TROUBLE, Database
 from app.engine.answers import Answers
+from app.engine.blind import BlindSpot, blind_spots
 from app.engine.changes import Follower
+from app.engine.coverage import configured
 from app.engine.findings import PROBLEMS, lines_of
 from app.engine.runs import RunService, RunView, Submit
 from app.models import TERMINAL_STATUSES, Outbox, Result, Run, RunStatus, Source
@@ -183,6 +189,7 @@ class Digests(Follower):
             return None
         customer = self.catalog.customers.get(run.customer_id)
         previous = await self.previous(run)
+        now = self.answers.clock() if self.answers else datetime.now(UTC)
         context: dict[str, Any] = {
             "customer_name": customer.name if customer else run.customer_id,
             "schedule": str(run.params["schedule"]),
@@ -190,9 +197,16 @@ class Digests(Follower):
             "previous": previous,
             "web_url": web_link(self.public_url, run.id),
             "standings": await self._standings(view),
-            "now": self.answers.clock() if self.answers else datetime.now(UTC),
+            "now": now,
+            "blind": await self._blind(customer, now) if customer else (),
         }
         return Rendered(run, digest_message(view, **context), digest_text(view, **context))
+
+    async def _blind(self, customer: Customer, now: datetime) -> list[BlindSpot]:
+        """The customer's blind spots now (of account × checks it still has), listed first."""
+        async with self.db.read() as session:
+            spots = await blind_spots(session, [customer.id], now)
+        return configured(customer, spots)
 
     async def _standings(self, view: RunView) -> Standings:
         """The findings of the digest's problem lines, with what each is now."""

@@ -23,6 +23,10 @@ Your findings: the findings a person acknowledged, and the snoozes that end with
 ``SOON`` (24 h), of the customers they may see (the same rule), read once per snapshot for all
 watchers due together. An answer changes no run: whoever gives one calls
 :meth:`HomeTab.findings_changed` so the watchers' tabs show it.
+
+Blind spots: the account × checks of the viewer's customers that cannot look
+(:mod:`app.engine.blind`), read once per snapshot, listed first; a customer with one never
+shows ✅. They change with runs, which publish the tab anyway.
 """
 
 from __future__ import annotations
@@ -41,7 +45,9 @@ from app.catalog import Catalog
 from app.db import DB_TROUBLE, Database
 from app.engine import runboard
 from app.engine.answers import Answers, Standing, standing
+from app.engine.blind import BlindSpot, blind_spots
 from app.engine.changes import Follower
+from app.engine.coverage import configured
 from app.engine.runboard import Runboard
 from app.models import Finding
 from app.schedules.slots import next_fire_times
@@ -158,13 +164,14 @@ class HomeTab(Follower):
                     self.db, catalog.customers, datetime.now(UTC), recent=RECENT_SCAN
                 )
                 answered = await self._answered(catalog, due, board.taken_at)
+                unseen = await self._blind(catalog, board.taken_at)
             except DB_TROUBLE:
                 self._stale |= due  # published once the database answers again
                 raise
             if board.running:
                 self._refresh_at = self.clock() + self.refresh_s
             await asyncio.gather(
-                *(self._publish(user, catalog, board, answered) for user in sorted(due))
+                *(self._publish(user, catalog, board, answered, unseen) for user in sorted(due))
             )
         return self._next_in()
 
@@ -207,11 +214,22 @@ class HomeTab(Follower):
         rules = {c: await self.answers.rules(c) for c in sorted({f.customer_id for f in found})}
         return [(f, standing(f, rules[f.customer_id], now)) for f in found]
 
+    async def _blind(self, catalog: Catalog, now: datetime) -> list[BlindSpot]:
+        """Every customer's blind spots (of account × checks it still has), oldest first."""
+        async with self.db.read() as session:
+            spots = await blind_spots(session, sorted(catalog.customers), now)
+        return configured(catalog, spots)
+
     def render(
-        self, user: str, catalog: Catalog, board: Runboard, answered: Answered = ()
+        self,
+        user: str,
+        catalog: Catalog,
+        board: Runboard,
+        answered: Answered = (),
+        blind: Sequence[BlindSpot] = (),
     ) -> dict[str, object]:
-        """``user``'s Home view from a shared snapshot (and the answered findings read with
-        it)."""
+        """``user``'s Home view from a shared snapshot (and the answered findings and blind
+        spots read with it)."""
         who = Who(user)
         mine = {c.id: c for c in catalog.customers.values() if decide(c, who, Action.LIST).allowed}
         soon = board.taken_at + SOON
@@ -236,14 +254,20 @@ class HomeTab(Follower):
             web_url=f"{self.public_url.rstrip('/')}/" if self.public_url else None,
             notice=self._notices.pop(user, None),
             yours=yours,
+            blind=[spot for spot in blind if spot.customer in mine],
         )
 
     async def _publish(
-        self, user: str, catalog: Catalog, board: Runboard, answered: Answered
+        self,
+        user: str,
+        catalog: Catalog,
+        board: Runboard,
+        answered: Answered,
+        blind: Sequence[BlindSpot],
     ) -> None:
         async with self._limit:
             try:
-                view = self.render(user, catalog, board, answered)
+                view = self.render(user, catalog, board, answered, blind)
             except Exception:
                 log.exception("home: rendering %s's runboard failed", user)
                 return

@@ -8,7 +8,9 @@ several hubs in one process never share a registry.
 Two kinds of figures:
 
 - **from the database**, read at scrape time: runs by status, by outcome, queue depth, the age
-  of the oldest queued run. They are the same on every replica (aggregate with ``max``).
+  of the oldest queued run, blind spots per customer and the age of each account × check's
+  last successful look (only the pairs the catalog still configures, :mod:`app.engine.coverage`).
+  They are the same on every replica (aggregate with ``max``).
 - **from this process**, recorded as things happen: run and check durations of the runs this
   process executed, Slack delivery failures, ack latency. Sum them across replicas.
 """
@@ -18,13 +20,15 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from app.catalog import Catalog
 from app.db import Database
+from app.engine import coverage
 from app.engine.changes import Follower
 from app.models import RunStatus
 from app.web import queries
@@ -79,6 +83,20 @@ class HubMetrics:
         self.oldest_notice = Gauge(
             "mhub_oldest_pending_notice_seconds",
             "Age of the oldest event still waiting to reach PagerDuty or a webhook; 0 when none.",
+            registry=r,
+        )
+        self.blind_spots = Gauge(
+            "mhub_blind_spots",
+            "Blind spots per configured customer: (account, check) pairs that could not look "
+            "for 2 looks in a row or 24 h.",
+            ["customer"],
+            registry=r,
+        )
+        self.look_age = Gauge(
+            "mhub_last_successful_look_age_seconds",
+            "Age of the last successful look of each configured (account, check) that has had "
+            "one (a pair that never looked successfully has no sample).",
+            ["customer", "account", "check"],
             registry=r,
         )
         self.run_duration = Histogram(
@@ -136,7 +154,9 @@ class HubMetrics:
 
     # -- exposition -----------------------------------------------------------------------
 
-    def set_database_figures(self, figures: queries.Figures, now: datetime) -> None:
+    def set_database_figures(
+        self, figures: queries.Figures, now: datetime, catalog: Catalog | None = None
+    ) -> None:
         for status in RunStatus:
             self.runs.labels(status=status.value).set(figures.by_status.get(status, 0))
         self.outcomes.clear()
@@ -151,14 +171,34 @@ class HubMetrics:
         self.oldest_notice.set(max(0.0, (now - waiting).total_seconds()) if waiting else 0.0)
         oldest = figures.oldest_queued_at
         self.oldest_queued.set(max(0.0, (now - oldest).total_seconds()) if oldest else 0.0)
+        if catalog is not None:
+            self._set_looks(figures.looks, catalog, now)
 
-    async def render(self, db: Database, now: datetime) -> bytes:
+    def _set_looks(self, looks: Sequence[queries.Look], catalog: Catalog, now: datetime) -> None:
+        """Blind spots per customer (0 included) and each pair's last successful look, for the
+        pairs the catalog still configures: a pair taken out of the YAML leaves both."""
+        self.blind_spots.clear()
+        self.look_age.clear()
+        counts = dict.fromkeys(catalog.customers, 0)
+        for look in coverage.configured(catalog, looks):
+            counts[look.customer] += look.blind
+            if look.last_ok_at is not None:
+                age = max(0.0, (now - look.last_ok_at).total_seconds())
+                labels = {"customer": look.customer, "account": look.account, "check": look.check}
+                self.look_age.labels(**labels).set(age)
+        for customer, count in counts.items():
+            self.blind_spots.labels(customer=customer).set(count)
+
+    async def render(self, db: Database, now: datetime, catalog: Catalog | None = None) -> bytes:
         """The text exposition. The database figures are read again when older than
-        ``database_ttl_s`` (counting runs is a scan of an index; several scrapers share it)."""
+        ``database_ttl_s`` (counting runs is a scan of an index; several scrapers share it);
+        with ``catalog``, its customers' blind spots and looks too."""
         fresh = self._read_at is not None and time.monotonic() - self._read_at < self.database_ttl_s
         if not fresh:
             try:
-                self.set_database_figures(await queries.figures(db), now)
+                customers = list(catalog.customers) if catalog is not None else []
+                figures = await queries.figures(db, customers, now)
+                self.set_database_figures(figures, now, catalog)
                 self._read_at = time.monotonic()
             except Exception:
                 log.exception("metrics: could not read the database figures")

@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 from app.catalog import Catalog
 from app.config import Customer
 from app.engine.answers import Rule
+from app.engine.blind import BlindSpot
 from app.engine.runboard import Runboard
 from app.engine.runs import RunView
 from app.web import present, queries, standings
@@ -23,6 +24,10 @@ from blocks.marks import SEVERITY_MARK, STANDING_MARK
 from checks import kinds
 
 FORM_KEYS = ("customer", "status", "outcome", "check", "from", "to")
+BOARD_BLIND = 20
+"""Blind spots listed on the runboard; the rest are counted, and listed on each customer's page."""
+CUSTOMER_BLIND = 100
+"""Blind spots listed on a customer's page; the rest are counted (``/api/blind-spots`` has all)."""
 
 
 @dataclass(frozen=True)
@@ -37,7 +42,10 @@ class Tile:
     run: present.RunRow | None
 
 
-def runboard(board: Runboard, catalog: Catalog, now: datetime) -> dict[str, Any]:
+def runboard(
+    board: Runboard, catalog: Catalog, now: datetime, spots: Sequence[BlindSpot] = ()
+) -> dict[str, Any]:
+    """The runboard; ``spots`` are the blind spots of the customers it shows, oldest first."""
     customers = catalog.customers
 
     def row(run: Any, with_steps: bool = False) -> present.RunRow:
@@ -45,7 +53,8 @@ def runboard(board: Runboard, catalog: Catalog, now: datetime) -> dict[str, Any]
             run, customers.get(run.customer_id), board.steps.get(run.id, {}), now, with_steps
         )
 
-    tiles = [_tile(c, board, now) for c in customers.values()]
+    blind = present.blind_counts(spots)
+    tiles = [_tile(c, board, now, blind.get(c.id, 0)) for c in customers.values()]
     tiles.sort(key=lambda t: (present.ORDER.get(t.tone, 5), t.name.lower()))
     day = board.day
     return {
@@ -63,7 +72,21 @@ def runboard(board: Runboard, catalog: Catalog, now: datetime) -> dict[str, Any]
         "fires": present.next_fires(customers.values(), now)[:6],
         "failed": present.failed_deliveries(board.failed, customers, now),
         "notices": present.failed_notices(board.notices, customers, now),
+        "blind": _blind(spots, customers, now, BOARD_BLIND),
         "now": now,
+    }
+
+
+def _blind(
+    spots: Sequence[BlindSpot], customers: Mapping[str, Customer], now: datetime, limit: int
+) -> dict[str, Any]:
+    """The "Not checked" block: the first ``limit`` lines (the oldest), and how many more."""
+    rows = [present.blind_row(s, customers.get(s.customer), now) for s in spots[:limit]]
+    return {
+        "mark": present.BLIND_MARK,
+        "rows": rows,
+        "count": len(spots),
+        "more": len(spots) - len(rows),
     }
 
 
@@ -74,20 +97,32 @@ def _ago(moment: datetime | None, now: datetime) -> tuple[present.Stamp, str] | 
     return present.stamp(moment, present.UTC_ZONE, now), present.ago(moment, now)
 
 
-def _tile(customer: Customer, board: Runboard, now: datetime) -> Tile:
+def _tile(customer: Customer, board: Runboard, now: datetime, blind: int = 0) -> Tile:
+    """A customer's latest outcome; never "all OK" while it has ``blind`` spots (it reads
+    ``1 not checked`` instead, marked 🕳️)."""
     run = board.latest.get(customer.id)
+    unseen = present.not_checked(blind) if blind else ""
     if run is None:
-        return Tile(customer.id, customer.name, "·", "none", "no finished runs yet", None)
+        text = " · ".join(t for t in ("no finished runs yet", unseen) if t)
+        if blind:
+            return Tile(customer.id, customer.name, present.BLIND_MARK, "error", text, None)
+        return Tile(customer.id, customer.name, "·", "none", text, None)
     severities = board.steps.get(run.id, {})
     row = present.run_row(run, customer, severities, now)
     chips = row.problems
+    mark, tone = row.mark, row.tone
     if run.status == "failed":
-        text = f"{row.created.text}: failed — {run.error or 'see the run'}"
+        said = [f"failed — {run.error or 'see the run'}"]
     elif chips:
-        text = f"{row.created.text}: " + " · ".join(c.text for c in chips)
+        said = [c.text for c in chips]
     else:
-        text = f"{row.created.text}: all OK"
-    return Tile(customer.id, customer.name, row.mark, row.tone, text, row)
+        said = [] if blind else ["all OK"]
+    if blind:
+        said.append(unseen)
+        if tone in present.QUIET or tone == "none":
+            mark, tone = present.BLIND_MARK, "error"
+    text = f"{row.created.text}: " + " · ".join(said)
+    return Tile(customer.id, customer.name, mark, tone, text, row)
 
 
 def runs_list(
@@ -162,7 +197,10 @@ def run_page(
     }
 
 
-def customer_page(customer: Customer, page: Page, now: datetime) -> dict[str, Any]:
+def customer_page(
+    customer: Customer, page: Page, now: datetime, spots: Sequence[BlindSpot] = ()
+) -> dict[str, Any]:
+    """A customer's accounts, settings, schedules and recent runs; its blind spots first."""
     rows = [present.run_row(r, customer, page.steps.get(r.id, {}), now) for r in page.runs]
     tz = customer.tz
     schedules = [
@@ -199,6 +237,8 @@ def customer_page(customer: Customer, page: Page, now: datetime) -> dict[str, An
         "schedules": schedules,
         "rows": rows,
         "more": f"/runs?{urlencode({'customer': customer.id})}",
+        "blind": _blind(spots, {customer.id: customer}, now, CUSTOMER_BLIND),
+        "blind_api": f"/api/blind-spots?{urlencode({'customer': customer.id})}",
     }
 
 
@@ -216,9 +256,11 @@ def findings_page(
     rules: Sequence[Rule],
     now: datetime,
     show: str | None = None,
+    spots: Sequence[BlindSpot] = (),
 ) -> dict[str, Any]:
     """Open (and acknowledged), snoozed, muted, resolved in the last 7 days, the mute rules
-    beside them; ``show`` lists one group alone."""
+    beside them; ``show`` lists one group alone. With blind ``spots`` it never reads as all
+    clear: it says what is not checked and links to why (the customer's page)."""
     tz = customer.tz
     counts = board.counts
     here = f"/customers/{quote(customer.id, safe='')}/findings"
@@ -243,8 +285,9 @@ def findings_page(
         "live": False,
         "customer": customer,
         "zone_now": present.stamp(now, tz, now).text,
-        "tone": "crit" if counts["crit"] else "warn" if total["open"] else "ok",
+        "tone": _findings_tone(counts["crit"], total["open"], len(spots)),
         "chips": _finding_chips(counts),
+        "blind": {"mark": present.BLIND_MARK, "text": _unseen(spots)} if spots else None,
         "groups": groups,
         "show": show,
         "here": here,
@@ -253,6 +296,18 @@ def findings_page(
         "scan": standings.OPEN_SCAN,
         "api": f"/api/findings?{urlencode({'customer': customer.id})}",
     }
+
+
+def _findings_tone(crit: int, loud: int, blind: int) -> str:
+    """Critical first, then not checked (never "ok" while blind), then warnings."""
+    return "crit" if crit else "error" if blind else "warn" if loud else "ok"
+
+
+def _unseen(spots: Sequence[BlindSpot]) -> str:
+    """``arbel · backup not checked`` for one; ``3 account × checks not checked`` for more."""
+    if len(spots) == 1:
+        return f"{spots[0].account} · {spots[0].check} not checked"
+    return f"{len(spots):,} account × checks not checked"
 
 
 def _finding_chips(counts: Mapping[str, int]) -> list[present.Chip]:

@@ -97,6 +97,16 @@ def findings_query(query: Mapping[str, str], catalog: Catalog) -> tuple[Customer
     return known_customer(customer, catalog), _choice(query, "state", findings.STATES)
 
 
+def blind_query(query: Mapping[str, str], catalog: Catalog) -> Customer | None:
+    """``/api/blind-spots``: one configured customer (``?customer=ID``), or None for all."""
+    customer = query.get("customer", "").strip().lower()
+    if not customer:
+        return None
+    if not _CUSTOMER.fullmatch(customer):
+        raise BadParam(f"{quoted(customer)} is not a customer id.")
+    return known_customer(customer, catalog)
+
+
 def findings_group(query: Mapping[str, str]) -> str | None:
     """The findings page's ``?group=GROUP``: one group listed whole (up to 500 lines)."""
     return _choice(query, "group", GROUPS)

@@ -19,6 +19,7 @@ from markupsafe import Markup
 
 from app.config import Customer, format_window
 from app.engine.answers import Rule, Standing
+from app.engine.blind import BlindSpot
 from app.engine.findings import change as finding_change
 from app.engine.runboard import FailedDeliveries, FailedNotices
 from app.models import Finding, Result, Run, RunEvent
@@ -682,3 +683,70 @@ def rule_row(rule: Rule, mutes: int, tz: ZoneInfo, now: datetime) -> RuleRow:
         until=stamp(rule.until, tz, now) if rule.until else None,
         mutes=mutes,
     )
+
+
+# -- blind spots -------------------------------------------------------------------------------
+
+BLIND_MARK = marks.BLIND_MARK
+"""A blind spot: an account × check that could not look (docs/findings.md#blind-spots)."""
+
+
+@dataclass(frozen=True)
+class BlindRow:
+    """``🕳️ Not checked: Aryanoble · arbel · backup since Tue 01 Dec 07:00 WIB — AccessDenied…``"""
+
+    customer_id: str
+    customer: str
+    account: str
+    check: str
+    since: Stamp | None
+    """Not checked since (in the customer's zone): the last successful look, else the first
+    failed one."""
+    why: str
+    detail: str
+    """What the check said, whole (shown on hover)."""
+    looks: str
+    """``3 looks in a row``."""
+
+
+def blind_row(spot: BlindSpot, customer: Customer | None, now: datetime) -> BlindRow:
+    since = stamp(spot.since, zone(customer), now) if spot.since else None
+    looks = f"{spot.failed} look{'s' if spot.failed != 1 else ''} in a row could not look"
+    name = customer.name if customer is not None else spot.customer
+    return BlindRow(
+        spot.customer, name, spot.account, spot.check, since, spot.why, spot.detail, looks
+    )
+
+
+def not_checked(count: int) -> str:
+    """``2 not checked``: what stands in for "all OK" while a customer has blind spots."""
+    return f"{count:,} not checked"
+
+
+def blind_counts(spots: Iterable[BlindSpot]) -> dict[str, int]:
+    """Customer id → how many blind spots it has."""
+    counts: dict[str, int] = {}
+    for spot in spots:
+        counts[spot.customer] = counts.get(spot.customer, 0) + 1
+    return counts
+
+
+def blind_json(spot: BlindSpot) -> dict[str, Any]:
+    """A blind spot in ``/api/blind-spots``; times in UTC, ISO 8601."""
+
+    def iso(moment: datetime | None) -> str | None:
+        return moment.astimezone(UTC).isoformat() if moment else None
+
+    return {
+        "customer": spot.customer,
+        "account": spot.account,
+        "check": spot.check,
+        "since": iso(spot.since),
+        "last_ok_at": iso(spot.last_ok_at),
+        "failing_since": iso(spot.failing_since),
+        "failed": spot.failed,
+        "reason": spot.reason,
+        "call": spot.call,
+        "why": spot.why,
+        "detail": spot.detail,
+    }

@@ -12,6 +12,7 @@ runs page, no filter       the primary key (keyset on id)
 … by date range            two probes of ``ix_runs_created_at`` turn dates into id bounds
 results of listed runs     ``uq_results_target`` (run_id, …)
 metrics counts             ``ix_runs_status_id`` and ``ix_runs_outcome_id``, index only
+blind spots, sights        ``uq_sights_target`` (customer_id, …), a range per customer
 a customer's findings      open ones: ``ix_findings_open`` (customer_id, status, …), at
                            most OPEN_SCAN of them, narrow columns, sorted in the database
 … resolved ones            ``ix_findings_resolved`` (customer_id, resolved_at), newest
@@ -25,16 +26,19 @@ a keyset walk on one index: ``id < :before ORDER BY id DESC LIMIT n``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import Select, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import load_only
 
+from app.config import Customer
 from app.db import Database
+from app.engine import blind, coverage
 from app.engine.runboard import first_id_at, queue_head, severities
-from app.models import TERMINAL_STATUSES, Notice, Result, Run, RunStatus
+from app.models import TERMINAL_STATUSES, Notice, Result, Run, RunStatus, Sight
 
 PAGE_SIZE = 50
 CHECK_SCAN = 2000
@@ -66,6 +70,19 @@ class Page:
     """A check filter searched its limit of results; older matches may follow."""
 
 
+@dataclass(frozen=True, slots=True)
+class Look:
+    """How one account × check of a customer last fared at looking, for ``/metrics``."""
+
+    customer: str
+    account: str
+    check: str
+    last_ok_at: datetime | None
+    """When a look last succeeded; None: never."""
+    blind: bool
+    """Whether it is a blind spot (:func:`app.engine.blind.is_blind`) when read."""
+
+
 @dataclass(frozen=True)
 class Figures:
     by_status: dict[str, int]
@@ -76,6 +93,8 @@ class Figures:
     or failed for good."""
     oldest_notice_at: datetime | None = None
     """When the oldest notice still pending was queued."""
+    looks: Sequence[Look] = ()
+    """How each (account, check) of the customers asked about last fared at looking."""
 
     @property
     def queued(self) -> int:
@@ -202,8 +221,12 @@ async def results_of(db: Database, run_ids: Sequence[int]) -> dict[int, list[Res
 # -- live updates, metrics, readiness -----------------------------------------------------------
 
 
-async def figures(db: Database) -> Figures:
-    """Runs by status and by outcome: two scans of an index each, never of the table."""
+async def figures(
+    db: Database, customer_ids: Collection[str] = (), now: datetime | None = None
+) -> Figures:
+    """Runs by status and by outcome: two scans of an index each, never of the table; and, with
+    ``customer_ids`` and ``now``, how each of their (account, check) pairs last fared at
+    looking."""
     async with db.read() as session:
         statuses = await session.execute(select(Run.status, func.count()).group_by(Run.status))
         outcomes = await session.execute(
@@ -224,7 +247,38 @@ async def figures(db: Database) -> Figures:
         waiting = await session.execute(
             select(func.min(Notice.created_at)).where(Notice.status == "pending")
         )
-    return Figures(by_status, by_outcome, oldest, notices, waiting.scalar_one_or_none())
+        looks = await _looks(session, customer_ids, now) if now is not None else []
+    return Figures(by_status, by_outcome, oldest, notices, waiting.scalar_one_or_none(), looks)
+
+
+async def _looks(session: AsyncSession, customer_ids: Collection[str], now: datetime) -> list[Look]:
+    """Every sight of ``customer_ids`` (a range of ``uq_sights_target`` each), narrow."""
+    if not customer_ids:
+        return []
+    columns = (Sight.customer_id, Sight.account, Sight.check, Sight.last_ok_at, Sight.failed,
+               Sight.failing_since)  # fmt: skip
+    rows = await session.scalars(
+        select(Sight)
+        .options(load_only(*columns))
+        .where(Sight.customer_id.in_(sorted(customer_ids)))
+    )
+    return [
+        Look(s.customer_id, s.account, s.check, s.last_ok_at, blind.is_blind(s, now)) for s in rows
+    ]
+
+
+# -- blind spots --------------------------------------------------------------------------------
+
+
+async def blind_spots(
+    db: Database, customers: Iterable[Customer], now: datetime
+) -> list[blind.BlindSpot]:
+    """The blind spots of ``customers`` (the ones the view shows) that their configuration
+    still covers (:func:`app.engine.coverage.configured`), the oldest first."""
+    shown = list(customers)
+    async with db.read() as session:
+        found = await blind.blind_spots(session, [c.id for c in shown], now)
+    return coverage.configured(shown, found)
 
 
 async def finished_run(

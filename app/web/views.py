@@ -12,7 +12,7 @@ from app.engine import findings, runboard
 from app.engine.runs import RunView, run_json
 from app.errors import NotFound
 from app.models import Finding
-from app.web import pages, params, queries, standings
+from app.web import pages, params, present, queries, standings
 from app.web.keys import ANSWERS, BOARD_CACHE, CATALOG, CLOCK, DB, METRICS, NOTES, PROBES, RUNS
 from app.web.metrics import CONTENT_TYPE
 
@@ -32,8 +32,9 @@ async def board(request: web.Request) -> web.Response:
     if cache.ttl_s > 0 and (body := cache.get(await runboard.version(app[DB]))) is not None:
         return web.Response(body=body, content_type="text/html", charset="utf-8")
     board = await runboard.read(app[DB], catalog.customers, now)
+    spots = await queries.blind_spots(app[DB], catalog.customers.values(), now)
     response = aiohttp_jinja2.render_template(
-        "runboard.html", request, pages.runboard(board, catalog, now)
+        "runboard.html", request, pages.runboard(board, catalog, now, spots)
     )
     if isinstance(response.body, bytes):
         cache.put(board.version, response.body)
@@ -63,8 +64,10 @@ async def run(request: web.Request) -> web.Response:
 @ROUTES.get(r"/customers/{id}", name="customer")
 async def customer(request: web.Request) -> web.Response:
     found = params.known_customer(request.match_info["id"], request.app[CATALOG])
+    now = request.app[CLOCK]()
     page = await queries.runs_page(request.app[DB], queries.RunFilter(customer=found.id), limit=10)
-    context = pages.customer_page(found, page, request.app[CLOCK]())
+    spots = await queries.blind_spots(request.app[DB], [found], now)
+    context = pages.customer_page(found, page, now, spots)
     return aiohttp_jinja2.render_template("customer.html", request, context)
 
 
@@ -77,7 +80,8 @@ async def customer_findings(request: web.Request) -> web.Response:
     rules = await request.app[ANSWERS].rules(found.id)
     shown = {show: findings.LIST_LIMIT} if show else standings.SHOWN
     board = await standings.board(request.app[DB], found.id, rules, now, shown)
-    context = pages.findings_page(found, board, rules, now, show)
+    spots = await queries.blind_spots(request.app[DB], [found], now)
+    context = pages.findings_page(found, board, rules, now, show, spots)
     return aiohttp_jinja2.render_template("findings.html", request, context)
 
 
@@ -113,6 +117,16 @@ async def api_findings(request: web.Request) -> web.Response:
     return _json({"customer": customer.id, "findings": shown})
 
 
+@ROUTES.get("/api/blind-spots", name="api_blind_spots")
+async def api_blind_spots(request: web.Request) -> web.Response:
+    """The blind spots of the customers the view shows (or of ``?customer=ID``), oldest first."""
+    catalog = request.app[CATALOG]
+    one = params.blind_query(request.query, catalog)
+    shown = [one] if one is not None else list(catalog.customers.values())
+    spots = await queries.blind_spots(request.app[DB], shown, request.app[CLOCK]())
+    return _json({"blind_spots": [present.blind_json(s) for s in spots]})
+
+
 @ROUTES.get("/api/version", name="version")
 async def version(request: web.Request) -> web.Response:
     """The live-update token; pages poll it and reload their content when it changes."""
@@ -139,7 +153,8 @@ async def readyz(request: web.Request) -> web.Response:
 
 @ROUTES.get("/metrics", name="metrics")
 async def metrics(request: web.Request) -> web.Response:
-    body = await request.app[METRICS].render(request.app[DB], request.app[CLOCK]())
+    app = request.app
+    body = await app[METRICS].render(app[DB], app[CLOCK](), app[CATALOG])
     response = web.Response(body=body)
     response.headers["Content-Type"] = CONTENT_TYPE
     return response

@@ -12,11 +12,11 @@ from sqlalchemy import select
 from app.catalog import Catalog
 from app.config import PagerDutyRoute, Routing, WebhookRoute
 from app.db import Database
-from app.engine import findings
+from app.engine import blind, findings
 from app.engine.alerts import Decision, Router, decide, dedup_key, thread_says
 from app.engine.answers import Answers, Standing
 from app.models import Finding, Notice
-from tests.engine.support import CUSTOMER, queue
+from tests.engine.support import CUSTOMER, KIND, queue
 from tests.engine.test_findings import result
 
 NOW = datetime(2026, 12, 3, 3, 0, tzinfo=UTC)
@@ -220,3 +220,67 @@ async def test_a_customer_without_routing_queues_nothing(db: Database) -> None:
     await look(db, router, ("db-1", "crit"))
     assert await notices(db) == []
     assert await router.sweep() == 0
+
+
+async def sees(db: Database, router: Router, ok: bool, at: datetime) -> None:
+    """A run of the customer whose ``quick`` account could (``ok``) or could not look, ended
+    with its sights kept and routed (as the writer does)."""
+    [run_id] = await queue(db)
+    why = "cannot assume the role (AccessDenied)"
+    one = blind.Sighting("quick", KIND, at, ok, None if ok else "role", None if ok else why)
+    async with db.write() as session:
+        await blind.keep(session, db, CUSTOMER.id, run_id, [one], at)
+        await router.route(session, [CUSTOMER.id])
+
+
+async def blind_notices(db: Database) -> list[tuple[str, str, str]]:
+    async with db.read() as session:
+        rows = (await session.execute(select(Notice).order_by(Notice.id))).scalars()
+        return [(n.destination, n.action, n.payload["state"]) for n in rows if n.sight_id]
+
+
+async def test_a_blind_spot_is_triggered_like_a_crit_and_resolved_when_it_looks_again(
+    db: Database,
+) -> None:
+    router, _, clock = routed(db)
+    await sees(db, router, False, NOW)  # one look could not: not blind yet
+    assert await blind_notices(db) == []
+    await sees(db, router, False, NOW + timedelta(hours=1))  # the second in a row
+    assert await blind_notices(db) == [
+        ("pagerduty", "trigger", "blind"),
+        ("webhook:0", "trigger", "blind"),
+    ]
+    await sees(db, router, False, NOW + timedelta(hours=2))  # still blind: nothing new
+    assert len(await blind_notices(db)) == 2
+    await sees(db, router, True, NOW + timedelta(hours=3))
+    assert (await blind_notices(db))[2:] == [
+        ("pagerduty", "resolve", "resolved"),
+        ("webhook:0", "resolve", "resolved"),
+    ]
+    async with db.read() as session:
+        rows = list((await session.execute(select(Notice).order_by(Notice.id))).scalars())
+    first = rows[0].payload
+    assert first["kind"] == "blind_spot" and first["severity"] == "crit"
+    assert first["dedup_key"] == dedup_key(CUSTOMER.id, f"blind:quick:{KIND}")
+    assert "the role cannot be assumed" in first["summary"] or "AccessDenied" in first["summary"]
+    assert {n.payload["dedup_key"] for n in rows} == {first["dedup_key"]}  # one incident
+
+    clock.now = NOW + timedelta(hours=4)
+    await sees(db, router, False, clock.now)  # one failure, an hour after it looked
+    assert await router.sweep() == 0
+    clock.now += timedelta(hours=24)
+    assert await router.sweep() == 2  # no look succeeded for 24 h: a new episode
+    assert (await blind_notices(db))[4:] == [
+        ("pagerduty", "trigger", "blind"),
+        ("webhook:0", "trigger", "blind"),
+    ]
+
+
+async def test_a_blind_spot_taken_out_of_the_configuration_is_resolved(db: Database) -> None:
+    router, _, _ = routed(db)
+    await sees(db, router, False, NOW)
+    await sees(db, router, False, NOW + timedelta(hours=1))
+    gone = ROUTED.model_copy(update={"accounts": ROUTED.accounts[1:]})  # no "quick" any more
+    router.catalog = lambda: Catalog([gone])
+    assert await router.sweep() == 2
+    assert [n[1] for n in await blind_notices(db)] == ["trigger", "trigger", "resolve", "resolve"]

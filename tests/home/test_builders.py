@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 
 from app.config import Access, Account, Customer, SlackSettings
 from app.engine.answers import Standing, standing
+from app.engine.blind import BlindSpot
 from app.engine.runboard import Runboard
 from app.models import Finding
 from app.slack.modal import ModalMeta
@@ -177,3 +178,35 @@ def test_it_caps_your_findings_and_shows_nothing_when_there_are_none() -> None:
     empty = home_view(board, customers, upcoming, now=NOW)
     assert "Your findings" not in validate.all_text(empty)
     assert not any(b["block_id"] == BlockId.HOME_FINDINGS for b in empty["blocks"])
+
+
+def blind_spot(n: int, minutes: int = 0) -> BlindSpot:
+    why = "AccessDeniedException on backup:ListBackupJobs; the role needs backup:ListBackupJobs"
+    since = NOW - timedelta(days=1, minutes=-minutes)
+    return BlindSpot(f"cust{n}", f"acct{n}", "rds", since, since, 2, "access", "", None, why)
+
+
+def test_it_lists_blind_spots_first_and_never_shows_their_customer_as_all_clear() -> None:
+    board, customers, upcoming = crowded()
+    fine = run("completed", outcome="ok", id=9000, customer_id="cust0")
+    board = replace(board, latest={**board.latest, "cust0": fine})
+    spots = [blind_spot(0), *(blind_spot(n, n) for n in range(1, 8))]
+    few = {key: customers[key] for key in ("cust0", "cust1", "cust2")}
+    view = home_view(board, few, upcoming, now=NOW, blind=spots)
+    assert validate.view_problems(view) == []
+    assert len(view["blocks"]) <= 100
+    blocks = view["blocks"]
+    assert blocks[1]["block_id"] == BlockId.HOME_BLIND  # right under the title
+    lines = blocks[1]["text"]["text"].splitlines()
+    assert lines[0] == (
+        "🕳️ *Not checked:* Customer 0 &lt;!here&gt; · acct0 · rds since Fri 20 Nov 07:05 WIB — "
+        "AccessDeniedException on backup:ListBackupJobs; the role needs backup:ListBackupJobs"
+    )
+    assert [line.split(" · ")[1] for line in lines] == ["acct0", "acct1", "acct2"]  # theirs only
+    every = {f"cust{n}": customers[f"cust{n}"] for n in range(8)}
+    crowded_view = home_view(board, every, upcoming, now=NOW, blind=spots)
+    assert crowded_view["blocks"][1]["text"]["text"].splitlines()[-1] == "🕳️ … and 4 more"
+    [customers_block] = [b for b in blocks if b.get("block_id") == BlockId.HOME_CUSTOMERS]
+    first = customers_block["text"]["text"].splitlines()
+    cust0 = next(line for line in first if "Customer 0 " in line)
+    assert cust0.startswith("🕳️ *Customer 0") and cust0.endswith("· 🕳️ 1 not checked")

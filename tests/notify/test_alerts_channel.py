@@ -7,6 +7,7 @@ same change post one reply; and the channel never gets more than one message a s
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -20,15 +21,33 @@ from app.db import Database
 from app.main import Hub, build
 from app.models import Finding
 from app.settings import Settings
+from checks.base import CheckContext, CheckResult, Severity
 from tests.fakeslack import FakeSlack
 from tests.fakeslack.server import Posted
 from tests.notify.test_routed_hub import fire
 from tests.schedules.support import SEVEN_WIB, Clock, customer
-from tests.schedules.test_digests import FAST, Estate
+from tests.schedules.test_digests import FAST
+from tests.schedules.test_digests import Estate as Endpoints
 from tests.slack.test_deliverer import FAST as DELIVERY
 from tests.slack.test_deliverer import delivering
 
 ALERTS = "C0ALERTS"
+
+
+class Estate(Endpoints):
+    """The digests' estate of endpoints, where an account's role may also be broken."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.broken: set[str] = set()
+
+    async def run(self, ctx: CheckContext) -> CheckResult:
+        if ctx.account.id in self.broken:
+            details = {"error": "PermanentError", "permanent": True, "reason": "role",
+                       "call": "sts:AssumeRole", "code": "AccessDenied"}  # fmt: skip
+            said = f"{ctx.account.id}: cannot assume the role (AccessDenied)"
+            return CheckResult(Severity.ERROR, said, details)
+        return await super().run(ctx)
 
 
 @pytest.fixture
@@ -135,5 +154,27 @@ async def test_it_sends_an_alerts_channel_at_most_one_message_a_second(
         async with delivering(db, fake, replicas=2, options=DELIVERY):
             await fake.await_(lambda: len(threads(fake)) == 4, 20, "four threads")
     times = sent_to_alerts(fake)
-    gaps = [later - earlier for earlier, later in zip(times, times[1:], strict=False)]
+    gaps = [later - earlier for earlier, later in itertools.pairwise(times)]
     assert len(times) == 4 and min(gaps) >= 0.9, gaps
+
+
+async def test_a_blind_spot_gets_a_thread_and_is_told_when_it_looks_again(
+    db: Database, fake: FakeSlack
+) -> None:
+    estate = Estate()
+    estate.broken.add("arbel")
+    async with alerts_hub(db, estate) as hub, delivering(db, fake):
+        await fire(hub)  # one look could not: not a blind spot yet
+        await fire(hub)
+        [first] = await fake.await_(lambda: threads(fake), 10, "the blind spot's thread")
+        assert "🕳️ *Not checked* · Aryanoble · arbel · http" in first.read()
+        assert "AccessDenied on sts:AssumeRole" in first.read()
+        assert "2 looks in a row could not look" in first.read()
+        await fire(hub)  # still blind: nothing new
+        estate.broken.clear()
+        await fire(hub)
+        await fake.await_(lambda: fake.thread(first), 10, "the reply")
+        await fake.await_(lambda: "Checked again" in first.read(), 10, "the edit")
+    [reply] = fake.thread(first)
+    assert reply.text.startswith("✅ *Checked again* ")
+    assert len(threads(fake)) == 1

@@ -1,4 +1,5 @@
-"""blind spots: how each (account, check) last fared at looking
+"""blind spots: how each (account, check) last fared at looking, and which notices are about
+one
 
 Revision ID: 0008
 Revises: 0007
@@ -40,9 +41,13 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("sights", schema=None) as batch_op:
         batch_op.create_index("uq_sights_target", ["customer_id", "account", "check"], unique=True)
+    with op.batch_alter_table("notices", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("sight_id", big, nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("notices", schema=None) as batch_op:
+        batch_op.drop_column("sight_id")
     with op.batch_alter_table("sights", schema=None) as batch_op:
         batch_op.drop_index("uq_sights_target")
     op.drop_table("sights")
