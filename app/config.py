@@ -25,6 +25,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    StringConstraints,
     ValidationInfo,
     field_validator,
     model_validator,
@@ -433,6 +434,152 @@ class Suppression(Frozen):
         return None
 
 
+MAX_MAINTENANCE = timedelta(days=7)
+"""The longest a maintenance window may last. Longer is almost surely a typo (``70h`` for
+``7h``), and findings that must stay quiet for longer want a mute rule (``suppress:``)."""
+
+
+def maintenance_length(text: str) -> timedelta:
+    """``30m``, ``2h`` or ``1d`` → how long a maintenance window lasts, from 1 minute to
+    :data:`MAX_MAINTENANCE`; anything else raises :class:`WindowError` saying what to write."""
+    shown = clip(text)
+    match = _WINDOW.match(text.strip().lower())
+    if not match:
+        raise WindowError(f'"{shown}" is not a duration. Use a number and a unit: 30m, 2h or 1d.')
+    digits = match.group(1).lstrip("0") or "0"
+    minutes = int(digits) * _MINUTES[match.group(2)] if len(digits) <= 6 else None
+    if minutes == 0:
+        raise WindowError(
+            f'"{shown}" is no time at all. Give a duration from 1m to 7d, such as 2h.'
+        )
+    if minutes is None or timedelta(minutes=minutes) > MAX_MAINTENANCE:
+        raise WindowError(
+            f'"{shown}" is too long: a maintenance window lasts at most '
+            f"{format_window(MAX_MAINTENANCE)}. Use a shorter one, or mute the findings instead."
+        )
+    return timedelta(minutes=minutes)
+
+
+def _maintenance_duration(value: Any) -> Any:
+    if value is None or isinstance(value, timedelta):
+        return value
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise WindowError("a duration is text such as 30m, 2h or 1d")
+    if isinstance(value, int):
+        raise WindowError(f"{clip(value)} has no unit; write it as 30m, 2h or 1d")
+    return maintenance_length(value)
+
+
+def _moment(value: Any) -> Any:
+    """A date and time, such as ``2026-12-12 22:00`` (YAML reads one with seconds itself)."""
+    if value is None or isinstance(value, datetime):
+        return value
+    if isinstance(value, str) and len(value.strip()) > 10:
+        try:
+            return datetime.fromisoformat(value.strip())
+        except ValueError:
+            pass
+    raise ValueError(
+        f'"{clip(value)}" is not a date and time; write it as "2026-12-12 22:00", '
+        "in the customer's time zone"
+    )
+
+
+def _optional_reason(value: Any) -> Any:
+    return None if value is None else reason_text(value)
+
+
+def in_zone(moment: datetime, tz: tzinfo) -> datetime:
+    """A time written in the customer's file as an instant in UTC: one without an offset is
+    wall-clock time in ``tz`` (a time in a spring-forward gap is shifted forward by the gap,
+    one that happens twice at a fall-back is its first occurrence, as for schedules)."""
+    local = moment if moment.tzinfo else moment.replace(tzinfo=tz, fold=0)
+    return local.astimezone(UTC)
+
+
+class MaintenanceWindow(Frozen):
+    """A maintenance window in the customer's YAML (``maintenance:``): recurring (``cron`` and
+    ``duration``) or once (``start`` and ``end``), in the customer's time zone. Findings in its
+    scope while it lasts are labelled, not routed, and do not raise an outcome. See
+    docs/maintenance.md."""
+
+    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128)]
+    accounts: tuple[Alias, ...] | None = None
+    """None: every account of the customer."""
+    checks: tuple[CheckKind, ...] | None = None
+    """None: every check."""
+    cron: str | None = None
+    """When each window starts, as wall-clock time in the customer's zone."""
+    duration: Annotated[timedelta | None, BeforeValidator(_maintenance_duration)] = None
+    start: Annotated[datetime | None, BeforeValidator(_moment)] = None
+    end: Annotated[datetime | None, BeforeValidator(_moment)] = None
+    reason: Annotated[str | None, BeforeValidator(_optional_reason)] = None
+
+    @field_validator("accounts", "checks")
+    @classmethod
+    def _some(cls, value: tuple[str, ...] | None, info: ValidationInfo) -> tuple[str, ...] | None:
+        if value is None:
+            return None
+        what = "account" if info.field_name == "accounts" else "check"
+        if not value:
+            raise ValueError(
+                f"list at least one {what}, or leave {info.field_name} out to cover every {what}"
+            )
+        return _no_repeats(value, what)
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, value: str | None) -> str | None:
+        return None if value is None else Schedule._cron(value)  # the rule of a schedule's cron
+
+    @model_validator(mode="after")
+    def _recurring_or_once(self) -> MaintenanceWindow:
+        found: list[tuple[Loc, str]] = []
+        once = self.start is not None or self.end is not None
+        if self.cron is not None:
+            if once:
+                key = "start" if self.start is not None else "end"
+                found.append(
+                    (
+                        (key,),
+                        "use either cron with duration (a recurring window) or start and end "
+                        "(a one-off window), not both",
+                    )
+                )
+            elif self.duration is None:
+                found.append(((), "add duration, how long each window lasts, such as 2h"))
+        elif self.duration is not None:
+            found.append(
+                (
+                    ("duration",),
+                    "duration is only used with cron; add cron for a recurring window, or give "
+                    "start and end instead",
+                )
+            )
+        elif not once:
+            found.append(
+                (
+                    (),
+                    "give cron and duration (a recurring window) or start and end (a one-off "
+                    "window)",
+                )
+            )
+        elif self.start is None:
+            found.append(((), 'add start, when the window opens, such as "2026-12-12 22:00"'))
+        elif self.end is None:
+            found.append(((), 'add end, when the window closes, such as "2026-12-13 04:00"'))
+        elif (problem := _written_span_problem(self.start, self.end)) is not None:
+            found.append((("end",), problem))
+        _raise_all(found)
+        return self
+
+    def once(self, tz: tzinfo) -> tuple[datetime, datetime] | None:
+        """(start, end) of a one-off window in UTC, read in ``tz``; None for a recurring one."""
+        if self.start is None or self.end is None:
+            return None
+        return in_zone(self.start, tz), in_zone(self.end, tz)
+
+
 class Console(Frozen):
     """How people open a customer's accounts in the AWS console, so a finding can link to its
     resource there (``checks/console.py``): through the IAM Identity Center access portal with
@@ -693,6 +840,76 @@ def _not_ours(
     )
 
 
+def _not_in_window(
+    alias: str, customer: str | None, accounts: tuple[Account, ...], owner: str | None
+) -> str:
+    """Why a maintenance window may not name ``alias``, which another customer may own."""
+    ours = ", ".join(account.id for account in accounts)
+    if owner is not None and owner != customer:
+        this = customer or "this customer"
+        return (
+            f'"{alias}" is an account of customer {owner}, not of {this}; name one of '
+            f"{this}'s accounts ({ours}), or move the window to {owner}'s file"
+        )
+    hint = did_you_mean(alias, [account.id for account in accounts])
+    return (
+        f'unknown account "{alias}".{hint} This customer\'s accounts are {ours}; '
+        "leave accounts out to cover them all."
+    )
+
+
+def _span_problem(
+    window: MaintenanceWindow, starts: datetime, ends: datetime, tz: tzinfo
+) -> str | None:
+    """What is wrong with a one-off window from ``starts`` to ``ends`` (UTC) that its model
+    could not see without the customer's zone (:func:`_written_span_problem` sees the rest),
+    or None."""
+    start, end = window.start, window.end
+    if start is None or end is None or _written_span_problem(start, end) is not None:
+        return None
+    if ends <= starts and start.tzinfo is None and end.tzinfo is None:
+        opens = starts.astimezone(tz).strftime("%H:%M %Z")
+        return (
+            f"start {_written(start)} is in the hour the clocks skip that day, so the window "
+            f"would open at {opens}, after its end; move start or end"
+        )
+    if ends <= starts:
+        return _not_after(start, end)
+    if ends - starts > MAX_MAINTENANCE and (start.tzinfo is None) != (end.tzinfo is None):
+        return _too_long(ends - starts)
+    return None
+
+
+def _written_span_problem(start: datetime, end: datetime) -> str | None:
+    """What is wrong with a one-off window as written, when both ends are written alike (both
+    with an offset, or both without), or None."""
+    if (start.tzinfo is None) != (end.tzinfo is None):
+        return None
+    if end <= start:
+        return _not_after(start, end)
+    if end - start > MAX_MAINTENANCE:
+        return _too_long(end - start)
+    return None
+
+
+def _not_after(start: datetime, end: datetime) -> str:
+    return (
+        f"end {_written(end)} is not after start {_written(start)}; "
+        "set end to when the window closes"
+    )
+
+
+def _too_long(length: timedelta) -> str:
+    return (
+        f"the window lasts {length / timedelta(days=1):.1f} days; a maintenance window lasts at "
+        f"most {format_window(MAX_MAINTENANCE)} — split it, or mute the findings instead"
+    )
+
+
+def _written(moment: datetime | None) -> str:
+    return moment.isoformat(" ", "minutes") if moment is not None else ""
+
+
 class Customer(Frozen):
     id: Alias
     name: Text
@@ -702,6 +919,7 @@ class Customer(Frozen):
     checks: dict[CheckKind, dict[str, Any]] = Field(default_factory=dict)
     schedules: tuple[Schedule, ...] = ()
     suppress: tuple[Suppression, ...] = ()
+    maintenance: tuple[MaintenanceWindow, ...] = ()
     console: Console | None = None
     """None: findings get no console link."""
     routing: Routing | None = None
@@ -761,6 +979,46 @@ class Customer(Frozen):
                 ends = rule.ends(tz)
                 if ends is not None and ends <= checking.now:
                     found.append(((index, "until"), _ended(rule, ends, tz)))
+        _raise_all(found)
+        return value
+
+    @field_validator("maintenance")
+    @classmethod
+    def _maintenance(
+        cls, value: tuple[MaintenanceWindow, ...], info: ValidationInfo
+    ) -> tuple[MaintenanceWindow, ...]:
+        """Each window names this customer's accounts and checks they run, and a one-off one
+        ends after it starts, at most :data:`MAX_MAINTENANCE` later (overlapping is fine)."""
+        accounts: tuple[Account, ...] | None = info.data.get("accounts")
+        timezone: str | None = info.data.get("timezone")
+        checking = info.context if isinstance(info.context, Checking) else None
+        tz = ZoneInfo(timezone) if timezone else UTC
+        found: list[tuple[Loc, str]] = []
+        for index, window in enumerate(value):
+            if accounts:
+                for position, alias in enumerate(window.accounts or ()):
+                    if not any(a.id == alias for a in accounts):
+                        owner = checking.owners.get(alias) if checking else None
+                        message = _not_in_window(alias, info.data.get("id"), accounts, owner)
+                        found.append(((index, "accounts", position), message))
+                covered = [
+                    a for a in accounts if window.accounts is None or a.id in window.accounts
+                ]
+                runs = {check for account in covered for check in account.checks}
+                found.extend(
+                    (
+                        (index, "checks", position),
+                        f'no account in this window runs "{check}"; add it to an account\'s '
+                        "checks or remove it from this window",
+                    )
+                    for position, check in enumerate(window.checks or ())
+                    if covered and check not in runs
+                )
+            span = window.once(tz)
+            if span is not None:
+                problem = _span_problem(window, *span, tz)
+                if problem is not None:
+                    found.append(((index, "end"), problem))
         _raise_all(found)
         return value
 

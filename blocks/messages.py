@@ -27,6 +27,7 @@ HELP_LINES = (
     f"`{COMMAND} cancel RUN_ID` · `{COMMAND} retry RUN_ID`",
     f"`{COMMAND} customers` — customers, their accounts and checks",
     f"`{COMMAND} schedules` — schedules and when they fire next",
+    f"`{COMMAND} maintenance TARGET DURATION [reason]` — start a maintenance window now",
     f"`{COMMAND} help` — this list",
 )
 EXAMPLES = (

@@ -8,14 +8,18 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 
 from app import logs
+from app.slack.maintaining import Maintaining
 from blocks.ids import COMMAND
-from handlers import replies
+from handlers import maintenance, replies
 from handlers.ack import ack_in_time
 from handlers.services import Services
 
 
 def register(app: AsyncApp, services: Services) -> None:
     """Register ``/monitor <text>``; an empty ``/monitor`` is left to the modal (handlers.home)."""
+
+    answering = services.answering  # the same database, access rules, customers and clock
+    windows = Maintaining(answering.db, answering.access, answering.catalog, answering.clock)
 
     async def has_text(command: dict[str, Any]) -> bool:
         return bool(str(command.get("text") or "").strip())
@@ -26,6 +30,8 @@ def register(app: AsyncApp, services: Services) -> None:
         with logs.context(user=asker.user, channel=asker.channel):
             text = str(command.get("text") or "")
             reply = asyncio.ensure_future(
-                replies.answer(services.desk, asker, text, services.public_url)
+                maintenance.answer(windows, asker, text)
+                if maintenance.asks(text)
+                else replies.answer(services.desk, asker, text, services.public_url)
             )
             await ack_in_time(reply, ack, respond, services.followups)

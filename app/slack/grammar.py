@@ -8,6 +8,7 @@
     /monitor list [CUSTOMER]
     /monitor cancel RUN_ID | retry RUN_ID
     /monitor customers | schedules | help
+    /monitor maintenance TARGET DURATION [reason]
 
 Whether a TARGET or CHECK exists is the catalogue's question (it answers with "did you mean");
 this module only knows the shape. Malformed text raises :class:`~app.errors.UsageError` with what
@@ -21,7 +22,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
-from app.config import WindowError, format_window, parse_window
+from app.config import (
+    MAX_REASON,
+    WindowError,
+    format_window,
+    maintenance_length,
+    parse_window,
+)
 from app.engine.runs import parse_run_id
 from app.errors import UsageError, quoted
 from blocks.ids import COMMAND
@@ -39,6 +46,8 @@ USAGE = {
     "customers": f"`{COMMAND} customers`",
     "schedules": f"`{COMMAND} schedules`",
     "help": f"`{COMMAND} help`",
+    "maintenance": f"`{COMMAND} maintenance TARGET DURATION [reason]`, for example "
+    f"`{COMMAND} maintenance acme-prod 2h Engine upgrade`",
 }
 VERBS = tuple(USAGE)
 _DASHES = re.compile(r"^[\u2010-\u2015\u2212]+")  # ‐ ‑ ‒ – — ― − typed or auto-corrected
@@ -92,6 +101,19 @@ class HelpCommand:
 
 
 @dataclass(frozen=True)
+class MaintenanceCommand:
+    """Start a maintenance window now over TARGET (a customer or an account), for ``length``."""
+
+    target: str
+    length: timedelta
+    reason: str | None = None
+
+    @property
+    def length_text(self) -> str:
+        return format_window(self.length)
+
+
+@dataclass(frozen=True)
 class OpenModal:
     """``/monitor`` with no text. The modal is a later issue; answered with help for now."""
 
@@ -105,6 +127,7 @@ Command = (
     | CustomersCommand
     | SchedulesCommand
     | HelpCommand
+    | MaintenanceCommand
     | OpenModal
 )
 
@@ -133,6 +156,8 @@ def parse(text: str) -> Command:
         return _with_run_id(verb, args)
     if verb == "list":
         return ListCommand(_optional_name(verb, args))
+    if verb == "maintenance":
+        return _maintenance(args)
     if verb in ("customers", "schedules", "help"):
         if args:
             raise UsageError(f"`{verb}` takes nothing after it. Use {USAGE[verb]}.")
@@ -191,6 +216,27 @@ def _run(args: list[str]) -> RunCommand:
     if not positional:
         raise UsageError(f"Which customer or account? Use {USAGE['run']}.")
     return run_command(positional[0], tuple(positional[1:]), window)
+
+
+def _maintenance(args: list[str]) -> MaintenanceCommand:
+    if not args:
+        raise UsageError(
+            f"Which customer or account, and for how long? Use {USAGE['maintenance']}."
+        )
+    target = _name("TARGET", args[0])
+    if len(args) < 2:
+        raise UsageError(f"For how long? Give a duration such as 2h. Use {USAGE['maintenance']}.")
+    try:
+        length = maintenance_length(args[1])
+    except WindowError as exc:
+        raise UsageError(str(exc)) from None
+    reason = " ".join(args[2:]).strip() or None
+    if reason is not None and len(reason) > MAX_REASON:
+        raise UsageError(
+            f"The reason is {len(reason)} characters; keep it to {MAX_REASON} "
+            "and link to anything longer."
+        )
+    return MaintenanceCommand(target, length, reason)
 
 
 def _with_run_id(verb: str, args: list[str]) -> Command:

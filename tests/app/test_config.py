@@ -258,7 +258,8 @@ def test_it_lists_the_keys_when_nothing_is_close(tmp_path: Path) -> None:
 
     assert problems(tmp_path) == [
         "acme.yaml:10: colour: unknown key; the keys here are "
-        "id, name, timezone, slack, accounts, checks, schedules, suppress, console, routing"
+        "id, name, timezone, slack, accounts, checks, schedules, suppress, maintenance, "
+        "console, routing"
     ]
 
 
@@ -931,7 +932,8 @@ q5: &e [*e]
 
     assert problems(tmp_path) == [
         f"acme.yaml:{line}: {key}: unknown key; the keys here are "
-        "id, name, timezone, slack, accounts, checks, schedules, suppress, console, routing"
+        "id, name, timezone, slack, accounts, checks, schedules, suppress, maintenance, "
+        "console, routing"
         for line, key in zip(range(10, 15), ["q1", "q2", "q3", "q4", "q5"], strict=True)
     ]
 
@@ -1100,7 +1102,8 @@ def test_it_prints_every_problem_as_file_and_line_from_mhub_config_check(tmp_pat
     assert result.returncode == 1
     assert result.stderr.splitlines() == [
         f"{acme}:10: colour: unknown key; the keys here are "
-        "id, name, timezone, slack, accounts, checks, schedules, suppress, console, routing",
+        "id, name, timezone, slack, accounts, checks, schedules, suppress, maintenance, "
+        "console, routing",
         f"{acme}:12: schedules[0].cron: required key is missing; add it",
         f"{beta}:1: accounts: required key is missing; add it",
         f'{beta}:3: duplicate key "name"; keep only one of them',
