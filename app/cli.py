@@ -28,6 +28,7 @@ from app.engine.answers import (
     Given,
     Rule,
     Standing,
+    mute_rules,
     parse_for,
     parse_until,
     reason_of,
@@ -225,7 +226,7 @@ def findings_list(target: str, state: str | None, show_rules: bool, as_json: boo
             rules = await answers.rules(customer.id)
             now = answers.clock()
             if show_rules:
-                mine = [r for r in rules if only is None or r.account in (None, *only)]
+                mine = [r for r in mute_rules(rules) if only is None or r.account in (None, *only)]
                 click.echo(
                     json.dumps({"customer": customer.id, "rules": [r.as_json() for r in mine]})
                     if as_json
@@ -446,7 +447,7 @@ async def _unmute_rule(
 
 
 async def _unmute_matching(answers: Answers, customer: Customer, found: Finding, by: str) -> int:
-    rules = [rule for rule in await answers.rules(customer.id) if rule.matches(found)]
+    rules = [rule for rule in mute_rules(await answers.rules(customer.id)) if rule.matches(found)]
     made = [rule for rule in rules if rule.origin != "yaml"]
     kept = [rule.key for rule in rules if rule.origin == "yaml"]
     if not rules:

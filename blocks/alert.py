@@ -104,7 +104,12 @@ def change(
         until = answered.until_text(now_is.until, tz, now)
         reason = f" — {t.escape(now_is.reason)}" if now_is.reason else ""
         return f"{STANDING_MARK['snoozed']} *Snoozed* {until}{_by(now_is.by)}{reason}"
+    if state_now == "maintenance":
+        words = answered.during(now_is, tz, now)
+        return f"{STANDING_MARK['maintenance']} *{words[0].upper()}{words[1:]}*"
     word = SEVERITY_WORD.get(severity, severity).lower()
+    if was_state == "maintenance":
+        return f"{STANDING_MARK['maintenance']} *Maintenance ended*; still {word}"
     if was_state == "snoozed":
         back = answered.BACK_MARK.get(now_is.back or "", "⏰")
         return f"{back} *Snooze ended*; still {word}"

@@ -20,6 +20,7 @@ from app.engine.answers import Line, Standing, settle
 from app.engine.findings import change, lines_of
 from blocks import delivery
 from blocks import findings as findings_blocks
+from blocks import maintenance as maintenance_words
 from blocks import text as t
 from blocks.ids import ActionId, BlockId
 from blocks.marks import (
@@ -34,6 +35,7 @@ from blocks.marks import (
 from checks import kinds
 
 if TYPE_CHECKING:
+    from app.engine.maintenance import Window
     from app.engine.runs import RunView
 
 Console = Callable[[str, str, str, str, Mapping[str, Any]], str | None]
@@ -62,11 +64,13 @@ def run_card(
     actions: bool = True,
     standings: Standings | None = None,
     console: Console | None = None,
+    windows: Sequence[Window] = (),
 ) -> dict[str, Any]:
     """The card as a message: ``{"text": fallback, "blocks": [...]}``. ``standings`` are the
     findings of its problem lines by fingerprint: snoozed and muted lines are folded into one
     line and do not raise the outcome; the others carry their age, change and answer, and each
-    problem row a ``⋯`` menu to answer it (when ``actions``)."""
+    problem row a ``⋯`` menu to answer it (when ``actions``); ``windows`` are the maintenance
+    windows that were open while it ran."""
     run = view.run
     kept = standings or {}
     rows = [Row(r, _lines(r, kept), kept) for r in view.results]
@@ -99,6 +103,9 @@ def run_card(
     quiet = [r.result for r in rows if r.severity in _QUIET]
     if quiet:
         blocks.append(t.context([_folded(quiet)], BlockId.FOLDED))
+    held = maintenance_words.during_run(windows, tz, now)
+    if held:
+        blocks.append(t.context([held], f"{BlockId.FOLDED}_maintenance"))
     pending = _pending(view)
     if pending:
         blocks.append(t.context([pending], BlockId.PENDING))

@@ -49,6 +49,7 @@ from typing import TYPE_CHECKING, Any
 from app.engine.answers import Line, Standing, settle
 from app.engine.findings import WIDE, change
 from blocks import findings as answered
+from blocks import maintenance as maintenance_words
 from blocks import text as t
 from blocks.card import checks_count, clock
 from blocks.findings import BACK_MARK, BACK_WORD, Standings
@@ -68,6 +69,7 @@ from checks.base import Severity
 
 if TYPE_CHECKING:
     from app.engine.blind import BlindSpot
+    from app.engine.maintenance import Window
     from app.engine.runs import RunView
     from app.models import Finding
 
@@ -87,7 +89,7 @@ _BACKUP_STATES = ("COMPLETED", "FAILED", "ABORTED", "EXPIRED", "PARTIAL")
 _BACKUP_RUNNING = ("CREATED", "PENDING", "RUNNING", "ABORTING")
 _FIXED_BLOCKS = 6
 """Blocks besides the problem groups: title, overall, changes, quiet lines, OK, footer (and
-the blind spots, when there are any)."""
+the blind spots and the maintenance windows, when there are any)."""
 MAX_BLIND = 5
 """Blind spots listed by name at the top; the rest are counted."""
 
@@ -323,6 +325,8 @@ class _Digest:
     style: _Style
     blind: Sequence[BlindSpot] = ()
     """The customer's blind spots as the digest is rendered (listed first)."""
+    windows: Sequence[Window] = ()
+    """The maintenance windows that were open while the run looked."""
 
 
 def digest_message(
@@ -336,13 +340,14 @@ def digest_message(
     standings: Standings | None = None,
     now: datetime | None = None,
     blind: Sequence[BlindSpot] = (),
+    windows: Sequence[Window] = (),
 ) -> dict[str, Any]:
     """The digest as a Slack message: ``{"text": fallback, "blocks": [...]}``. ``standings``
     are the findings of its problem lines by fingerprint, read at ``now`` (by default when the
     run finished); ``blind`` the customer's blind spots, listed first."""
     digest = _Digest(
         view, read(view.results, standings), customer_name, schedule, tz,
-        now or _finished(view), previous, web_url, SLACK, tuple(blind),
+        now or _finished(view), previous, web_url, SLACK, tuple(blind), tuple(windows),
     )  # fmt: skip
     blocks = []
     for part in _compose(digest):
@@ -371,11 +376,12 @@ def digest_text(
     standings: Standings | None = None,
     now: datetime | None = None,
     blind: Sequence[BlindSpot] = (),
+    windows: Sequence[Window] = (),
 ) -> str:
     """The same digest as plain text (``mhub digest send`` with Slack off)."""
     digest = _Digest(
         view, read(view.results, standings), customer_name, schedule, tz,
-        now or _finished(view), previous, web_url, PLAIN, tuple(blind),
+        now or _finished(view), previous, web_url, PLAIN, tuple(blind), tuple(windows),
     )  # fmt: skip
     return "\n".join(p.text for p in _compose(digest))
 
@@ -389,7 +395,7 @@ def _compose(digest: _Digest) -> list[_Part]:
     ]
     groups = _problem_groups(digest.reading.loud.values())
     shown = groups[:MAX_GROUPS]
-    fixed = _FIXED_BLOCKS + bool(digest.blind)
+    fixed = _FIXED_BLOCKS + bool(digest.blind) + bool(digest.windows)
     room = t.MAX_BLOCKS - fixed - 2 * len(shown) - (len(groups) > len(shown))
     picked = _pick(shown, max(0, min(MAX_LINES, room)))
     for index, (kind, group) in enumerate(shown):
@@ -404,6 +410,9 @@ def _compose(digest: _Digest) -> list[_Part]:
     if quiet:
         text = t.truncate(digest.style.mrkdwn(quiet), t.SECTION_TEXT)
         parts.append(_Part("context", text, "digest_quiet"))
+    held = maintenance_words.during_run(digest.windows, digest.tz, digest.now)
+    if held:
+        parts.append(_Part("context", digest.style.mrkdwn(held), "digest_maintenance"))
     ok = _ok(digest)
     if ok:
         parts.append(_Part("context", ok, "digest_ok"))
@@ -479,8 +488,12 @@ def _tally(reading: Reading, *, quiet: bool = True, blind: int = 0) -> str:
     ]
     if quiet:
         parts += [
-            f"{STANDING_MARK[state]} {n} {state}"
-            for state in ("snoozed", "muted")
+            f"{STANDING_MARK[state]} {n} {word}"
+            for state, word in (
+                ("snoozed", "snoozed"),
+                ("muted", "muted"),
+                ("maintenance", "during maintenance"),
+            )
             if (n := reading.count(state))
         ]
     parts += [
@@ -495,13 +508,21 @@ def _tally(reading: Reading, *, quiet: bool = True, blind: int = 0) -> str:
 
 
 def _quiet_words(reading: Reading) -> str:
-    """``2 problems snoozed, 1 muted``"""
-    snoozed, muted = reading.count("snoozed"), reading.count("muted")
-    first, second = (snoozed, "snoozed"), (muted, "muted")
-    if not snoozed:
-        first, second = second, (0, "")
-    words = f"{first[0]} problem{'s' if first[0] != 1 else ''} {first[1]}"
-    return f"{words}, {second[0]} {second[1]}" if second[0] else words
+    """``2 problems snoozed, 1 muted, 1 during maintenance``"""
+    counts = [
+        (n, word)
+        for state, word in (
+            ("snoozed", "snoozed"),
+            ("muted", "muted"),
+            ("maintenance", "during maintenance"),
+        )
+        if (n := reading.count(state))
+    ]
+    if not counts:
+        return "no problems"
+    (first, word), rest = counts[0], counts[1:]
+    words = f"{first} problem{'s' if first != 1 else ''} {word}"
+    return ", ".join([words, *(f"{n} {w}" for n, w in rest)])
 
 
 # -- what changed --------------------------------------------------------------------------------

@@ -92,9 +92,18 @@ def answer_note(standing: Standing | None, tz: tzinfo, now: datetime) -> str:
     elif standing.state == "muted":
         origin = " (YAML)" if standing.rule and standing.rule.origin == "yaml" else ""
         parts.append(f"{STANDING_MARK['muted']} muted{origin}{_by(standing.by)}")
+    elif standing.state == "maintenance":
+        parts.append(f"{STANDING_MARK['maintenance']} {during(standing, tz, now)}")
     if standing.ack_by:
         parts.append(f"{STANDING_MARK['acknowledged']} {t.user(standing.ack_by)}")
     return " · ".join(parts)
+
+
+def during(standing: Standing, tz: tzinfo, now: datetime) -> str:
+    """``during maintenance (RDS upgrades) until 04:00 WIB``."""
+    name = getattr(standing.rule, "name", "")
+    named = f" ({t.escape(name)})" if name else ""
+    return f"during maintenance{named} {until_text(standing.until, tz, now)}"
 
 
 def until_text(until: datetime | None, tz: tzinfo, now: datetime) -> str:
@@ -105,8 +114,10 @@ def until_text(until: datetime | None, tz: tzinfo, now: datetime) -> str:
 def folded(standings: Iterable[Standing], tz: tzinfo, now: datetime) -> str:
     """``💤 2 snoozed — until Mon 09:00 WIB by @alice · 🔕 3 muted``: the quiet lines of a
     card or digest, counted (the soonest snooze end, and who, when they are all one person's)."""
+    standings = list(standings)
     snoozed = [s for s in standings if s.state == "snoozed"]
     muted = [s for s in standings if s.state == "muted"]
+    held = [s for s in standings if s.state == "maintenance"]
     parts = []
     if snoozed:
         ends = [s.until for s in snoozed if s.until]
@@ -119,6 +130,8 @@ def folded(standings: Iterable[Standing], tz: tzinfo, now: datetime) -> str:
         )
     if muted:
         parts.append(f"{STANDING_MARK['muted']} {len(muted)} muted")
+    if held:
+        parts.append(f"{STANDING_MARK['maintenance']} {len(held)} during maintenance")
     return " · ".join(parts)
 
 

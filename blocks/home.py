@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from blocks import findings as answered
+from blocks import maintenance as maintenance_words
 from blocks import text as t
 from blocks.card import clock
 from blocks.ids import ActionId, BlockId
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     from app.config import Customer
     from app.engine.answers import Standing
     from app.engine.blind import BlindSpot
+    from app.engine.maintenance import Window
     from app.engine.runboard import Runboard, Steps
     from app.models import Finding, Run
 
@@ -37,10 +39,12 @@ MAX_RECENT = 15
 MAX_NEXT = 10
 MAX_YOURS = 10
 """Lines of "Your findings"; the rest are counted."""
+MAX_WINDOWS = 8
+"""Maintenance windows listed; the rest are counted."""
 MAX_BLIND = 5
 """Blind spots listed by name at the top; the rest are counted."""
 STALE_HEARTBEAT_S = 60
-FIXED = 20
+FIXED = 22
 """Blocks outside the running and recent rows: title, notice, blind spots, summary, buttons,
 section headings, dividers, the "and N more" lines, your findings, customers, next."""
 UTC = ZoneInfo("UTC")
@@ -65,10 +69,12 @@ def home_view(
     notice: str | None = None,
     yours: Sequence[tuple[Finding, Standing]] = (),
     blind: Sequence[BlindSpot] = (),
+    windows: Mapping[str, Sequence[Window]] | None = None,
 ) -> dict[str, Any]:
     """The runboard as a ``home`` view for ``views.publish``; ``yours`` are the viewer's
     findings (acknowledged by them, or snoozed until soon), shown under "Your findings";
-    ``blind`` the blind spots of the viewer's customers, listed first."""
+    ``blind`` the blind spots of the viewer's customers, listed first; ``windows`` their
+    maintenance windows open now or opening within a week, by customer."""
     blocks: list[dict[str, Any]] = [
         {"type": "header", "block_id": BlockId.HOME_TITLE, "text": t.plain("Monitoring Hub")}
     ]
@@ -80,6 +86,7 @@ def home_view(
     if web_url:
         buttons.append(t.button("Web view", ActionId.OPEN_WEB, url=web_url))
     blocks.append({"type": "actions", "block_id": BlockId.HOME_BUTTONS, "elements": buttons})
+    blocks += _maintenance(windows or {}, customers, now)
     blocks += _yours(yours, customers, now)
     blocks += _running(board, customers, now)
     blocks += _recent(board, customers, now)
@@ -181,6 +188,31 @@ def _blind(
         lines = [*lines[: MAX_BLIND - 1], f"{BLIND_MARK} … and {len(lines) - MAX_BLIND + 1} more"]
     text = t.fit_lines(lines, more=f"{BLIND_MARK} … and {{n}} more")
     return [t.section(text, BlockId.HOME_BLIND)]
+
+
+def _maintenance(
+    windows: Mapping[str, Sequence[Window]], customers: Mapping[str, Customer], now: datetime
+) -> list[dict[str, Any]]:
+    """``Maintenance``: the windows open now, then those opening within a week, soonest
+    first, each with its customer; nothing when there are none."""
+    found = [
+        (window, customer)
+        for customer_id, customer in customers.items()
+        for window in windows.get(customer_id, ())
+        if window.ends_at > now
+    ]
+    if not found:
+        return []
+    found.sort(key=lambda pair: (pair[0].starts_at > now, pair[0].starts_at, pair[1].name))
+    lines = []
+    for window, customer in found:
+        state = "now" if window.starts_at <= now else "next"
+        said = maintenance_words.line(window, customer.tz, now)
+        lines.append(f"*{t.escape(customer.name)}* ({state}) {said}")
+    if len(lines) > MAX_WINDOWS:
+        lines = [*lines[: MAX_WINDOWS - 1], f"… and {len(lines) - MAX_WINDOWS + 1} more windows"]
+    text = t.fit_lines(lines, more="… and {n} more windows")
+    return [*_heading("Maintenance", "maintenance"), t.section(text, BlockId.HOME_MAINTENANCE)]
 
 
 def _customers(

@@ -59,6 +59,7 @@ class BlockId(StrEnum):
     HOME_NEXT = "home_next"
     HOME_FINDINGS = "home_findings"
     HOME_BLIND = "home_blind"
+    HOME_MAINTENANCE = "home_maintenance"
     MODAL_CUSTOMER = "modal_customer"
     MODAL_ACCOUNTS = "modal_accounts"
     MODAL_CHECKS = "modal_checks"

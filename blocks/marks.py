@@ -100,6 +100,7 @@ STANDING_MARK = {
     "acknowledged": "👀",
     "snoozed": "💤",
     "muted": "🔕",
+    "maintenance": MAINTENANCE_MARK,
 }
 """A finding's answer (shown beside its line with who and until)."""
 CHANGE_MARK = {

@@ -13,9 +13,8 @@ from datetime import datetime, tzinfo
 from typing import Any
 
 from blocks import text as t
-from blocks.card import clock
 from blocks.ids import COMMAND, BlockId
-from blocks.marks import STATUS_MARK, mark
+from blocks.marks import STATUS_MARK, clock, mark
 from checks import kinds
 
 USAGE = f"`{COMMAND} run TARGET [CHECK ...] [--window 12h]`"

@@ -19,7 +19,7 @@ from app.engine.answers import Rule, Standing
 from app.engine.runs import RunView
 from app.models import Finding, Result
 from blocks import delivery
-from blocks.findings import BACK_MARK, BACK_WORD, age, change_note, clock, until_text
+from blocks.findings import BACK_MARK, BACK_WORD, age, change_note, clock, during, until_text
 from blocks.marks import (
     SEVERITY_MARK,
     SEVERITY_WORD,
@@ -145,7 +145,9 @@ def _clock(moment: datetime | None, tz: tzinfo | None) -> str:
     return local.strftime("%Y-%m-%d %H:%M %Z")
 
 
-_STANDING_ORDER = {"open": 0, "acknowledged": 0, "snoozed": 1, "muted": 2, "resolved": 3}
+_STANDING_ORDER = {
+    "open": 0, "acknowledged": 0, "snoozed": 1, "maintenance": 1, "muted": 2, "resolved": 3
+}  # fmt: skip
 """Problems first (open and acknowledged, in the listing's order: worst, then latest), then
 the quiet ones, then the resolved ones."""
 
@@ -194,6 +196,8 @@ def answer_text(standing: Standing, tz: tzinfo, now: datetime) -> str:
             f"{STANDING_MARK['snoozed']} {until_text(standing.until, tz, now)}"
             f"{_by(standing.by)}{_because(standing.reason)}"
         )
+    elif standing.state == "maintenance":
+        parts.append(f"{STANDING_MARK['maintenance']} {during(standing, tz, now)}")
     elif standing.state == "muted":
         rule = standing.rule
         origin = " (YAML)" if rule is not None and rule.origin == "yaml" else ""
@@ -259,8 +263,10 @@ def _counts(customer_name: str, found: Sequence[tuple[Finding, Standing]]) -> st
     for state, mark_ in (
         ("snoozed", STANDING_MARK["snoozed"]),
         ("muted", STANDING_MARK["muted"]),
+        ("maintenance", STANDING_MARK["maintenance"]),
         ("resolved", SEVERITY_MARK["ok"]),
     ):
         if count := states.count(state):
-            parts.append(f"{mark_} {count} {state}")
+            word = "during maintenance" if state == "maintenance" else state
+            parts.append(f"{mark_} {count} {word}")
     return " · ".join(parts)

@@ -78,8 +78,8 @@ def decide(status: str, severity: str, routed: str | None, now_is: Standing,
     sent, acked = _parse(routed)
     if status == "resolved" or now_is.state == "muted":
         return Decision("resolve", None) if sent else None
-    if now_is.state == "snoozed":
-        return None
+    if now_is.state in ("snoozed", "maintenance"):
+        return None  # not sent while quiet; what was sent stays as it is
     if severity in takes and RANK.get(severity, 0) > RANK.get(sent or "", 0):
         return Decision("trigger", severity)  # new, or worse than what was sent
     if sent and now_is.state == "acknowledged" and not acked:
@@ -104,7 +104,7 @@ def thread_says(status: str, severity: str, told: str | None, now_is: Standing) 
     to post (pure)."""
     now = says(status, severity, now_is)
     if told is None or told == "resolved":
-        starts = now.startswith("crit:") and now_is.state not in ("snoozed", "muted")
+        starts = now.startswith("crit:") and now_is.state not in ("snoozed", "muted", "maintenance")
         return now if status == "open" and starts else None
     return now if now != told else None
 

@@ -6,13 +6,15 @@ from its row, the customer's mute rules and the time:
 - ``resolved`` — the last look did not see it (an answer ends when its finding resolves);
 - ``muted`` — an active mute rule matches it (rules from the customer's YAML, origin ``yaml``,
   or made from Slack or the CLI, origin ``slack``, kept in ``mutes``);
+- ``maintenance`` — a maintenance window open now covers its account and check (the YAML's
+  ``maintenance:``, or one started with ``/monitor maintenance``): labelled, not routed;
 - ``snoozed`` — snoozed until a time still to come, or until it resolves, and no worse than
   when it was snoozed (a warn that turns crit comes back at once);
 - ``acknowledged`` — someone said they are on it;
 - ``open`` — none of those. A finding whose snooze ended (by time, or because it got worse) is
   open again and says so (:attr:`Standing.back`).
 
-Snoozed and muted findings leave the problem list and do not raise an outcome
+Snoozed, muted and in-maintenance findings leave the problem list and do not raise an outcome
 (:func:`settle`); acknowledged ones stay, with who and when beside them.
 
 :class:`Answers` gives answers: each one is applied only to the version of the finding it was
@@ -28,21 +30,26 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from fnmatch import fnmatchcase
 from typing import Any, Protocol
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.catalog import Catalog
-from app.config import Customer, Suppression, clip, reason_text
+from app.config import Customer, MaintenanceWindow, Suppression, clip, reason_text
 from app.db import Database
+from app.engine import maintenance
 from app.engine.events import Event, NewEvent, add_events
+from app.engine.maintenance import Window
 from app.errors import HubError
-from app.models import Finding, Mute, Result
+from app.models import Finding, Maintenance, Mute, Result
 
 STATES = ("open", "acknowledged", "snoozed", "muted", "resolved")
 """What a finding can be, in the words the CLI, the API and the web view use."""
-QUIET = ("snoozed", "muted")
+QUIET = ("snoozed", "muted", "maintenance")
 """Standings that leave the problem list and do not raise an outcome."""
+MAINTENANCE = "maintenance"
+"""The ``origin`` of a :class:`Held` rule, and the standing of the findings it covers."""
 MIN_SNOOZE = timedelta(minutes=1)
 MAX_SNOOZE = timedelta(days=365)
 SNOOZES = {"1h": timedelta(hours=1), "24h": timedelta(hours=24), "7d": timedelta(days=7)}
@@ -162,9 +169,78 @@ class Rule:
         }
 
 
+@dataclass(frozen=True)
+class Held(Rule):
+    """A maintenance window as a rule: while it is open, the findings of the accounts and
+    checks it covers stand ``maintenance`` (after every mute rule: a muted finding stays
+    muted). Never listed among the mute rules."""
+
+    name: str = ""
+    accounts: tuple[str, ...] | None = None
+    checks: tuple[str, ...] | None = None
+    yaml: MaintenanceWindow | None = None
+    """A window of the YAML (its occurrences are worked out when asked)."""
+    tz: tzinfo = UTC
+    started: Window | None = None
+    """A window started from Slack or the CLI."""
+
+    def open_at(self, now: datetime) -> Window | None:
+        """Its occurrence open at ``now``, or None."""
+        if self.started is not None:
+            return self.started if self.started.active(now) else None
+        if self.yaml is None or not isinstance(self.tz, ZoneInfo):
+            return None
+        return maintenance.open_at(self.yaml, self.tz, now)
+
+    def active(self, now: datetime) -> bool:
+        return self.open_at(now) is not None
+
+    def matches(self, found: Kept) -> bool:
+        return (self.accounts is None or found.account in self.accounts) and (
+            self.checks is None or found.check in self.checks
+        )
+
+
+def held(window: Window) -> Held:
+    """A window started from Slack or the CLI, as a rule."""
+    return Held(
+        MAINTENANCE, f"maintenance:{window.id}", "*", None, None, "*", window.reason or "",
+        None, window.ends_at, window.by, window.starts_at, name=window.name,
+        accounts=window.accounts, checks=window.checks, started=window,
+    )  # fmt: skip
+
+
 def yaml_rules(customer: Customer) -> list[Rule]:
-    """The rules of a customer's ``suppress:`` (expired ones too: :meth:`Rule.active` says)."""
-    return [_yaml_rule(customer, index, rule) for index, rule in enumerate(customer.suppress)]
+    """The rules of a customer's ``suppress:`` (expired ones too: :meth:`Rule.active` says),
+    then its ``maintenance:`` windows."""
+    mutes = [_yaml_rule(customer, index, rule) for index, rule in enumerate(customer.suppress)]
+    windows = [
+        Held(
+            MAINTENANCE,
+            f"maintenance:yaml:{index + 1}",
+            "*",
+            None,
+            None,
+            "*",
+            window.reason or "",
+            None,
+            None,
+            None,
+            None,
+            name=window.name,
+            accounts=window.accounts,
+            checks=window.checks,
+            yaml=window,
+            tz=customer.tz,
+        )
+        for index, window in enumerate(customer.maintenance)
+    ]
+    return [*mutes, *windows]
+
+
+def mute_rules(rules: Iterable[Rule]) -> list[Rule]:
+    """``rules`` less the maintenance windows: the mute rules, to list or to unmute."""
+    return [rule for rule in rules if rule.origin != MAINTENANCE]
 
 
 def rules_from(catalog: Catalog) -> Callable[[str], list[Rule]]:
@@ -205,8 +281,26 @@ async def rules_in(
     if not ended:
         query = query.where(Mute.ended_at.is_(None))
     made = [slack_rule(row) for row in (await session.execute(query)).scalars()]
-    rules = [*yaml, *made]
-    return rules if ended else [r for r in rules if r.active(now)]
+    if ended:  # a listing of the mute rules
+        return mute_rules([*yaml, *made])
+    windows = [rule for _, rule in await _started(session, [customer_id], now)]
+    rules = [*mute_rules(yaml), *made, *(r for r in yaml if r.origin == MAINTENANCE), *windows]
+    return [r for r in rules if r.active(now)]
+
+
+async def _started(
+    session: AsyncSession, customer_ids: Iterable[str], now: datetime
+) -> list[tuple[str, Held]]:
+    """The windows started from Slack or the CLI that are open at ``now``, as rules, with
+    their customer."""
+    query = select(Maintenance).where(
+        Maintenance.customer_id.in_(sorted(customer_ids)),
+        Maintenance.starts_at <= now,
+        Maintenance.ends_at > now,
+        Maintenance.ended_at.is_(None),
+    )
+    rows = (await session.execute(query.order_by(Maintenance.id))).scalars()
+    return [(row.customer_id, held(maintenance.from_row(row))) for row in rows]
 
 
 # -- standing ---------------------------------------------------------------------------------
@@ -257,6 +351,13 @@ def standing(found: Kept, rules: Iterable[Rule], now: datetime) -> Standing:
         return Standing("resolved")
     ack = found.ack_by
     rule = next((r for r in rules if r.active(now) and r.matches(found)), None)
+    if isinstance(rule, Held):
+        window = rule.open_at(now)
+        assert window is not None  # (it is active)
+        return Standing(
+            MAINTENANCE, rule.by, window.starts_at, rule.reason, window.ends_at, rule,
+            ack_by=ack,
+        )  # fmt: skip
     if rule is not None:
         return Standing("muted", rule.by, rule.at, rule.reason, rule.until, rule, ack_by=ack)
     back = None
@@ -336,8 +437,15 @@ async def settled(
         .scalars()
         .all()
     )
+    windows = await _started(session, customers, now)
     rules = {
-        c: [*rules_of(c), *(slack_rule(m) for m in made if m.customer_id == c)] for c in customers
+        c: [
+            *mute_rules(rules_of(c)),
+            *(slack_rule(m) for m in made if m.customer_id == c),
+            *(r for r in rules_of(c) if r.origin == MAINTENANCE),
+            *(rule for customer, rule in windows if customer == c),
+        ]
+        for c in customers
     }
     lines: dict[tuple[int, str, str], list[Line]] = {}
     for found in seen:

@@ -415,7 +415,7 @@ async def listing(
 def finding_json(found: Finding, standing: answers.Standing) -> dict[str, Any]:
     """A finding as ``mhub findings --json`` and the API show it; ``by``, ``reason`` and
     ``until`` say who answered it (``until`` None while snoozed until it resolves)."""
-    answered = standing.state in ("acknowledged", "snoozed", "muted")
+    answered = standing.state in ("acknowledged", "snoozed", "muted", "maintenance")
     return {
         "id": found.id,
         "fingerprint": found.fingerprint,

@@ -25,7 +25,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any, Literal
+from zoneinfo import ZoneInfo
 
 from croniter import croniter
 from sqlalchemy import select
@@ -35,7 +37,7 @@ from app.config import MAX_MAINTENANCE, Customer, MaintenanceWindow
 from app.db import Database
 from app.engine.events import Event, add_events
 from app.errors import HubError
-from app.models import Maintenance
+from app.models import Maintenance, Run
 
 Source = Literal["config", "slack"]
 UPCOMING = timedelta(days=7)
@@ -96,19 +98,25 @@ def occurrences(customer: Customer, start: datetime, end: datetime) -> list[Wind
     """The windows of the customer's YAML that overlap [start, end) (aware), by start."""
     found: list[Window] = []
     for window in customer.maintenance:
-        found.extend(_spans(window, customer, _utc(start), _utc(end)))
+        found.extend(_spans(window, customer.tz, _utc(start), _utc(end)))
     return sorted(found, key=_order)
 
 
-def _spans(
-    window: MaintenanceWindow, customer: Customer, start: datetime, end: datetime
-) -> list[Window]:
-    once = window.once(customer.tz)
+@lru_cache(maxsize=4096)
+def open_at(window: MaintenanceWindow, tz: ZoneInfo, at: datetime) -> Window | None:
+    """The occurrence of the YAML ``window`` open at ``at`` (the one that opened last, when
+    two overlap), or None (asked once per finding at the same time: remembered)."""
+    at = _utc(at)
+    found = [w for w in _spans(window, tz, at, at + timedelta(microseconds=1)) if w.active(at)]
+    return found[-1] if found else None
+
+
+def _spans(window: MaintenanceWindow, tz: ZoneInfo, start: datetime, end: datetime) -> list[Window]:
+    once = window.once(tz)
     if once is not None:
         opens, closes = once
         return [_window(window, opens, closes)] if opens < end and closes > start else []
     assert window.cron is not None and window.duration is not None  # the model says so
-    tz = customer.tz
     duration = window.duration
     # Wall times from a little before the first start that could still be open at ``start``
     # to a little after ``end``: every instant in between is one of them.
@@ -154,15 +162,43 @@ async def windows_in(
 ) -> list[Window]:
     """Every window of ``customer`` overlapping [start, end): those of its YAML and those
     started from Slack (not ended before ``start``), by start."""
+    return (await windows_of(session, [customer], start, end))[customer.id]
+
+
+async def windows_of(
+    session: AsyncSession, customers: Iterable[Customer], start: datetime, end: datetime
+) -> dict[str, list[Window]]:
+    """:func:`windows_in` for many customers at once (one query): customer id → its windows
+    overlapping [start, end), by start."""
     start, end = _utc(start), _utc(end)
-    query = select(Maintenance).where(
-        Maintenance.customer_id == customer.id,
-        Maintenance.starts_at < end,
-        Maintenance.ends_at > start,
-    )
-    rows = (await session.execute(query.order_by(Maintenance.id))).scalars()
-    started = [w for w in map(from_row, rows) if w.ends_at > start and w.ends_at > w.starts_at]
-    return sorted([*occurrences(customer, start, end), *started], key=_order)
+    by_id = {customer.id: customer for customer in customers}
+    found: dict[str, list[Window]] = {
+        customer_id: occurrences(customer, start, end) for customer_id, customer in by_id.items()
+    }
+    if by_id:
+        query = select(Maintenance).where(
+            Maintenance.customer_id.in_(sorted(by_id)),
+            Maintenance.starts_at < end,
+            Maintenance.ends_at > start,
+        )
+        for row in (await session.execute(query.order_by(Maintenance.id))).scalars():
+            window = from_row(row)
+            if window.ends_at > start and window.ends_at > window.starts_at:
+                found[row.customer_id].append(window)
+    return {customer_id: sorted(windows, key=_order) for customer_id, windows in found.items()}
+
+
+async def during(session: AsyncSession, customer: Customer, run: Run) -> list[Window]:
+    """The customer's windows that were open at some time while ``run`` looked (from its start
+    to its end, or now) over one of its targets: what its card and digest say."""
+    start = run.started_at or run.created_at
+    end = max(run.finished_at or datetime.now(UTC), start + timedelta(microseconds=1))
+    targets = [(str(t.get("account")), str(t.get("check"))) for t in run.targets or ()]
+    return [
+        window
+        for window in await windows_in(session, customer, start, end)
+        if any(window.covers(account, check) for account, check in targets)
+    ]
 
 
 async def start(

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
@@ -28,6 +28,7 @@ from app.catalog import Catalog
 from app.engine.answers import Answers
 from app.engine.changes import Follower
 from app.engine.findings import lines_of
+from app.engine.maintenance import Window, during
 from app.engine.runs import RunService, RunView
 from app.errors import NotFound
 from app.models import ACTIVE_STATUSES, Run, Source
@@ -103,7 +104,7 @@ class Cards(Follower):
                 return None
             try:
                 standings = await self.standings(view)
-                message = self.render(view, standings)
+                message = self.render(view, standings, await self.windows(view))
             except Exception:
                 log.exception("card for run #%s: rendering failed", run_id)
                 return None
@@ -123,7 +124,20 @@ class Cards(Follower):
             return {}
         return await self.answers.standings(view.run.customer_id, fingerprints)
 
-    def render(self, view: RunView, standings: Standings | None = None) -> dict[str, Any]:
+    async def windows(self, view: RunView) -> list[Window]:
+        """The maintenance windows that were open while the run looked."""
+        customer = self.catalog.customers.get(view.run.customer_id)
+        if customer is None:
+            return []
+        async with self.runs.db.read() as session:
+            return await during(session, customer, view.run)
+
+    def render(
+        self,
+        view: RunView,
+        standings: Standings | None = None,
+        windows: Sequence[Window] = (),
+    ) -> dict[str, Any]:
         customer = self.catalog.customers.get(view.run.customer_id)
         return run_card(
             view,
@@ -133,6 +147,7 @@ class Cards(Follower):
             web_url=web_link(self.public_url, view.run.id),
             standings=standings,
             console=partial(console.link, customer) if customer else None,
+            windows=windows,
         )
 
     async def sweep(self) -> list[int]:

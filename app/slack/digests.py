@@ -43,6 +43,7 @@ from app.engine.blind import BlindSpot, blind_spots
 from app.engine.changes import Follower
 from app.engine.coverage import configured
 from app.engine.findings import PROBLEMS, lines_of
+from app.engine.maintenance import Window, during
 from app.engine.runs import RunService, RunView, Submit
 from app.models import TERMINAL_STATUSES, Outbox, Result, Run, RunStatus, Source
 from app.schedules.slots import schedule_of
@@ -199,6 +200,7 @@ class Digests(Follower):
             "standings": await self._standings(view),
             "now": now,
             "blind": await self._blind(customer, now) if customer else (),
+            "windows": await self._windows(customer, run) if customer else (),
         }
         return Rendered(run, digest_message(view, **context), digest_text(view, **context))
 
@@ -207,6 +209,11 @@ class Digests(Follower):
         async with self.db.read() as session:
             spots = await blind_spots(session, [customer.id], now)
         return configured(customer, spots)
+
+    async def _windows(self, customer: Customer, run: Run) -> list[Window]:
+        """The maintenance windows that were open while the run looked."""
+        async with self.db.read() as session:
+            return await during(session, customer, run)
 
     async def _standings(self, view: RunView) -> Standings:
         """The findings of the digest's problem lines, with what each is now."""

@@ -34,7 +34,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 
 from slack_sdk.errors import SlackApiError
@@ -48,6 +48,7 @@ from app.engine.answers import Answers, Standing, standing
 from app.engine.blind import BlindSpot, blind_spots
 from app.engine.changes import Follower
 from app.engine.coverage import configured
+from app.engine.maintenance import UPCOMING, Window, windows_of
 from app.engine.runboard import Runboard
 from app.models import Finding
 from app.schedules.slots import next_fire_times
@@ -165,13 +166,17 @@ class HomeTab(Follower):
                 )
                 answered = await self._answered(catalog, due, board.taken_at)
                 unseen = await self._blind(catalog, board.taken_at)
+                windows = await self._windows(catalog, board.taken_at)
             except DB_TROUBLE:
                 self._stale |= due  # published once the database answers again
                 raise
             if board.running:
                 self._refresh_at = self.clock() + self.refresh_s
             await asyncio.gather(
-                *(self._publish(user, catalog, board, answered, unseen) for user in sorted(due))
+                *(
+                    self._publish(user, catalog, board, answered, unseen, windows)
+                    for user in sorted(due)
+                )
             )
         return self._next_in()
 
@@ -220,6 +225,12 @@ class HomeTab(Follower):
             spots = await blind_spots(session, sorted(catalog.customers), now)
         return configured(catalog, spots)
 
+    async def _windows(self, catalog: Catalog, now: datetime) -> dict[str, list[Window]]:
+        """Every customer's maintenance windows open now or within a week (one query)."""
+        async with self.db.read() as session:
+            customers = catalog.customers.values()
+            return await windows_of(session, customers, now, now + UPCOMING)
+
     def render(
         self,
         user: str,
@@ -227,6 +238,7 @@ class HomeTab(Follower):
         board: Runboard,
         answered: Answered = (),
         blind: Sequence[BlindSpot] = (),
+        windows: Mapping[str, Sequence[Window]] | None = None,
     ) -> dict[str, object]:
         """``user``'s Home view from a shared snapshot (and the answered findings and blind
         spots read with it)."""
@@ -255,6 +267,7 @@ class HomeTab(Follower):
             notice=self._notices.pop(user, None),
             yours=yours,
             blind=[spot for spot in blind if spot.customer in mine],
+            windows={c: w for c, w in (windows or {}).items() if c in mine},
         )
 
     async def _publish(
@@ -264,10 +277,11 @@ class HomeTab(Follower):
         board: Runboard,
         answered: Answered,
         blind: Sequence[BlindSpot],
+        windows: Mapping[str, Sequence[Window]],
     ) -> None:
         async with self._limit:
             try:
-                view = self.render(user, catalog, board, answered, blind)
+                view = self.render(user, catalog, board, answered, blind, windows)
             except Exception:
                 log.exception("home: rendering %s's runboard failed", user)
                 return

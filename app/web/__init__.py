@@ -1,9 +1,9 @@
 """The read-only web view: an aiohttp app built by :func:`create_app` from the services it needs.
 
 Pages (``/``, ``/runs``, ``/runs/{id}``, ``/customers/{id}``, ``/customers/{id}/findings``),
-JSON (``/api/runs``, ``/api/runs/{id}``, ``/api/findings``), and operations (``/healthz``,
-``/readyz``, ``/metrics``). See docs/web.md. Nothing here reads the environment or holds
-global state.
+JSON (``/api/runs``, ``/api/runs/{id}``, ``/api/findings``, ``/api/blind-spots``,
+``/api/maintenance``), and operations (``/healthz``, ``/readyz``, ``/metrics``). See
+docs/web.md. Nothing here reads the environment or holds global state.
 """
 
 from __future__ import annotations

@@ -12,7 +12,8 @@ from zoneinfo import ZoneInfo
 
 from app.catalog import Catalog
 from app.config import Customer
-from app.engine.answers import Rule
+from app.engine import maintenance
+from app.engine.answers import Rule, mute_rules
 from app.engine.blind import BlindSpot
 from app.engine.runboard import Runboard
 from app.engine.runs import RunView
@@ -28,6 +29,11 @@ BOARD_BLIND = 20
 """Blind spots listed on the runboard; the rest are counted, and listed on each customer's page."""
 CUSTOMER_BLIND = 100
 """Blind spots listed on a customer's page; the rest are counted (``/api/blind-spots`` has all)."""
+BOARD_MAINTENANCE = 20
+"""Maintenance windows listed on the runboard, active and upcoming each; the rest are counted."""
+CUSTOMER_MAINTENANCE = 100
+"""Maintenance windows listed on a customer's page, active and upcoming each (``/api/maintenance``
+has all)."""
 
 
 @dataclass(frozen=True)
@@ -43,9 +49,14 @@ class Tile:
 
 
 def runboard(
-    board: Runboard, catalog: Catalog, now: datetime, spots: Sequence[BlindSpot] = ()
+    board: Runboard,
+    catalog: Catalog,
+    now: datetime,
+    spots: Sequence[BlindSpot] = (),
+    windows: queries.Windows = queries.NO_WINDOWS,
 ) -> dict[str, Any]:
-    """The runboard; ``spots`` are the blind spots of the customers it shows, oldest first."""
+    """The runboard; ``spots`` are the blind spots of the customers it shows, oldest first;
+    ``windows`` their maintenance windows open now and coming."""
     customers = catalog.customers
 
     def row(run: Any, with_steps: bool = False) -> present.RunRow:
@@ -73,6 +84,7 @@ def runboard(
         "failed": present.failed_deliveries(board.failed, customers, now),
         "notices": present.failed_notices(board.notices, customers, now),
         "blind": _blind(spots, customers, now, BOARD_BLIND),
+        "maintenance": _maintenance(windows, now, BOARD_MAINTENANCE),
         "now": now,
     }
 
@@ -87,6 +99,21 @@ def _blind(
         "rows": rows,
         "count": len(spots),
         "more": len(spots) - len(rows),
+    }
+
+
+def _maintenance(windows: queries.Windows, now: datetime, limit: int) -> dict[str, Any]:
+    """The "Maintenance" block: the first ``limit`` windows open now (each with when it ends)
+    and the first ``limit`` opening within 7 days (each with its span), and how many more."""
+    active = [present.window_row(w, c, now, opening=False) for c, w in windows.active[:limit]]
+    coming = [present.window_row(w, c, now, opening=True) for c, w in windows.upcoming[:limit]]
+    return {
+        "mark": present.MAINTENANCE_MARK,
+        "active": active,
+        "upcoming": coming,
+        "more_active": len(windows.active) - len(active),
+        "more_upcoming": len(windows.upcoming) - len(coming),
+        "days": maintenance.UPCOMING.days,
     }
 
 
@@ -198,9 +225,14 @@ def run_page(
 
 
 def customer_page(
-    customer: Customer, page: Page, now: datetime, spots: Sequence[BlindSpot] = ()
+    customer: Customer,
+    page: Page,
+    now: datetime,
+    spots: Sequence[BlindSpot] = (),
+    windows: queries.Windows = queries.NO_WINDOWS,
 ) -> dict[str, Any]:
-    """A customer's accounts, settings, schedules and recent runs; its blind spots first."""
+    """A customer's accounts, settings, schedules and recent runs; its blind spots first, then
+    its maintenance windows open now and coming."""
     rows = [present.run_row(r, customer, page.steps.get(r.id, {}), now) for r in page.runs]
     tz = customer.tz
     schedules = [
@@ -239,12 +271,14 @@ def customer_page(
         "more": f"/runs?{urlencode({'customer': customer.id})}",
         "blind": _blind(spots, {customer.id: customer}, now, CUSTOMER_BLIND),
         "blind_api": f"/api/blind-spots?{urlencode({'customer': customer.id})}",
+        "maintenance": _maintenance(windows, now, CUSTOMER_MAINTENANCE),
+        "maintenance_api": f"/api/maintenance?{urlencode({'customer': customer.id})}",
     }
 
 
 GROUP_TITLE = {
     "open": ("Open", "Nothing open."),
-    "snoozed": ("Snoozed", "Nothing snoozed."),
+    "snoozed": ("Snoozed or in maintenance", "Nothing snoozed or in maintenance."),
     "muted": ("Muted", "Nothing muted."),
     "resolved": (f"Resolved in the last {standings.RECENT.days} days", "Nothing resolved lately."),
 }
@@ -266,7 +300,7 @@ def findings_page(
     here = f"/customers/{quote(customer.id, safe='')}/findings"
     total = {
         "open": counts["open"] + counts["acknowledged"],
-        "snoozed": counts["snoozed"],
+        "snoozed": counts["snoozed"] + counts["maintenance"],
         "muted": counts["muted"],
         "resolved": counts["resolved"],
     }
@@ -291,7 +325,9 @@ def findings_page(
         "groups": groups,
         "show": show,
         "here": here,
-        "rules": [present.rule_row(r, board.muted_by.get(r.key, 0), tz, now) for r in rules],
+        "rules": [
+            present.rule_row(r, board.muted_by.get(r.key, 0), tz, now) for r in mute_rules(rules)
+        ],
         "partial": board.partial,
         "scan": standings.OPEN_SCAN,
         "api": f"/api/findings?{urlencode({'customer': customer.id})}",
@@ -322,6 +358,7 @@ def _finding_chips(counts: Mapping[str, int]) -> list[present.Chip]:
         ("none", STANDING_MARK["acknowledged"], counts["acknowledged"], "acknowledged"),
         ("none", STANDING_MARK["snoozed"], counts["snoozed"], "snoozed"),
         ("none", STANDING_MARK["muted"], counts["muted"], "muted"),
+        ("none", STANDING_MARK["maintenance"], counts["maintenance"], "during maintenance"),
         ("ok", SEVERITY_MARK["ok"], counts["resolved"], lately),
     ]
     return [present.Chip(m, tone, f"{n:,} {words}") for tone, m, n, words in chips if n]

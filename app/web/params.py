@@ -98,7 +98,8 @@ def findings_query(query: Mapping[str, str], catalog: Catalog) -> tuple[Customer
 
 
 def blind_query(query: Mapping[str, str], catalog: Catalog) -> Customer | None:
-    """``/api/blind-spots``: one configured customer (``?customer=ID``), or None for all."""
+    """``/api/blind-spots`` and ``/api/maintenance``: one configured customer
+    (``?customer=ID``), or None for all."""
     customer = query.get("customer", "").strip().lower()
     if not customer:
         return None

@@ -21,6 +21,7 @@ from app.config import Customer, format_window
 from app.engine.answers import Rule, Standing
 from app.engine.blind import BlindSpot
 from app.engine.findings import change as finding_change
+from app.engine.maintenance import Window, as_json
 from app.engine.runboard import FailedDeliveries, FailedNotices
 from app.models import Finding, Result, Run, RunEvent
 from app.schedules import slots
@@ -627,6 +628,13 @@ def finding_row(found: Line, now_is: Standing, tz: ZoneInfo, now: datetime) -> F
         until = stamp(now_is.until, tz, now) if now_is.until else None
         words = f"snoozed{_by(now_is.by)} until" + ("" if until else " it resolves")
         notes.append(Note(STANDING_MARK["snoozed"], words, until, _why(now_is.reason)))
+    elif now_is.state == "maintenance":
+        until = stamp(now_is.until, tz, now) if now_is.until else None
+        name = getattr(now_is.rule, "name", "")
+        words = f"during maintenance ({name})" if name else "during maintenance"
+        notes.append(
+            Note(STANDING_MARK["maintenance"], words + " until", until, _why(now_is.reason))
+        )
     elif now_is.state == "muted" and now_is.rule is not None:
         rule = now_is.rule
         until = stamp(rule.until, tz, now) if rule.until else None
@@ -750,3 +758,91 @@ def blind_json(spot: BlindSpot) -> dict[str, Any]:
         "why": spot.why,
         "detail": spot.detail,
     }
+
+
+# -- maintenance windows -----------------------------------------------------------------------
+
+MAINTENANCE_MARK = marks.MAINTENANCE_MARK
+"""During a maintenance window (docs/maintenance.md)."""
+
+
+@dataclass(frozen=True)
+class WindowRow:
+    """``🛠️ Maintenance: RDS upgrades · Demo Retail · shop-prod · rds · until 09:00 WIB —
+    Weekly engine patching · started by @U0ALICE 07:02 WIB from Slack`` (active), or
+    ``🛠️ Upcoming: … · opens Sun 22 Nov 02:00–04:00 WIB — …``."""
+
+    customer_id: str
+    customer: str
+    name: str
+    scope: str
+    """``shop-prod, shop-staging · rds`` or ``every account · every check``."""
+    when: Stamp
+    """Active: when it ends; upcoming: from when to when. In the customer's zone."""
+    reason: str
+    origin: str
+    """``yaml`` or ``slack`` (a CSS class)."""
+    who: str
+    """``started by @U0ALICE`` for a window started from Slack or the CLI (``by @U0ALICE`` while
+    it has yet to open); else empty."""
+    at: Stamp | None
+    """When it was started (a window started from Slack opens when it is started)."""
+    via: str
+    """``from Slack`` for a Slack user, ``in the YAML`` for a YAML window."""
+
+
+def scope(window: Window) -> str:
+    """``shop-prod, shop-staging · rds`` or ``every account · every check``."""
+    accounts = ", ".join(window.accounts) if window.accounts else "every account"
+    checks = ", ".join(window.checks) if window.checks else "every check"
+    return f"{accounts} · {checks}"
+
+
+def span(opens: datetime, closes: datetime, tz: ZoneInfo, now: datetime) -> Stamp:
+    """``Sun 22 Nov 02:00–04:00 WIB``; across days or a clock change, both ends in full
+    (``Sat 12 Dec 22:00 CET – Sun 13 Dec 04:00 CET``)."""
+    first, last = stamp(opens, tz, now), stamp(closes, tz, now)
+    start, end = opens.astimezone(tz), closes.astimezone(tz)
+    zone_name = end.tzname() or ""
+    if start.date() == end.date() and start.tzname() == end.tzname():
+        text = f"{first.text.removesuffix(' ' + zone_name)}–{end.hour:02d}:{end.minute:02d} "
+        text += zone_name
+    else:
+        text = f"{first.text} – {last.text}"
+    return Stamp(first.iso, text.strip(), f"{first.title} – {last.title}")
+
+
+def window_row(window: Window, customer: Customer, now: datetime, *, opening: bool) -> WindowRow:
+    """A window open now (its end), or one ``opening`` soon (its span), in the customer's zone."""
+    tz = customer.tz
+    when = (
+        span(window.starts_at, window.ends_at, tz, now)
+        if opening
+        else stamp(window.ends_at, tz, now)
+    )
+    slack = window.source == "slack"
+    who = f"{'by' if opening else 'started by'} {person(window.by)}" if slack and window.by else ""
+    if not slack:
+        via = "in the YAML"
+    elif slack_text.user(window.by or "").startswith("<@"):
+        via = "from Slack"
+    else:
+        via = ""
+    return WindowRow(
+        customer_id=customer.id,
+        customer=customer.name,
+        name=window.name,
+        scope=scope(window),
+        when=when,
+        reason=window.reason or "",
+        origin="slack" if slack else "yaml",
+        who=who,
+        at=stamp(window.starts_at, tz, now) if slack and not opening else None,
+        via=via,
+    )
+
+
+def window_json(window: Window, customer: Customer) -> dict[str, Any]:
+    """A window in ``/api/maintenance``: :func:`app.engine.maintenance.as_json` and whose it
+    is; times in UTC, ISO 8601."""
+    return {"customer": customer.id, **as_json(window)}

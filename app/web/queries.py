@@ -13,6 +13,8 @@ runs page, no filter       the primary key (keyset on id)
 results of listed runs     ``uq_results_target`` (run_id, …)
 metrics counts             ``ix_runs_status_id`` and ``ix_runs_outcome_id``, index only
 blind spots, sights        ``uq_sights_target`` (customer_id, …), a range per customer
+maintenance windows        ``ix_maintenance_customer`` (customer_id, ends_at), a range per
+                           customer shown, in one statement (the YAML's are computed)
 a customer's findings      open ones: ``ix_findings_open`` (customer_id, status, …), at
                            most OPEN_SCAN of them, narrow columns, sorted in the database
 … resolved ones            ``ix_findings_resolved`` (customer_id, resolved_at), newest
@@ -28,7 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import Select, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -36,9 +38,10 @@ from sqlalchemy.orm import load_only
 
 from app.config import Customer
 from app.db import Database
-from app.engine import blind, coverage
+from app.engine import blind, coverage, maintenance
+from app.engine.maintenance import Window
 from app.engine.runboard import first_id_at, queue_head, severities
-from app.models import TERMINAL_STATUSES, Notice, Result, Run, RunStatus, Sight
+from app.models import TERMINAL_STATUSES, Maintenance, Notice, Result, Run, RunStatus, Sight
 
 PAGE_SIZE = 50
 CHECK_SCAN = 2000
@@ -279,6 +282,64 @@ async def blind_spots(
     async with db.read() as session:
         found = await blind.blind_spots(session, [c.id for c in shown], now)
     return coverage.configured(shown, found)
+
+
+# -- maintenance windows ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Windows:
+    """The maintenance windows of the customers shown: open now, and opening within
+    :data:`app.engine.maintenance.UPCOMING`; each by start, then customer."""
+
+    active: Sequence[tuple[Customer, Window]] = ()
+    upcoming: Sequence[tuple[Customer, Window]] = ()
+
+
+NO_WINDOWS = Windows()
+_INSTANT = timedelta(microseconds=1)
+
+
+async def maintenance_windows(
+    db: Database, customers: Iterable[Customer], now: datetime
+) -> Windows:
+    """The windows of ``customers`` (the ones the view shows) active at ``now`` or opening
+    within the next 7 days: those of their YAML, computed, and those started from Slack, read
+    in one statement for all of them (a range of ``ix_maintenance_customer`` each) — what
+    :func:`app.engine.maintenance.windows_in` reads for one customer."""
+    shown = {c.id: c for c in customers}
+    if not shown:
+        return NO_WINDOWS
+    end = now + maintenance.UPCOMING + _INSTANT  # "upcoming" includes its last instant
+    found: list[tuple[Customer, Window]] = [
+        (c, w) for c in shown.values() for w in maintenance.occurrences(c, now, end)
+    ]
+    async with db.read() as session:
+        rows = await session.scalars(
+            select(Maintenance)
+            .where(
+                Maintenance.customer_id.in_(sorted(shown)),
+                Maintenance.ends_at > now,
+                Maintenance.starts_at < end,
+            )
+            .order_by(Maintenance.id)
+        )
+        # Ended early, a window ends then (and may be over): the split below leaves it out.
+        found += [(shown[row.customer_id], maintenance.from_row(row)) for row in rows]
+    windows = [w for _, w in found]
+
+    def picked(chosen: list[Window]) -> list[tuple[Customer, Window]]:
+        keep = {id(w) for w in chosen}
+        return sorted(((c, w) for c, w in found if id(w) in keep), key=_window_order)
+
+    return Windows(
+        picked(maintenance.active(windows, now)), picked(maintenance.upcoming(windows, now))
+    )
+
+
+def _window_order(pair: tuple[Customer, Window]) -> tuple[datetime, datetime, str, str]:
+    customer, window = pair
+    return window.starts_at, window.ends_at, customer.name.lower(), window.name
 
 
 async def finished_run(

@@ -36,7 +36,7 @@ from sqlalchemy import Integer, Select, Table, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import Database
-from app.engine.answers import Rule, Standing, standing
+from app.engine.answers import MAINTENANCE, Rule, Standing, standing
 from app.engine.findings import LIST_LIMIT
 from app.models import Finding
 
@@ -188,7 +188,9 @@ class Standings:
 
     def counts(self) -> dict[str, int]:
         """State → how many; ``crit`` → how many of the open and acknowledged are critical."""
-        counts = dict.fromkeys(("open", "acknowledged", "snoozed", "muted", "crit"), 0)
+        counts = dict.fromkeys(
+            ("open", "acknowledged", "snoozed", "muted", "maintenance", "crit"), 0
+        )
         for b in self.order:
             state = self.of[b.id].state
             counts[state] += 1
@@ -212,8 +214,13 @@ class _Scope:
 
     def __init__(self, rules: Sequence[Rule]) -> None:
         self.by_check: dict[str, list[Rule]] = {}
+        self.windows: list[Rule] = []
+        """Maintenance windows (after every mute rule, as :func:`standing` takes them)."""
         for rule in rules:
-            self.by_check.setdefault(rule.check, []).append(rule)
+            if rule.origin == MAINTENANCE:
+                self.windows.append(rule)
+            else:
+                self.by_check.setdefault(rule.check, []).append(rule)
 
     def standing(self, found: Brief | Line, now: datetime) -> Standing:
         """:func:`standing`, or open without asking when nobody answered the finding and no
@@ -222,7 +229,7 @@ class _Scope:
             r
             for r in self.by_check.get(found.check, ())
             if r.account in (None, found.account) and r.region in (None, found.region)
-        ]
+        ] + [r for r in self.windows if r.matches(found)]
         if mine or found.ack_by is not None or found.snooze_by is not None:
             return standing(found, mine, now)
         return OPEN
@@ -350,7 +357,7 @@ async def board(
         of = found.of
         picked = {
             "open": found.ids("open", "acknowledged"),
-            "snoozed": sorted(found.ids("snoozed"), key=lambda i: _wakes(of[i])),
+            "snoozed": sorted(found.ids("snoozed", "maintenance"), key=lambda i: _wakes(of[i])),
             "muted": sorted(found.ids("muted"), key=lambda i: place.get(_rule_key(of[i]), 0)),
         }
         wanted = [i for group, ids in picked.items() for i in ids[: shown.get(group, 0)]]

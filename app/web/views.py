@@ -33,8 +33,9 @@ async def board(request: web.Request) -> web.Response:
         return web.Response(body=body, content_type="text/html", charset="utf-8")
     board = await runboard.read(app[DB], catalog.customers, now)
     spots = await queries.blind_spots(app[DB], catalog.customers.values(), now)
+    windows = await queries.maintenance_windows(app[DB], catalog.customers.values(), now)
     response = aiohttp_jinja2.render_template(
-        "runboard.html", request, pages.runboard(board, catalog, now, spots)
+        "runboard.html", request, pages.runboard(board, catalog, now, spots, windows)
     )
     if isinstance(response.body, bytes):
         cache.put(board.version, response.body)
@@ -67,7 +68,8 @@ async def customer(request: web.Request) -> web.Response:
     now = request.app[CLOCK]()
     page = await queries.runs_page(request.app[DB], queries.RunFilter(customer=found.id), limit=10)
     spots = await queries.blind_spots(request.app[DB], [found], now)
-    context = pages.customer_page(found, page, now, spots)
+    windows = await queries.maintenance_windows(request.app[DB], [found], now)
+    context = pages.customer_page(found, page, now, spots, windows)
     return aiohttp_jinja2.render_template("customer.html", request, context)
 
 
@@ -125,6 +127,22 @@ async def api_blind_spots(request: web.Request) -> web.Response:
     shown = [one] if one is not None else list(catalog.customers.values())
     spots = await queries.blind_spots(request.app[DB], shown, request.app[CLOCK]())
     return _json({"blind_spots": [present.blind_json(s) for s in spots]})
+
+
+@ROUTES.get("/api/maintenance", name="api_maintenance")
+async def api_maintenance(request: web.Request) -> web.Response:
+    """The maintenance windows of the customers the view shows (or of ``?customer=ID``): open
+    now, and opening within 7 days; each by start."""
+    catalog = request.app[CATALOG]
+    one = params.blind_query(request.query, catalog)  # the same ``?customer=ID``
+    shown = [one] if one is not None else list(catalog.customers.values())
+    windows = await queries.maintenance_windows(request.app[DB], shown, request.app[CLOCK]())
+    return _json(
+        {
+            "active": [present.window_json(w, c) for c, w in windows.active],
+            "upcoming": [present.window_json(w, c) for c, w in windows.upcoming],
+        }
+    )
 
 
 @ROUTES.get("/api/version", name="version")

@@ -4,13 +4,14 @@ the viewer's own findings."""
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from app.config import Access, Account, Customer, SlackSettings
 from app.engine.answers import Standing, standing
 from app.engine.blind import BlindSpot
+from app.engine.maintenance import Window
 from app.engine.runboard import Runboard
 from app.models import Finding
 from app.slack.modal import ModalMeta
@@ -210,3 +211,26 @@ def test_it_lists_blind_spots_first_and_never_shows_their_customer_as_all_clear(
     first = customers_block["text"]["text"].splitlines()
     cust0 = next(line for line in first if "Customer 0 " in line)
     assert cust0.startswith("🕳️ *Customer 0") and cust0.endswith("· 🕳️ 1 not checked")
+
+
+def test_it_shows_maintenance_windows_open_now_then_those_coming() -> None:
+    board, customers, upcoming = crowded()
+    tz = ZoneInfo("Asia/Jakarta")
+    now_open = Window("Failover test", ("acct0",), None, NOW - timedelta(hours=1),
+                      NOW + timedelta(hours=1), "quarterly", "U0ALICE", "slack", 3)  # fmt: skip
+    sunday = datetime(2026, 11, 22, 2, 0, tzinfo=tz)  # Sun 02:00 WIB
+    coming = Window("RDS upgrades", None, ("rds",), sunday, sunday + timedelta(hours=2))
+    over = Window("Old one", None, None, NOW - timedelta(hours=3), NOW - timedelta(hours=2))
+    few = {key: customers[key] for key in ("cust0", "cust1")}
+    windows = {"cust0": [coming, now_open, over], "cust1": [], "cust9": [now_open]}
+    view = home_view(board, few, upcoming, now=NOW, windows=windows)
+    assert validate.view_problems(view) == []
+    [block] = [b for b in view["blocks"] if b.get("block_id") == BlockId.HOME_MAINTENANCE]
+    assert block["text"]["text"].splitlines() == [
+        "*Customer 0 &lt;!here&gt;* (now) 🛠️ *Failover test* · acct0 · every check · "
+        "06:05 – 08:05 WIB (2h) — quarterly",
+        "*Customer 0 &lt;!here&gt;* (next) 🛠️ *RDS upgrades* · every account · rds · "
+        "Sun 22 Nov 02:00 – 04:00 WIB (2h)",
+    ]  # cust9's window is not the viewer's; the one that ended is gone
+    quiet = home_view(board, few, upcoming, now=NOW)
+    assert all(b.get("block_id") != BlockId.HOME_MAINTENANCE for b in quiet["blocks"])

@@ -7,7 +7,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from app.db import Database
+from app.engine.answers import held
 from app.engine.blind import BlindSpot
+from app.engine.maintenance import Window
 from blocks.digest import digest_message
 from checks.base import CheckContext, CheckResult, Severity
 from tests.fakeslack.validate import message_problems
@@ -88,3 +90,30 @@ def test_the_digest_of_a_fine_run_does_not_read_ok_while_something_is_not_checke
     assert lines[4:] == ["🕳️ … and 3 more not checked"]
     assert overall.startswith("🕳️ *Not all checked* — 🕳️ 7 not checked · ✅ 28 OK")
     assert msg["text"].endswith("· 🕳️ 7 not checked · ✅ 28 OK · 10 accounts")
+
+
+def test_a_digest_says_which_maintenance_windows_were_open_and_folds_their_findings() -> None:
+    opened = blocks_test.SEVEN_WIB - timedelta(hours=5)  # Sat 02:00 WIB
+    window = Window(
+        "RDS upgrades", ("arbel",), ("rds",), opened, opened + timedelta(hours=2),
+        "Weekly engine patching",
+    )  # fmt: skip
+    rule = held(
+        Window("RDS upgrades", ("arbel",), ("rds",), opened, blocks_test.NOW + timedelta(hours=1),
+               "Weekly engine patching", "U0ALICE", "slack", 7)
+    )  # fmt: skip
+    found = blocks_test.kept([blocks_test.row(blocks_test.HOT_DB, "crit", 1)], [rule])
+    msg = digest_message(
+        blocks_test.view(blocks_test.estate(), outcome="crit"), customer_name="Aryanoble",
+        schedule="daily", tz=blocks_test.WIB, previous=None, now=blocks_test.NOW,
+        standings=found, windows=[window],
+    )  # fmt: skip
+    assert message_problems(msg) == []
+    text = blocks_test.sections(msg)
+    assert text[1].startswith("🔴 *Critical* — ") and "🛠️ 1 during maintenance" in text[1]
+    assert "🛠️ 1 during maintenance" in text  # the folded line
+    assert (
+        "During maintenance: 🛠️ *RDS upgrades* · arbel · rds · 02:00 – 04:00 WIB (2h) — "
+        "Weekly engine patching"
+    ) in text
+    assert not any("arbel-prod-db" in s for s in text[2:-3])  # not on the problem list

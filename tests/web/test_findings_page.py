@@ -19,7 +19,7 @@ from sqlalchemy import insert, select
 from app.catalog import Catalog
 from app.config import Suppression
 from app.db import Database
-from app.engine import findings
+from app.engine import findings, maintenance
 from app.engine.answers import Answers, Rule, standing, yaml_rules
 from app.models import Finding, Result
 from app.web import standings
@@ -382,3 +382,25 @@ async def test_it_reads_findings_through_indexes(db: Database, seeded: Seeded) -
             ), (sql, plan)
             if "resolved_at DESC" in sql:
                 assert "ix_findings_resolved" in plan and "TEMP B-TREE" not in plan, (sql, plan)
+
+
+async def test_a_finding_in_a_maintenance_window_is_labelled_and_not_listed_as_open(
+    db: Database, seeded: Seeded
+) -> None:
+    await maintenance.start(
+        db, "demo", name="RDS upgrades", accounts=["shop-prod"], checks=["rds"],
+        starts_at=NOW - timedelta(hours=1), ends_at=NOW + timedelta(hours=1),
+        reason="engine patching", by="U0ERIN", audit=AUDIT,
+    )  # fmt: skip
+    client = await start(db, catalog=CUSTOMERS)
+    try:
+        html = await (await client.get("/customers/demo/findings")).text()
+    finally:
+        await client.close()
+    assert "🛠️ 1 during maintenance" in text_of(html)
+    assert "shop-prod-db — CPU" not in section(html, "open")
+    quiet = section(html, "snoozed")
+    assert "🔴 shop-prod · RDS · shop-prod-db" in quiet
+    assert "🛠️ during maintenance (RDS upgrades) until 08:05 WIB — engine patching" in quiet
+    rules = re.findall(r'<li class="rule origin-(\w+)"', html)
+    assert rules == ["yaml", "slack"]  # a window is not a mute rule
