@@ -822,39 +822,34 @@ def _ended(rule: Suppression, ends: datetime, tz: tzinfo) -> str:
 
 
 def _not_ours(
-    alias: str, customer: str | None, accounts: tuple[Account, ...], owner: str | None
+    alias: str,
+    customer: str | None,
+    accounts: tuple[Account, ...],
+    owner: str | None,
+    *,
+    window: bool = False,
 ) -> str:
-    """Why a suppression may not name ``alias``, which another customer (``owner``) may own."""
+    """Why a suppression (or a maintenance ``window``) may not name ``alias``, which another
+    customer (``owner``) may own."""
     ours = ", ".join(account.id for account in accounts)
+    thing = "window" if window else "suppression"
     if owner is not None and owner != customer:
         this = customer or "this customer"
+        name = (
+            f"name one of {this}'s accounts ({ours})"
+            if window
+            else f"a suppression here quiets only {this}'s findings — name one of its "
+            f"accounts ({ours})"
+        )
         return (
-            f'"{alias}" is an account of customer {owner}, not of {this}; a suppression '
-            f"here quiets only {this}'s findings — name one of its accounts ({ours}), "
-            f"or move the suppression to {owner}'s file"
+            f'"{alias}" is an account of customer {owner}, not of {this}; {name}, '
+            f"or move the {thing} to {owner}'s file"
         )
     hint = did_you_mean(alias, [account.id for account in accounts])
+    key = "accounts" if window else "account"
     return (
         f'unknown account "{alias}".{hint} This customer\'s accounts are {ours}; '
-        "leave account out to cover them all."
-    )
-
-
-def _not_in_window(
-    alias: str, customer: str | None, accounts: tuple[Account, ...], owner: str | None
-) -> str:
-    """Why a maintenance window may not name ``alias``, which another customer may own."""
-    ours = ", ".join(account.id for account in accounts)
-    if owner is not None and owner != customer:
-        this = customer or "this customer"
-        return (
-            f'"{alias}" is an account of customer {owner}, not of {this}; name one of '
-            f"{this}'s accounts ({ours}), or move the window to {owner}'s file"
-        )
-    hint = did_you_mean(alias, [account.id for account in accounts])
-    return (
-        f'unknown account "{alias}".{hint} This customer\'s accounts are {ours}; '
-        "leave accounts out to cover them all."
+        f"leave {key} out to cover them all."
     )
 
 
@@ -999,7 +994,8 @@ class Customer(Frozen):
                 for position, alias in enumerate(window.accounts or ()):
                     if not any(a.id == alias for a in accounts):
                         owner = checking.owners.get(alias) if checking else None
-                        message = _not_in_window(alias, info.data.get("id"), accounts, owner)
+                        customer_id = info.data.get("id")
+                        message = _not_ours(alias, customer_id, accounts, owner, window=True)
                         found.append(((index, "accounts", position), message))
                 covered = [
                     a for a in accounts if window.accounts is None or a.id in window.accounts

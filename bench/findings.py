@@ -50,7 +50,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.catalog import Catalog
 from app.config import Account, Customer, PagerDutyRoute, Routing, WebhookRoute
 from app.db import Database
-from app.engine import findings
+from app.engine import blind, findings
 from app.engine import transitions as tx
 from app.engine.alerts import Router
 from app.engine.results import ResultRow, insert_results
@@ -192,18 +192,21 @@ async def record(
     does: ``transitions.record`` (the lease guard, the results, their ``check_finished``
     events), the last batch with ``transitions.complete``. With ``keep``, each result's look is
     made as it comes (the executor makes it as the check finishes) and the run's looks are
-    applied to the findings in that last transaction (the writer applies them there).
+    applied to the findings in that last transaction (the writer applies them there), and
+    whether each could look kept in the ``sights`` (blind spots) with them.
     ``bare``: ``insert_results`` alone, nothing else of the writer. ``route``: the customer
     routes its findings, and that last transaction also queues what they need sent."""
     customer = rows[0].customer_id or "" if rows else ""
     router = Router(db, lambda: routed(customer)) if keep and route else None
     start = time.perf_counter()
     looks: list[findings.Look] = []
+    sightings: list[blind.Sighting] = []
     for i in range(0, len(rows), batch):
         part = rows[i : i + batch]
         last = i + batch >= len(rows)
         if keep:
             looks.extend(findings.looks_of(part, {r.run_id: r.customer_id or "" for r in part}))
+            sightings.extend(blind.sightings_of(part))
         async with db.write() as session:
             if bare:
                 await insert_results(session, db, part)
@@ -213,6 +216,8 @@ async def record(
                 await tx.record(session, db, [lease], part)
             if keep and last:
                 await findings.apply(session, db, looks)
+                at = max(s.at for s in sightings)
+                await blind.keep(session, db, customer, lease.run_id, sightings, at)
                 if router is not None:
                     await router.route(session, [customer])
     return time.perf_counter() - start

@@ -39,6 +39,11 @@ def thread_key(found: Finding) -> str:
     return f"alert:{found.id}.{found.returns}"
 
 
+def _channel(customer: Customer) -> str | None:
+    """The customer's alerts channel, if it has one."""
+    return customer.routing.alerts_channel if customer.routing is not None else None
+
+
 class AlertsChannel:
     """Writes findings' threads into the outbox (:class:`app.engine.alerts.Channel`)."""
 
@@ -55,8 +60,7 @@ class AlertsChannel:
         news: str,
         now: datetime,
     ) -> None:
-        routing = customer.routing
-        channel = routing.alerts_channel if routing is not None else None
+        channel = _channel(customer)
         if channel is None:
             return
         tz = ZoneInfo(customer.timezone)
@@ -80,8 +84,7 @@ class AlertsChannel:
         told: str,
         now: datetime,
     ) -> None:
-        routing = customer.routing
-        channel = routing.alerts_channel if routing is not None else None
+        channel = _channel(customer)
         if channel is None:
             return
         tz = ZoneInfo(customer.timezone)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import threading
 
 import pytest
 
@@ -29,12 +30,38 @@ from tests.checks.support import (
 )
 
 
+class _Warmed(logging.Handler):
+    """Sees the warm-up's first round end (its "clients built" line)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.done = threading.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if "clients built and" in record.getMessage():
+            self.done.set()
+
+
 async def ready(catalog: Catalog, clients: AwsClients, rounds: int = 1) -> None:
-    """``keep_aws_ready`` for ``rounds`` rounds, then stopped."""
+    """``keep_aws_ready`` until its first round is done (however busy the machine: waiting a
+    fixed time made this flaky), ``rounds - 1`` more rounds, then stopped."""
     stop = asyncio.Event()
+    warmed = _Warmed()
+    logger = logging.getLogger("app.engine.prewarm")
+    level = logger.level
+    logger.addHandler(warmed)
+    logger.setLevel(min(level or logging.INFO, logging.INFO))
     task = asyncio.create_task(keep_aws_ready(catalog, clients, stop, every_s=0.05))
-    await asyncio.sleep(0.05 * rounds + 0.5)
-    stop.set()
+    try:
+        for _ in range(600):
+            if warmed.done.is_set() or task.done():
+                break
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.05 * rounds + 0.2)
+    finally:
+        stop.set()
+        logger.removeHandler(warmed)
+        logger.setLevel(level)
     await asyncio.wait_for(task, 10)
 
 

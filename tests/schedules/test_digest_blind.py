@@ -11,27 +11,11 @@ from app.engine.answers import held
 from app.engine.blind import BlindSpot
 from app.engine.maintenance import Window
 from blocks.digest import digest_message
-from checks.base import CheckContext, CheckResult, Severity
 from tests.fakeslack.validate import message_problems
+from tests.notify.test_alerts_channel import Estate as Broken
 from tests.schedules import test_digest_blocks as blocks_test
 from tests.schedules.support import SEVEN_WIB, Clock
-from tests.schedules.test_digests import Estate, digests, replica, sections
-
-
-class Broken(Estate):
-    """The digests' endpoints, where an account's role may be broken."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.broken: set[str] = set()
-
-    async def run(self, ctx: CheckContext) -> CheckResult:
-        if ctx.account.id in self.broken:
-            details = {"error": "PermanentError", "permanent": True, "reason": "role",
-                       "call": "sts:AssumeRole", "code": "AccessDenied"}  # fmt: skip
-            said = f"{ctx.account.id}: cannot assume the role (AccessDenied)"
-            return CheckResult(Severity.ERROR, said, details)
-        return await super().run(ctx)
+from tests.schedules.test_digests import digests, replica, sections
 
 
 async def test_a_blind_spot_tops_the_digest_from_its_second_look_until_it_looks_again(
