@@ -45,6 +45,7 @@ from app.slack.deliverer import Deliverer, DeliveryOptions, deliver
 from app.slack.desk import Desk
 from app.slack.digests import Digests
 from app.slack.home import HomeTab
+from app.slack.maintaining import Maintaining
 from app.slack.modal import Launcher
 from app.slack.outbox import Outgoing
 from app.web import create_app
@@ -217,7 +218,10 @@ def _slack_side(
         home.findings_changed()
 
     answering = Answering(db, answers, access, catalog, cards, answered)
-    services = handlers.Services(desk, home, Launcher(desk), slack.followups, answering, public_url)
+    maintaining = Maintaining(db, access, catalog, answers.clock, started=home.findings_changed)
+    services = handlers.Services(
+        desk, home, Launcher(desk), slack.followups, answering, maintaining, public_url
+    )
     handlers.register(slack.app, services)
     return SlackSide(slack, deliverer, cards, home)
 

@@ -8,7 +8,6 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 
 from app import logs
-from app.slack.maintaining import Maintaining
 from blocks.ids import COMMAND
 from handlers import maintenance, replies
 from handlers.ack import ack_in_time
@@ -17,9 +16,6 @@ from handlers.services import Services
 
 def register(app: AsyncApp, services: Services) -> None:
     """Register ``/monitor <text>``; an empty ``/monitor`` is left to the modal (handlers.home)."""
-
-    answering = services.answering  # the same database, access rules, customers and clock
-    windows = Maintaining(answering.db, answering.access, answering.catalog, answering.clock)
 
     async def has_text(command: dict[str, Any]) -> bool:
         return bool(str(command.get("text") or "").strip())
@@ -30,7 +26,7 @@ def register(app: AsyncApp, services: Services) -> None:
         with logs.context(user=asker.user, channel=asker.channel):
             text = str(command.get("text") or "")
             reply = asyncio.ensure_future(
-                maintenance.answer(windows, asker, text)
+                maintenance.answer(services.maintaining, asker, text)
                 if maintenance.asks(text)
                 else replies.answer(services.desk, asker, text, services.public_url)
             )

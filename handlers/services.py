@@ -8,6 +8,7 @@ from app.slack.answering import Answering
 from app.slack.desk import Desk
 from app.slack.followups import FollowUps
 from app.slack.home import HomeTab
+from app.slack.maintaining import Maintaining
 from app.slack.modal import Launcher
 
 
@@ -18,4 +19,5 @@ class Services:
     launcher: Launcher
     followups: FollowUps
     answering: Answering
+    maintaining: Maintaining
     public_url: str | None = None

@@ -43,11 +43,14 @@ class Maintaining:
         access: Access,
         catalog: Catalog,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        started: Callable[[], None] = lambda: None,
     ) -> None:
         self.db = db
         self.access = access
         self.catalog = catalog
         self.clock = clock
+        self.started = started
+        """Called after a window is started: the App Home tabs show it."""
 
     async def start(self, command: MaintenanceCommand, who: Who) -> Started:
         """Start a window now over the command's TARGET: every account of a customer, or one
@@ -75,4 +78,5 @@ class Maintaining:
             by=who.user,
             audit={"via": "slack", "channel": who.channel},
         )
+        self.started()
         return Started(window, customer)
