@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import insert
 
 from app.db import Database
+from app.engine import blind, maintenance
 from app.models import Run
 from app.slack.access import Access
 from app.slack.home import HomeTab
@@ -100,3 +101,40 @@ async def test_it_keeps_two_publishes_2_s_apart_even_when_the_first_was_slow_to_
     gaps = [b - a for a, b in itertools.pairwise(client.arrived)]
     assert len(client.arrived) >= 2
     assert min(gaps) >= 1.95  # counted from the request, not from when it was decided
+
+
+async def test_it_lists_the_viewers_blind_spots_and_windows_first_read_from_the_database(
+    db: Database,
+) -> None:
+    now = datetime.now(UTC)
+    failed = blind.Sighting("arbel", "rds", now, False, "role", "cannot assume the role")
+    async with db.write() as session:  # two looks in a row (runs 1 and 2) could not
+        await blind.keep(session, db, "aryanoble", 1, [failed], now)
+        await blind.keep(session, db, "aryanoble", 2, [failed], now)
+    await maintenance.start(
+        db, "aryanoble", name="Failover test", accounts=["arbel"], checks=None,
+        starts_at=now - timedelta(minutes=5), ends_at=now + timedelta(hours=1),
+        reason="quarterly drill", by="U0ALICE", audit={},
+    )  # fmt: skip
+    client = Recorder()
+    tab = HomeTab(client, db, CATALOG, Access(db), min_gap_s=0.2)  # type: ignore[arg-type]
+    stop = asyncio.Event()
+    task = asyncio.create_task(tab.serve(stop))
+    try:
+        tab.opened("U0ALICE")
+        tab.opened("U0NOBODY")  # may see no customer
+        for _ in range(100):
+            if len({user for user, _ in client.published}) == 2:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        stop.set()
+        await task
+    views = {user: view for user, view in client.published}
+    mine = views["U0ALICE"]["blocks"]
+    assert mine[1]["block_id"] == "home_blind"
+    assert mine[1]["text"]["text"].startswith("🕳️ *Not checked:* Aryanoble · arbel · rds since ")
+    text = validate.all_text(views["U0ALICE"])
+    assert "(now) 🛠️ *Failover test* · arbel · every check · " in text
+    nobody = validate.all_text(views["U0NOBODY"])
+    assert "Not checked" not in nobody and "Failover test" not in nobody
