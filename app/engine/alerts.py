@@ -316,8 +316,6 @@ class Router:
         """The notices the customer's blind spots need (and their threads, written at once):
         a trigger when a configured account × check is blind and was not sent, a resolve when
         one that was sent looks again; the sights' ``routed`` and ``told`` updated to match."""
-        found = await blind.blind_spots(session, [customer.id], now)
-        spots = {(spot.account, spot.check): spot for spot in configured(customer, found)}
         here = Sight
         query = (
             select(Sight)
@@ -328,9 +326,14 @@ class Router:
             .order_by(here.id)
             .execution_options(populate_existing=True)
         )
+        sights = list((await session.execute(query)).scalars())
+        if not sights:  # every account × check could look, and none was sent: nothing to do
+            return []
+        found = await blind.blind_spots(session, [customer.id], now)
+        spots = {(spot.account, spot.check): spot for spot in configured(customer, found)}
         rows: list[dict[str, Any]] = []
         moved: list[dict[str, Any]] = []
-        for sight in (await session.execute(query)).scalars():
+        for sight in sights:
             spot = spots.get((sight.account, sight.check))
             routed, told = sight.routed, sight.told
             if spot is not None and routed is None:

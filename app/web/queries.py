@@ -41,7 +41,7 @@ from app.db import Database
 from app.engine import blind, coverage, maintenance
 from app.engine.maintenance import Window
 from app.engine.runboard import first_id_at, queue_head, severities
-from app.models import TERMINAL_STATUSES, Maintenance, Notice, Result, Run, RunStatus, Sight
+from app.models import TERMINAL_STATUSES, Notice, Result, Run, RunStatus, Sight
 
 PAGE_SIZE = 50
 CHECK_SCAN = 2000
@@ -311,21 +311,10 @@ async def maintenance_windows(
     if not shown:
         return NO_WINDOWS
     end = now + maintenance.UPCOMING + _INSTANT  # "upcoming" includes its last instant
-    found: list[tuple[Customer, Window]] = [
-        (c, w) for c in shown.values() for w in maintenance.occurrences(c, now, end)
-    ]
     async with db.read() as session:
-        rows = await session.scalars(
-            select(Maintenance)
-            .where(
-                Maintenance.customer_id.in_(sorted(shown)),
-                Maintenance.ends_at > now,
-                Maintenance.starts_at < end,
-            )
-            .order_by(Maintenance.id)
-        )
-        # Ended early, a window ends then (and may be over): the split below leaves it out.
-        found += [(shown[row.customer_id], maintenance.from_row(row)) for row in rows]
+        by_customer = await maintenance.windows_of(session, shown.values(), now, end)
+    # Ended early, a window ends then (and may be over): the split below leaves it out.
+    found = [(shown[cid], w) for cid, windows in by_customer.items() for w in windows]
     windows = [w for _, w in found]
 
     def picked(chosen: list[Window]) -> list[tuple[Customer, Window]]:
