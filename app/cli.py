@@ -11,6 +11,7 @@ import sys
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -40,6 +41,12 @@ from app.errors import HubError, UsageError
 from app.loader import ConfigInvalid, check_config, load_catalog
 from app.main import Hub, build, serve
 from app.models import Finding, Mute, Source
+from app.reports.csvs import write_csvs
+from app.reports.files import pdf_bytes
+from app.reports.gather import Reports
+from app.reports.model import Report
+from app.reports.period import between, last_month, month_of
+from app.reports.text import render_text
 from app.settings import EnvironmentInvalid, Settings
 from app.slack.digests import send_now
 from app.web.security import WebRefused, check_exposure
@@ -716,6 +723,72 @@ def digest_send(customer: str, schedule: str | None) -> None:
         return EXIT_OK if sent.status in ("posted", "off") else EXIT_ERROR
 
     _run(go())
+
+
+@main.command("report")
+@click.argument("customer")
+@click.option("--month", help="A calendar month, YYYY-MM (default: the last whole month).")
+@click.option("--from", "first", help="The first day, YYYY-MM-DD (with --to; both included).")
+@click.option("--to", "last", help="The last day, YYYY-MM-DD.")
+@click.option("--pdf", "pdf_file", type=click.Path(dir_okay=False), help="Write the PDF here.")
+@click.option(
+    "--csv", "csv_dir", type=click.Path(file_okay=False), help="Write one CSV per section here."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
+def report_command(
+    customer: str,
+    month: str | None,
+    first: str | None,
+    last: str | None,
+    pdf_file: str | None,
+    csv_dir: str | None,
+    as_json: bool,
+) -> None:
+    """CUSTOMER's report for a month or a range of days, in its time zone (docs/reports.md):
+    availability, backups, databases, alarms, cost, findings, and what could not be checked.
+    Prints it (or its JSON); --pdf and --csv write files as well."""
+
+    async def go() -> int:
+        if month and (first or last):
+            raise UsageError("give --month, or --from and --to, not both")
+        if bool(first) != bool(last):
+            raise UsageError("give both --from and --to (both days are included)")
+        settings = _settings()
+        catalog, _ = check_config(settings.config_dir)
+        found = catalog.customer(customer)
+        db = Database(settings.database_url)
+        try:
+            await db.ensure_schema()
+            reports = Reports(db, catalog)
+            now = reports.clock()
+            if first and last:
+                period = between(found, first, last, now)
+            else:
+                period = month_of(found, month, now) if month else last_month(found, now)
+            made = await reports.build(found.id, period)
+        finally:
+            await db.close()
+        await asyncio.to_thread(_write_report, made, pdf_file, csv_dir)
+        click.echo(json.dumps(made.as_json()) if as_json else render_text(made))
+        return EXIT_OK
+
+    _run(go())
+
+
+def _write_report(made: Report, pdf_file: str | None, csv_dir: str | None) -> None:
+    """The report's PDF and CSV files, where asked; a path that cannot be written is said."""
+    try:
+        if pdf_file:
+            data = pdf_bytes(made)
+            Path(pdf_file).write_bytes(data)
+            click.echo(f"wrote {pdf_file} ({len(data) / 1024:,.0f} KiB)", err=True)
+        if csv_dir:
+            written = write_csvs(made, Path(csv_dir))
+            click.echo(f"wrote {len(written)} CSV files to {csv_dir}", err=True)
+    except OSError as exc:
+        raise UsageError(
+            f"cannot write {exc.filename or pdf_file or csv_dir}: {exc.strerror}"
+        ) from None
 
 
 @main.command("demo")

@@ -377,9 +377,22 @@ class Account(Frozen):
         return self
 
 
+ScheduleKind = Literal["digest", "report"]
+
+
 class Schedule(Frozen):
+    """When something is posted to a customer's channel, on a cron read in the customer's zone.
+
+    - ``kind: digest`` (the default): each slot runs ``checks`` (default: every account's
+      configured checks) and posts the run's digest.
+    - ``kind: report``: each slot posts the monthly report PDF of the **calendar month before
+      the slot** (in the customer's zone: a slot on 1 December 09:00 posts November), once per
+      month however often the cron fires; it covers every check, so it lists none.
+    """
+
     name: Alias
     cron: str
+    kind: ScheduleKind = "digest"
     checks: tuple[CheckKind, ...] = ()
     channel: SlackId | None = None
 
@@ -404,6 +417,12 @@ class Schedule(Frozen):
     @classmethod
     def _checks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         return _no_repeats(value, "check")
+
+    @model_validator(mode="after")
+    def _report_checks(self) -> Schedule:
+        if self.kind == "report" and self.checks:
+            raise LocatedError(("checks",), "a report schedule covers every check; remove checks:")
+        return self
 
 
 class Suppression(Frozen):

@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import orjson
 from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
@@ -66,10 +67,21 @@ class Database:
                 Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
             connect = {"timeout": BUSY_TIMEOUT_MS / 1000}
             self.writer = create_async_engine(
-                url, echo=echo, pool_size=1, max_overflow=0, pool_timeout=60, connect_args=connect
+                url,
+                echo=echo,
+                pool_size=1,
+                max_overflow=0,
+                pool_timeout=60,
+                connect_args=connect,
+                json_deserializer=orjson.loads,
             )
             self.reader = create_async_engine(
-                url, echo=echo, pool_size=4, max_overflow=4, connect_args=connect
+                url,
+                echo=echo,
+                pool_size=4,
+                max_overflow=4,
+                connect_args=connect,
+                json_deserializer=orjson.loads,
             )
             for engine in (self.writer, self.reader):
                 event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
@@ -83,7 +95,12 @@ class Database:
             )
         else:
             self.writer = create_async_engine(
-                url, echo=echo, pool_size=10, max_overflow=10, pool_pre_ping=True
+                url,
+                echo=echo,
+                pool_size=10,
+                max_overflow=10,
+                pool_pre_ping=True,
+                json_deserializer=orjson.loads,
             )
             self.reader = self.writer
         self._writes = async_sessionmaker(self.writer, expire_on_commit=False)

@@ -32,7 +32,8 @@ _QUOTE = r"""\\*["']"""  # a quote, maybe escaped (JSON inside a string, or its 
 _SECRET_KEY = r"""(?<![\w-])(?>
     [\w-]*?(?:secret|passw(?:or)?d|signature|authorization)[\w-]*+
   | [\w-]*?tokens?(?![\w-])
-  | (?:credential|cookie|ticket|response_?url|trigger_?id|(?:api|routing|integration|private)_?key)
+  | (?:credential|cookie|ticket|(?:response|upload)_?url|trigger_?id
+      |(?:api|routing|integration|private)_?key)
     (?![\w-])
 )"""
 """A field name that says its value is a secret. Matched from the start of a name only and
@@ -45,6 +46,11 @@ _SECRETS: list[tuple[re.Pattern[str], Any]] = [
     (
         re.compile(r"https?:(?:\\*/){2}hooks\.slack(?:-gov)?\.com(?:\\*/|[^\s\"'<>\\])*"),
         "https://hooks.slack.com/***",
+    ),
+    # File upload URLs (files.getUploadURLExternal): whoever holds one can upload as the app.
+    (
+        re.compile(r"https?:(?:\\*/){2}files\.slack\.com\\*/upload(?:\\*/|[^\s\"'<>\\])*"),
+        "https://files.slack.com/upload/***",
     ),
     # Any other webhook URL (…/hooks/…): a password in its path.
     (

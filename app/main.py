@@ -34,6 +34,9 @@ from app.engine.runs import RunService
 from app.errors import HubError
 from app.loader import load_catalog
 from app.notify.deliverer import Notifier, failed_count
+from app.reports.files import pdf_bytes
+from app.reports.gather import Reports
+from app.reports.words import headline
 from app.schedules.timer import Scheduler
 from app.settings import Settings
 from app.slack.access import Access
@@ -48,6 +51,7 @@ from app.slack.home import HomeTab
 from app.slack.maintaining import Maintaining
 from app.slack.modal import Launcher
 from app.slack.outbox import Outgoing
+from app.slack.reports import ReportMaker, report_maker, report_poster
 from app.web import create_app
 from app.web.metrics import HubMetrics
 from app.web.security import check_exposure
@@ -140,15 +144,20 @@ async def build(
         engine.router = router
         answers.route = router.route
         digests = Digests(db, runs, catalog, public_url=settings.public_url, answers=answers)
+        now = clock or (lambda: datetime.now(UTC))
+        maker = report_maker(Reports(db, catalog, now).build, pdf_bytes, headline, catalog, now)
         side = (
-            _slack_side(settings, db, runs, catalog, changes, metrics, delivery, answers, digests)
+            _slack_side(
+                settings, db, runs, catalog, changes, metrics, delivery, answers, digests, maker
+            )
             if slack
             else None
         )
         router.on_queued = answers.queued = _both(notifier.poke, side)
-        if side is not None:  # without Slack nobody would deliver a digest
+        if side is not None:  # without Slack nobody would deliver a digest, or a report
             digests.on_put = side.deliverer.poke
             changes.subscribe(digests.changed)
+            timer.post_report = report_poster(Outgoing(db), side.deliverer.poke)
         yield Hub(
             settings, db, catalog, aws, changes, runs, engine, timer, digests, metrics, answers,
             router, notifier, side,
@@ -184,6 +193,7 @@ def _slack_side(
     delivery: DeliveryOptions | None,
     answers: Answers,
     digests: Digests,
+    make_report: ReportMaker,
 ) -> SlackSide | None:
     """The Bolt app with its listeners, the outbox deliverer, cards and the Home tab."""
     if not settings.slack_enabled:
@@ -201,6 +211,7 @@ def _slack_side(
         outgoing=outgoing,
         on_failure=lambda kind, permanent: metrics.slack_delivery_failed(kind, permanent=permanent),
         public_url=public_url,
+        make_report=make_report,
     )
     cards = Cards(
         runs, outgoing, catalog, public_url=public_url, on_put=deliverer.poke, answers=answers

@@ -101,6 +101,7 @@ class Run(Base):
     __table_args__ = (
         Index("ix_runs_status_id", "status", "id"),
         Index("ix_runs_customer_id", "customer_id", "id"),
+        Index("ix_runs_customer_created", "customer_id", "created_at"),  # reports: a month
         Index("ix_runs_created_at", "created_at"),
         Index("ix_runs_outcome_id", "outcome", "id"),  # web: /runs?outcome=… keyset pages
     )

@@ -45,7 +45,13 @@ _RESTRICTED = frozenset(
 )
 _GONE = frozenset({"message_not_found", "cant_update_message", "edit_window_closed"})
 _GAVE_UP = "gave up after "
-_THINGS = {"card": "card", "digest": "digest", "notice": "notice", "response": "reply"}
+_THINGS = {
+    "card": "card",
+    "digest": "digest",
+    "notice": "notice",
+    "response": "reply",
+    "report": "report",
+}
 
 
 @dataclass(frozen=True)
@@ -94,6 +100,9 @@ def explain(error: str, *, what: str, ref: str, run_id: int | None = None) -> Ex
             "check the hub's Slack token and connection (`/readyz`, the log); "
             "the run itself is not affected",
         )
+    if name == "report":  # its stored error already says what and what to do (app/slack/reports.py)
+        reason, _, fix = error.split(":", 1)[-1].strip().partition(" — ")
+        return Explained(reason, fix or f"the hub's log has it under `{ref}`")
     if name == "notice":
         return Explained(
             f"Slack would not deliver the DM to the person who asked for the run ({code})",

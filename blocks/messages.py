@@ -75,6 +75,8 @@ class ListedSchedule:
     checks: Sequence[str]
     next_fire: datetime
     """Aware, in the customer's time zone."""
+    kind: str = "digest"
+    """``report``: it posts last month's report instead of running checks."""
 
 
 def ephemeral(text: str, *more: dict[str, Any]) -> dict[str, Any]:
@@ -182,7 +184,11 @@ def schedules(items: Sequence[ListedSchedule]) -> dict[str, Any]:
     lines = [
         f"*{t.escape(s.customer_name)}* `{t.escape(s.name)}` — `{t.escape(s.cron)}` · next "
         f"{s.next_fire.strftime('%a %d %b %H:%M %Z')} · "
-        + (", ".join(t.escape(c) for c in s.checks) or "every configured check")
+        + (
+            "last month's report (PDF)"
+            if s.kind == "report"
+            else ", ".join(t.escape(c) for c in s.checks) or "every configured check"
+        )
         for s in items
     ]
     return _list_message("*Schedules*", lines)

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Annotated, Any, cast
 from urllib.parse import quote
 
-from pydantic import BeforeValidator
+from pydantic import BeforeValidator, Field
 
 from app.config import format_window, window_setting
 from checks.base import Check, CheckContext, CheckResult, CheckSettings, Severity, resource
@@ -31,6 +31,9 @@ class BackupSettings(CheckSettings):
     """Jobs created this far back are looked at (``--window`` overrides it per run)."""
     expect_jobs: bool = True
     """Warn when the account had no backup job at all in the window."""
+    rpo_hours: float = Field(24, gt=0, le=24 * 31)
+    """The recovery point objective: the monthly report counts a resource whose newest
+    completed backup is older than this as breaking it, and for how long."""
 
 
 class BackupCheck(Check):
@@ -82,6 +85,7 @@ def summarise(
             for region, region_jobs in jobs.items()
         },
         "resources": findings,
+        "seen": [_seen(region, job) for region, region_jobs in jobs.items() for job in region_jobs],
     }
     where = ", ".join(jobs)
     if not counts:
@@ -97,6 +101,22 @@ def summarise(
         )
     severity = Severity.worst([f["severity"] for f in findings])
     return CheckResult(severity, _summary(counts, findings, window), details)
+
+
+def _seen(region: str, job: dict[str, Any]) -> list[Any]:
+    """One job as the monthly report counts it: ``[job id, state, region, resource name,
+    created, completed]`` (times ISO 8601; a job is counted once however many looks see it)."""
+    arn = str(job.get("ResourceArn", "?"))
+    name = str(job.get("ResourceName") or arn.rsplit(":", 1)[-1].rsplit("/", 1)[-1])
+    done = job.get("CompletionDate")
+    return [
+        str(job.get("BackupJobId", "")),
+        job["State"],
+        region,
+        name,
+        _created(job).isoformat(),
+        done.isoformat() if isinstance(done, datetime) else None,
+    ]
 
 
 def _problems(account_id: str, region: str, jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -181,6 +181,20 @@ def findings(db: dict[str, Any], series: dict[str, list[float]], s: Settings) ->
     return out
 
 
+def measured(db: dict[str, Any], series: dict[str, list[float]]) -> dict[str, float | None]:
+    """The instance's figures over the window, kept for the monthly report: CPU peak, and the
+    lowest free storage (GiB and % of allocated; None on Aurora or without datapoints)."""
+    cpu, free = series.get("cpu"), series.get("free_storage_gib")
+    allocated = float(db.get("AllocatedStorage") or 0)
+    aurora = str(db.get("Engine", "")).startswith("aurora")
+    low = min(free) if free and not aurora else None
+    return {
+        "cpu_max": round(max(cpu), 2) if cpu else None,
+        "free_gib": round(low, 2) if low is not None else None,
+        "free_pct": round(low / allocated * 100, 2) if low is not None and allocated else None,
+    }
+
+
 def assess(
     db: dict[str, Any], series: dict[str, list[float]], s: Settings, window: str
 ) -> list[Finding]:
@@ -220,11 +234,13 @@ class RdsCheck(Check):
         series: dict[str, list[float]] = {}
         worst: list[Severity] = []
         stopped = 0
+        metrics: dict[str, dict[str, float | None]] = {}
         for region, (instances, data) in zip(ctx.account.regions, per_region, strict=True):
             for db in instances:
                 name = db["DBInstanceIdentifier"]
                 prefix = f"{region}/{name}" if multi else name
                 stopped += db.get("DBInstanceStatus") in NOT_RUNNING
+                metrics[prefix] = measured(db, data.get(name, {}))
                 said = assess(db, data.get(name, {}), settings, window)
                 worst.append(Severity.worst([f.severity for f in said]))
                 for f in said:
@@ -253,6 +269,7 @@ class RdsCheck(Check):
             "instances": len(worst),
             "counts": counts,
             "stopped": stopped,
+            "metrics": metrics,
             "period_s": period,
             "thresholds": settings.model_dump(mode="json", exclude={"window"}),
         }

@@ -188,6 +188,7 @@ def _(outcome: ScheduleList, public_url: str | None = None) -> Message:
                 cron=schedule.cron,
                 checks=schedule.checks,
                 next_fire=fire,
+                kind=schedule.kind,
             )
             for customer, schedule, fire in outcome.items
         ]

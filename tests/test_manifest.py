@@ -35,5 +35,11 @@ def test_it_uses_socket_mode_with_interactivity_the_home_tab_and_the_slash_comma
 
 def test_it_asks_for_the_least_bot_scopes_and_no_user_scopes() -> None:
     scopes = manifest()["oauth_config"]["scopes"]
-    assert sorted(scopes["bot"]) == ["channels:history", "chat:write", "commands", "groups:history"]
+    assert sorted(scopes["bot"]) == [
+        "channels:history",
+        "chat:write",
+        "commands",
+        "files:write",  # the monthly report's PDF (docs/reports.md)
+        "groups:history",
+    ]
     assert "user" not in scopes

@@ -214,6 +214,8 @@ async def failed_deliveries(session: AsyncSession, since: datetime) -> FailedDel
         )
     ).one()
     key, kind, run_id, customer_id, channel, error, at = row
+    if customer_id is None and key.startswith("report:"):  # a monthly report: no run
+        customer_id = key.split(":")[1]
     latest = FailedDelivery(key, kind, run_id, customer_id, channel, error or "unknown", at)
     return FailedDeliveries(count, latest)
 

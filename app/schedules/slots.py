@@ -14,6 +14,11 @@ idempotency key, UNIQUE in the database, so a slot becomes one run however many 
 - a wall time that happens twice (fall back: 01:30 when clocks go 02:00 → 01:00) fires once, at
   its first occurrence.
 
+A **report** schedule (``kind: report``) posts the report of the calendar month before its slot
+(:func:`report_month`, in the customer's zone) instead of running checks; its key is the
+outbox row's, ``report:<customer>:<name>:<YYYY-MM>`` (:class:`ReportDue`), UNIQUE too, so a
+month's report is queued once however many replicas tick and however often the cron fires.
+
 `/monitor schedules`, the App Home, the web view and the timer all read next fire times from
 here, so they all agree.
 """
@@ -172,15 +177,59 @@ class Slot:
         return self.at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def report_month(at: datetime, tz: tzinfo) -> str:
+    """The month a report slot at ``at`` covers: the calendar month before the one ``at`` falls
+    in, in ``tz`` (``2026-11`` for 1 December 2026 09:00)."""
+    local = _utc(at).astimezone(tz)
+    year, month = (local.year, local.month - 1) if local.month > 1 else (local.year - 1, 12)
+    return f"{year:04d}-{month:02d}"
+
+
+@dataclass(frozen=True)
+class ReportDue:
+    """A report schedule's slot: the month whose report it posts, and where."""
+
+    slot: Slot
+    month: str
+    """``2026-11``: the calendar month before the slot, in the customer's zone."""
+    channel: str
+
+    @property
+    def customer_id(self) -> str:
+        return self.slot.customer_id
+
+    @property
+    def schedule(self) -> str:
+        return self.slot.schedule
+
+    @property
+    def key(self) -> str:
+        """``report:<customer>:<name>:<YYYY-MM>`` — the outbox row's key (UNIQUE)."""
+        return report_key(self.slot.customer_id, self.slot.schedule, self.month)
+
+
+def report_key(customer_id: str, schedule: str, month: str) -> str:
+    return f"report:{customer_id}:{schedule}:{month}"
+
+
+def report_due(customer: Customer, schedule: Schedule, slot: Slot) -> ReportDue:
+    """What ``slot`` of the report schedule ``schedule`` posts."""
+    channel = schedule.channel or customer.slack.channel
+    assert channel is not None  # the config refuses a schedule with nowhere to post
+    return ReportDue(slot, report_month(slot.at, customer.tz), channel)
+
+
 def schedule_of(customer: Customer, name: str | None) -> Schedule:
-    """The customer's schedule called ``name`` (default: its first)."""
+    """The customer's schedule called ``name`` (default: its first digest schedule, else its
+    first)."""
     if not customer.schedules:
         raise UsageError(
             f"{customer.name} has no schedules; add one under `schedules:` in its config "
             "(docs/schedules.md)."
         )
     if name is None:
-        return customer.schedules[0]
+        digests = [s for s in customer.schedules if s.kind == "digest"]
+        return (digests or customer.schedules)[0]
     for schedule in customer.schedules:
         if schedule.name == name.strip().lower():
             return schedule

@@ -9,6 +9,12 @@ is within the grace and no replica has fired it yet (the UNIQUE key makes that o
 unfired one is logged as missed. A database that refuses the submit is retried until the grace
 (or the next slot).
 
+A **report** schedule's slot submits no run: it calls ``post_report`` (given by the composition
+root; it queues the month's report as one outbox row under ``report:<customer>:<name>:<YYYY-MM>``,
+UNIQUE, see :class:`~app.schedules.slots.ReportDue`), with the same grace, retries, catch-up
+and misses; whether a slot was fired is read from that row. Without ``post_report`` (no Slack
+side) a report slot is logged and skipped.
+
 Tests and benchmarks may set ``HUB_TEST_SLOT_SECONDS``: every schedule then fires every N seconds
 (at multiples of N since the epoch) instead of on its cron, with the same keys, grace and
 digests. It only changes *when* slots are; ``serve`` warns loudly when it is set.
@@ -18,7 +24,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from apscheduler.events import EVENT_JOB_MISSED, JobExecutionEvent
@@ -31,8 +38,16 @@ from app.config import Customer, Schedule
 from app.db import DB_TROUBLE
 from app.engine.runs import RunService, Submit
 from app.errors import HubError
-from app.models import Run, Source
-from app.schedules.slots import Cadence, CronCadence, EverySeconds, Slot, schedule_of
+from app.models import Outbox, Run, Source
+from app.schedules.slots import (
+    Cadence,
+    CronCadence,
+    EverySeconds,
+    ReportDue,
+    Slot,
+    report_due,
+    schedule_of,
+)
 from blocks.marks import duration
 
 log = logging.getLogger(__name__)
@@ -41,6 +56,23 @@ DEFAULT_GRACE = timedelta(minutes=15)
 _RETRY_CAP_S = 30.0
 MISSED_LOOKBACK = timedelta(days=1)
 """At start, an unfired slot older than the grace but younger than this is logged as missed."""
+
+
+PostReport = Callable[[ReportDue], Awaitable[bool]]
+"""Queue a report slot's month in the outbox, once per key; False when it was queued already
+(by another replica, or an earlier slot of the same month)."""
+
+
+@dataclass(frozen=True)
+class Queued:
+    """A report slot, fired: its month's report is in the outbox (queued by this call when
+    ``created``, else by another replica or an earlier slot)."""
+
+    due: ReportDue
+    created: bool
+
+
+Fired = Run | Queued
 
 
 def _utcnow() -> datetime:
@@ -59,8 +91,10 @@ class Scheduler:
         test_slot_s: int | None = None,
         clock: Callable[[], datetime] | None = None,
         retry_s: float = 1.0,
+        post_report: PostReport | None = None,
     ) -> None:
         self.runs = runs
+        self.post_report = post_report
         self.catalog = catalog
         self.grace = grace
         self.test_slot_s = test_slot_s
@@ -104,7 +138,34 @@ class Scheduler:
             log.debug("schedule %s/%s: slot %s was fired already", *_names(slot), slot.stamp)
         return run, created
 
-    async def tick(self, customer_id: str, name: str) -> Run | None:
+    async def queue_report(self, slot: Slot) -> Queued | None:
+        """Queue the report of a report schedule's slot; None when this replica cannot (no
+        Slack side)."""
+        customer, schedule = self.find(slot.customer_id, slot.schedule)
+        due = report_due(customer, schedule, slot)
+        if self.post_report is None:
+            log.info(
+                "schedule %s/%s: slot %s not fired here: a replica with Slack queues reports",
+                *_names(slot),
+                slot.stamp,
+            )
+            return None
+        created = await self.post_report(due)
+        if created:
+            log.info("schedule %s/%s: slot %s queues the %s report", *_names(slot), slot.stamp,
+                     due.month)  # fmt: skip
+        else:
+            log.debug("schedule %s/%s: the %s report was queued already", *_names(slot), due.month)
+        return Queued(due, created)
+
+    async def _fire(self, slot: Slot) -> Fired | None:
+        _, schedule = self.find(slot.customer_id, slot.schedule)
+        if schedule.kind == "report":
+            return await self.queue_report(slot)
+        run, _ = await self.fire(slot)
+        return run
+
+    async def tick(self, customer_id: str, name: str) -> Fired | None:
         """Fire the slot due now (an APScheduler job); a late tick beyond the grace is a miss."""
         try:
             customer, schedule = self.find(customer_id, name)
@@ -119,12 +180,11 @@ class Scheduler:
         following = self.cadence(customer, schedule).after(slot.at)
         return await self._fire_until(slot, min(slot.at + self.grace, following))
 
-    async def _fire_until(self, slot: Slot, deadline: datetime) -> Run | None:
+    async def _fire_until(self, slot: Slot, deadline: datetime) -> Fired | None:
         delay = self.retry_s
         while True:
             try:
-                run, _ = await self.fire(slot)
-                return run
+                return await self._fire(slot)
             except DB_TROUBLE as exc:
                 if self.clock() + timedelta(seconds=delay) > deadline:
                     self._missed(slot, self.clock(), f"the database kept failing ({exc})")
@@ -142,28 +202,35 @@ class Scheduler:
             await asyncio.sleep(delay)
             delay = min(delay * 2, _RETRY_CAP_S)
 
-    async def catch_up(self) -> list[Run]:
+    async def catch_up(self) -> list[Fired]:
         """At start: fire each schedule's latest slot if it is within the grace (once, however
         many replicas start); log it as missed if it is older and nobody fired it."""
         now = self.clock()
-        fired: list[Run] = []
+        fired: list[Fired] = []
         for customer, schedule in self.schedules():
             slot = self.latest(customer, schedule, now)
             if now - slot.at <= self.grace:
-                run = await self._fire_until(slot, slot.at + self.grace)
-                if run is not None:
-                    fired.append(run)
-            elif now - slot.at <= MISSED_LOOKBACK and not await self._fired(slot):
+                done = await self._fire_until(slot, slot.at + self.grace)
+                if done is not None:
+                    fired.append(done)
+            elif now - slot.at <= MISSED_LOOKBACK and not await self._fired(
+                customer, schedule, slot
+            ):
                 self._missed(slot, now, "no replica was running within the misfire grace")
         return fired
 
-    async def _fired(self, slot: Slot) -> bool:
+    async def _fired(self, customer: Customer, schedule: Schedule, slot: Slot) -> bool:
+        """Whether some replica fired ``slot``: its run exists, or for a report schedule its
+        month's outbox row."""
+        if schedule.kind == "report":
+            query = select(Outbox.id).where(
+                Outbox.dedupe_key == report_due(customer, schedule, slot).key
+            )
+        else:
+            query = select(Run.id).where(Run.idempotency_key == slot.key)
         try:
             async with self.runs.db.read() as session:
-                found = await session.execute(
-                    select(Run.id).where(Run.idempotency_key == slot.key).limit(1)
-                )
-                return found.first() is not None
+                return (await session.execute(query.limit(1))).first() is not None
         except DB_TROUBLE:
             return True  # cannot tell; say nothing rather than something wrong
 
@@ -172,14 +239,28 @@ class Scheduler:
         local = slot.at.astimezone(customer.tz) if customer else slot.at
         late = duration((now - slot.at).total_seconds())
         log.warning(
-            "schedule %s/%s missed its %s slot (%s, %s late; the misfire grace is %s). "
-            "`mhub digest send %s %s` runs it now.",
+            "schedule %s/%s missed its %s slot (%s, %s late; the misfire grace is %s). %s",
             *_names(slot),
             local.strftime("%Y-%m-%d %H:%M %Z"),
             why,
             late,
             duration(self.grace.total_seconds()),
-            *_names(slot),
+            self._remedy(slot),
+        )
+
+    def _remedy(self, slot: Slot) -> str:
+        """What an operator runs instead of a missed slot."""
+        customer, name = _names(slot)
+        try:
+            found, schedule = self.find(customer, name)
+        except HubError:
+            schedule = None
+        if schedule is None or schedule.kind != "report":
+            return f"`mhub digest send {customer} {name}` runs it now."
+        month = report_due(found, schedule, slot).month
+        return (
+            f"`mhub report {customer} --month {month} --pdf {customer}-{month}.pdf` makes "
+            "its report now, to post by hand."
         )
 
     # -- the tick source ------------------------------------------------------------------

@@ -40,6 +40,14 @@ order; its look (after an unknown outcome) reads ``conversations.replies``. An a
 only when its channel's turn is free (``channel_paces``: one guarded update per send takes the
 turn for ``alert_pace_s``), so an alerts channel gets at most one message a second, whichever
 replica sends.
+
+**Reports** (``kind = report``, :mod:`app.slack.reports`): a month's report PDF, made when it is
+sent, uploaded (``files.getUploadURLExternal`` and a POST of the bytes), its file id written on
+the row, then shared with ``files.completeUploadExternal``. After an unknown outcome of the share
+the row is looked for in ``conversations.history`` as a message carrying one of its file ids
+before it is shared again; Slack shares an uploaded file once, so a second share of the same file
+is refused (``file_not_found``), never posted. A report Slack refuses for good (a channel it is
+not in, a bad token, a missing scope) fails with what to do (:func:`app.slack.reports.refusal`).
 """
 
 from __future__ import annotations
@@ -62,10 +70,12 @@ from slack_sdk.webhook.async_client import AsyncWebhookClient
 from sqlalchemy import and_, case, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db import DB_TROUBLE, Database
+from app.db import DB_TROUBLE, Database, DatabaseError
 from app.engine.changes import Follower
 from app.engine.events import Event, add_event
+from app.errors import HubError
 from app.models import ChannelPace, Outbox, Run
+from app.slack import reports
 from app.slack.outbox import Kind, Outgoing, Status
 from blocks import delivery
 from blocks.card import web_link
@@ -102,6 +112,7 @@ PERMANENT_ERRORS = frozenset(
     }
 )
 """Errors that retrying will not cure: the row fails."""
+_DB_DOWN: tuple[type[BaseException], ...] = (*DB_TROUBLE, DatabaseError)
 AMBIGUOUS_ERRORS = frozenset(
     {"internal_error", "fatal_error", "service_unavailable", "request_timeout"}
 )
@@ -157,6 +168,7 @@ class Deliverer:
         outgoing: Outgoing | None = None,
         on_failure: Callable[[str, bool], None] | None = None,
         public_url: str | None = None,
+        make_report: reports.ReportMaker | None = None,
     ) -> None:
         self.db = db
         self.client = client
@@ -166,6 +178,9 @@ class Deliverer:
         """Told (kind, permanent) about every failed delivery attempt (metrics)."""
         self.public_url = public_url
         """The web view's address, linked from the notice of a refused card."""
+        self.make_report = make_report
+        """Makes a report row's PDF and summary when it is sent."""
+        self._files: AsyncWebClient | None = None
         self._wake = asyncio.Event()
         self._held: dict[str, float] = {}  # channel → monotonic time its Retry-After ends
         self._busy: set[int] = set()
@@ -321,6 +336,8 @@ class Deliverer:
         try:
             if row.kind == Kind.RESPONSE:
                 await self._respond(row)
+            elif row.kind == Kind.REPORT:
+                await self._report(row, look_first=claim.seen in (Status.UNKNOWN, Status.POSTING))
             elif claim.row.status == Status.UPDATING:
                 await self._update(row)
             else:
@@ -406,8 +423,11 @@ class Deliverer:
             )
 
     async def _call(self, method: str, **kwargs: Any) -> _Outcome:
+        return await self._call_on(self.client, method, **kwargs)
+
+    async def _call_on(self, client: AsyncWebClient, method: str, **kwargs: Any) -> _Outcome:
         try:
-            response = await getattr(self.client, method)(**kwargs)
+            response = await getattr(client, method)(**kwargs)
             return _Outcome("ok", dict(response.data))  # type: ignore[arg-type]
         except SlackApiError as exc:
             return _classify(exc)
@@ -457,10 +477,17 @@ class Deliverer:
             return None
         return str(parent.message_ts)
 
-    async def _look(self, row: Outbox, thread_ts: str | None = None) -> str | None:
+    async def _look(
+        self,
+        row: Outbox,
+        thread_ts: str | None = None,
+        match: Callable[[dict[str, Any]], bool] | None = None,
+    ) -> str | None:
         """The ts of this row's message in the channel history (or in the thread of
-        ``thread_ts``), or None when it is not there. Raises _LookFailed when the history
+        ``thread_ts``), or None when it is not there; ``match`` says which message is the row's
+        (default: its key in the metadata or first block). Raises _LookFailed when the history
         cannot be read now (the row then waits)."""
+        ours = match or partial(_is_ours, key=row.dedupe_key)
         oldest = f"{row.created_at.timestamp() - 60:.6f}"
         cursor: str | None = None
         for _ in range(self.options.history_pages):
@@ -496,16 +523,114 @@ class Deliverer:
                 await self._later(row, Status.UNKNOWN, outcome)
                 raise _LookFailed(outcome.error)
             for message in outcome.data.get("messages") or []:
-                if _is_ours(message, row.dedupe_key):
+                if ours(message):
                     return str(message.get("ts"))
             cursor = (outcome.data.get("response_metadata") or {}).get("next_cursor") or None
             if not cursor:
                 return None
         return None
 
+    # -- reports (app.slack.reports) --------------------------------------------------
+
+    async def _report(self, row: Outbox, *, look_first: bool) -> None:
+        """Share a month's report: upload its PDF unless the row holds an uploaded file, then
+        share that file in the channel. A row that may have been shared (an unknown outcome, a
+        sender that died) is looked for first, by the file ids it tried."""
+        state = reports.Upload.of(row.payload)
+        if look_first and state.tried:
+            try:
+                found = await self._look(row, match=partial(reports.shows, file_ids=state.tried))
+            except _LookFailed:
+                return
+            if found is not None:
+                log.info(
+                    "outbox %s: found the report shared already (ts %s)", row.dedupe_key, found
+                )
+                await self._posted(row, found, sent_version=row.version)
+                return
+        if state.file_id is None:
+            uploaded = await self._upload_report(row, state)
+            if uploaded is None:
+                return
+            state = uploaded
+        outcome = await self._call(
+            "files_completeUploadExternal",
+            files=[{"id": state.file_id, "title": state.title}],
+            channel_id=row.channel,
+            initial_comment=state.comment,
+        )
+        if outcome.kind == "ok":
+            ts = reports.shared_ts(outcome.data, row.channel)
+            await self._posted(row, ts, sent_version=row.version)
+        elif outcome.error == "file_not_found":
+            # Shared already (an earlier answer was lost) or the upload expired: forget the
+            # file, look again after a while, and only then upload anew.
+            if await self._keep(row, state.without_file()):
+                await self._later(row, Status.UNKNOWN, outcome)
+        elif outcome.kind == "permanent" or outcome.error in reports.PERMANENT:
+            await self._fail(row, reports.refusal(outcome.error, row.payload))
+        else:
+            status = Status.UNKNOWN if outcome.kind == "unknown" else Status.PENDING
+            await self._later(row, status, outcome)
+
+    async def _upload_report(self, row: Outbox, state: reports.Upload) -> reports.Upload | None:
+        """Make the PDF, upload it and write its file id on the row (before it is shared); None
+        when that did not happen (the row was put back, or failed). Nothing is shared here, so
+        whatever goes wrong is simply tried again, with a new upload."""
+        payload = row.payload
+        made = await self._make_report(row)
+        if made is None:
+            return None
+        self._files = self._files or reports.quiet_client(self.client)
+        asked = await self._call_on(
+            self._files,
+            "files_getUploadURLExternal",
+            filename=made.filename,
+            length=len(made.content),
+        )
+        if asked.kind != "ok":
+            if asked.kind == "permanent" or asked.error in reports.PERMANENT:
+                await self._fail(row, reports.refusal(asked.error, payload))
+            else:
+                await self._later(row, Status.PENDING, asked)  # nothing is shared yet
+            return None
+        url, file_id = str(asked.data.get("upload_url") or ""), str(asked.data.get("file_id"))
+        sent = await reports.upload(url, made.content, self.client, self.options.http_timeout_s)
+        if not sent.ok:
+            await self._later(row, Status.PENDING, _Outcome("rejected", {}, sent.error,
+                                                            sent.retry_after))  # fmt: skip
+            return None
+        state = state.with_file(file_id, made)
+        return state if await self._keep(row, state) else None
+
+    async def _make_report(self, row: Outbox) -> reports.ReportFile | None:
+        payload = row.payload
+        if self.make_report is None:
+            await self._later(row, Status.PENDING, _Outcome("rejected", {}, "no report maker"))
+            return None
+        try:
+            return await self.make_report(str(payload.get("customer")), str(payload.get("month")))
+        except _DB_DOWN as exc:
+            error = f"cannot make the report: the database is unavailable ({type(exc).__name__})"
+        except HubError as exc:  # the customer is gone, or the month cannot be reported on
+            await self._fail(row, reports.refusal(f"{reports.UNMADE}: {exc}", payload))
+            return None
+        except Exception:
+            log.exception("outbox %s: making the report failed", row.dedupe_key)
+            error = "making the report failed (see the log)"
+        await self._later(row, Status.PENDING, _Outcome("rejected", {}, error))
+        return None
+
+    async def _keep(self, row: Outbox, state: reports.Upload) -> bool:
+        """Write a report row's upload state, while the claim holds."""
+        async with self.db.write() as session:
+            return await self._guarded(
+                session, row, Status.POSTING, {"payload": state.into(row.payload)}
+            )
+
     # -- recording outcomes (each guarded by the claim) ---------------------------------
 
-    async def _posted(self, row: Outbox, ts: str, *, sent_version: int) -> None:
+    async def _posted(self, row: Outbox, ts: str | None, *, sent_version: int) -> None:
         async with self.db.write() as session:
             done = await self._guarded(
                 session,
@@ -708,7 +833,7 @@ def _stamped(blocks: Any, key: str) -> Any:
     return [first, *blocks[1:]]
 
 
-def _is_ours(message: dict[str, Any], key: str) -> bool:
+def _is_ours(message: dict[str, Any], *, key: str) -> bool:
     meta = message.get("metadata") or {}
     if meta.get("event_type") == CARD_EVENT and (meta.get("event_payload") or {}).get("key") == key:
         return True

@@ -45,6 +45,7 @@ from app.engine.coverage import configured
 from app.engine.findings import PROBLEMS, lines_of
 from app.engine.maintenance import Window, during
 from app.engine.runs import RunService, RunView, Submit
+from app.errors import UsageError
 from app.models import TERMINAL_STATUSES, Outbox, Result, Run, RunStatus, Source
 from app.schedules.slots import schedule_of
 from app.slack.outbox import Outgoing, Status
@@ -339,6 +340,12 @@ async def send_now(
     render it."""
     customer = digests.catalog.customer(customer_id)
     schedule = schedule_of(customer, schedule_name)
+    if schedule.kind == "report":
+        raise UsageError(
+            f'"{schedule.name}" posts {customer.name}\'s monthly report and runs no checks: '
+            f"`mhub report {customer.id} --month YYYY-MM --pdf FILE` makes one now "
+            "(docs/reports.md)"
+        )
     run, _ = await digests.runs.submit(
         Submit(
             plan=digests.catalog.plan(customer.id, schedule.checks),

@@ -30,6 +30,12 @@ in ``changed`` instead (one guarded statement decides, comparing ``version``).
   digest, and the replies in that thread (the first message's key, ``:`` and the change;
   ``thread`` in the payload), written in the transaction that decides them (:meth:`put_alert_in`,
   :meth:`revise_in`).
+- A **report** (``kind = report``, :mod:`app.slack.reports`): a month's report PDF shared in the
+  customer's channel with a two-line comment, once per ``report:<customer>:<schedule>:<YYYY-MM>``.
+  Its payload names what to make (customer, month, schedule, channel), never the PDF, which is
+  made when it is sent; the deliverer adds the uploaded file's id (``file_id``, and every id it
+  tried to share, ``file_ids``), title and comment before it shares it, so a retry after a lost
+  answer looks for those ids in the channel before sharing again.
 
 ``failed`` is final: the row is never claimed again, and its ``updated_at`` and
 ``next_attempt_at`` say when it failed (the runboard counts the last 24 hours on
@@ -71,6 +77,7 @@ class Kind(StrEnum):
     RESPONSE = "response"
     NOTICE = "notice"
     ALERT = "alert"
+    REPORT = "report"
 
 
 @dataclass(frozen=True)

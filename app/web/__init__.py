@@ -1,9 +1,10 @@
 """The read-only web view: an aiohttp app built by :func:`create_app` from the services it needs.
 
-Pages (``/``, ``/runs``, ``/runs/{id}``, ``/customers/{id}``, ``/customers/{id}/findings``),
-JSON (``/api/runs``, ``/api/runs/{id}``, ``/api/findings``, ``/api/blind-spots``,
-``/api/maintenance``), and operations (``/healthz``, ``/readyz``, ``/metrics``). See
-docs/web.md. Nothing here reads the environment or holds global state.
+Pages (``/``, ``/runs``, ``/runs/{id}``, ``/customers/{id}``, ``/customers/{id}/findings``,
+``/customers/{id}/reports/{month}`` with its ``.pdf`` and ``.zip``), JSON (``/api/runs``,
+``/api/runs/{id}``, ``/api/findings``, ``/api/blind-spots``, ``/api/maintenance``,
+``/api/customers/{id}/reports/{month}``), and operations (``/healthz``, ``/readyz``,
+``/metrics``). See docs/web.md. Nothing here reads the environment or holds global state.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from app.db import Database
 from app.engine.answers import Answers, rules_from
 from app.engine.changes import Change, RunChanges
 from app.engine.runs import RunService
+from app.reports.gather import Reports
 from app.web import security, views
 from app.web.cache import PageCache
 from app.web.keys import (
@@ -36,6 +38,7 @@ from app.web.keys import (
     METRICS,
     NOTES,
     PROBES,
+    REPORTS,
     RUNS,
     Probe,
 )
@@ -63,6 +66,7 @@ def create_app(
     notes: Mapping[str, Probe] | None = None,
     changes: RunChanges | None = None,
     answers: Answers | None = None,
+    reports: Reports | None = None,
     clock: Callable[[], datetime] = _utcnow,
     board_cache_s: float = 5.0,
 ) -> web.Application:
@@ -75,8 +79,9 @@ def create_app(
     PagerDuty refused: a setting to fix, not a replica to take out). ``changes`` are this
     process's run changes, followed to record run and check durations. ``answers`` gives
     each customer's mute rules (the YAML's and those made from Slack or the CLI); without it,
-    one is built on ``db``, the catalog's YAML and ``clock``. ``board_cache_s`` is how long an
-    unchanged runboard may be served from its render cache (0 turns it off).
+    one is built on ``db``, the catalog's YAML and ``clock``. ``reports`` builds the customer
+    reports (without it, one is built on ``db``, the catalog and ``clock``). ``board_cache_s``
+    is how long an unchanged runboard may be served from its render cache (0 turns it off).
     """
     hosts = security.known_hosts(public_url) if auth is None else None
     app = web.Application(
@@ -90,6 +95,7 @@ def create_app(
     app[DB] = db
     app[RUNS] = runs
     app[ANSWERS] = answers if answers is not None else Answers(db, rules_from(catalog), clock)
+    app[REPORTS] = reports if reports is not None else Reports(db, catalog, clock)
     app[CATALOG] = catalog
     app[METRICS] = metrics
     app[PROBES] = dict(probes or {})

@@ -11,6 +11,7 @@ from app.catalog import Catalog
 from app.db import Database
 from app.engine.answers import Answers
 from app.engine.runs import RunService
+from app.reports.gather import Reports
 from app.web.cache import PageCache
 from app.web.metrics import HubMetrics
 
@@ -27,3 +28,4 @@ NOTES: web.AppKey[Mapping[str, Probe]] = web.AppKey("notes")
 """Shown by ``/readyz`` beside the probes, never making it fail."""
 CLOCK: web.AppKey[Callable[[], datetime]] = web.AppKey("clock")
 BOARD_CACHE = web.AppKey("board_cache", PageCache)
+REPORTS = web.AppKey("reports", Reports)

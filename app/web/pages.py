@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 from urllib.parse import quote, urlencode
 from zoneinfo import ZoneInfo
@@ -17,6 +17,8 @@ from app.engine.answers import Rule, mute_rules
 from app.engine.blind import BlindSpot
 from app.engine.runboard import Runboard
 from app.engine.runs import RunView
+from app.reports import charts, words
+from app.reports.model import Period, Report, Summary
 from app.web import present, queries, standings
 from app.web.params import OUTCOMES, STATUSES
 from app.web.queries import Page
@@ -273,7 +275,78 @@ def customer_page(
         "blind_api": f"/api/blind-spots?{urlencode({'customer': customer.id})}",
         "maintenance": _maintenance(windows, now, CUSTOMER_MAINTENANCE),
         "maintenance_api": f"/api/maintenance?{urlencode({'customer': customer.id})}",
+        "reports": _report_links(customer, now),
     }
+
+
+def _report_links(customer: Customer, now: datetime) -> list[tuple[str, str]]:
+    """Last month's report and this month's so far, in the customer's zone."""
+    today = now.astimezone(customer.tz).date()
+    last = today.replace(day=1) - timedelta(days=1)
+    here = _reports_url(customer.id)
+    return [
+        (f"{last:%B %Y}", f"{here}/{last:%Y-%m}"),
+        (f"{today:%B %Y} to date", f"{here}/{today:%Y-%m}"),
+    ]
+
+
+def _reports_url(customer_id: str) -> str:
+    return f"/customers/{quote(customer_id, safe='')}/reports"
+
+
+def report_page(report: Report) -> dict[str, Any]:
+    """A customer's report for a month or a range of days: the report itself, the wording and
+    the charts it is shown with, the summary against the period before, and its other forms."""
+    period, here = report.period, _reports_url(report.customer_id)
+    month = period.month
+    return {
+        "title": f"{report.customer} · {period.label}",
+        "nav": "",
+        "live": False,
+        "report": report,
+        "w": words,
+        "charts": charts,
+        "zone": f"{report.timezone} ({report.generated_at.tzname()})",
+        "headline": words.headline(report)[1],
+        "summary": _summary_rows(report.summary, report.previous),
+        "customer_url": f"/customers/{quote(report.customer_id, safe='')}",
+        "files": {"pdf": f"{here}/{month}.pdf", "zip": f"{here}/{month}.zip"} if month else None,
+        "api": f"/api{here}/{month}" if month else None,
+        "earlier": _month_link(here, period.first - timedelta(days=1)) if month else None,
+        "later": _later(here, period, report.generated_at.date()) if month else None,
+    }
+
+
+def _summary_rows(now: Summary, before: Summary | None) -> list[tuple[str, str, str, str]]:
+    """Each summary figure: what, this period, the period before, the change (``""`` and
+    ``—`` without a period before)."""
+    figures: list[tuple[str, Callable[[Summary], float | None], Callable[[Summary], str], str]] = [
+        ("Checks run", lambda s: s.looks, lambda s: f"{s.looks:,}", ""),
+        ("Scheduled runs made", lambda s: s.scheduled_pct, words.coverage, " %"),
+        ("Accounts looked at", lambda s: s.accounts,
+         lambda s: f"{s.accounts} of {s.accounts_configured}", ""),
+        ("Days with a problem", lambda s: s.problem_days,
+         lambda s: f"{s.problem_days} of {s.days}", ""),
+    ]  # fmt: skip
+    return [
+        (
+            what,
+            show(now),
+            show(before) if before is not None else "",
+            words.versus(value(now), value(before) if before is not None else None, unit),
+        )
+        for what, value, show, unit in figures
+    ]
+
+
+def _month_link(here: str, day: date) -> tuple[str, str]:
+    return f"{day:%B %Y}", f"{here}/{day:%Y-%m}"
+
+
+def _later(here: str, period: Period, today: date) -> tuple[str, str] | None:
+    """The next month's report, once that month has begun."""
+    following = period.last + timedelta(days=1)
+    return _month_link(here, following) if following <= today else None
 
 
 GROUP_TITLE = {

@@ -1,5 +1,5 @@
-"""Query-string parsing for the runs and findings filters: a clear 400 for anything malformed,
-a 404 for a customer that is not configured."""
+"""Query-string parsing for the runs and findings filters and the reports' periods: a clear 400
+for anything malformed, a 404 for a customer that is not configured."""
 
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ from app.config import Customer
 from app.engine import findings
 from app.errors import quoted
 from app.models import RunStatus
+from app.reports import period
+from app.reports.model import Period
 from app.web.present import UTC_ZONE
 from app.web.queries import RunFilter
 from app.web.standings import GROUPS
@@ -119,3 +121,22 @@ def known_customer(customer_id: str, catalog: Catalog) -> Customer:
     if found is None:
         raise web.HTTPNotFound(text=f"There is no customer {quoted(customer_id)}.")
     return found
+
+
+def report_period(
+    customer: Customer, month: str | None, query: Mapping[str, str], now: datetime
+) -> Period:
+    """A report's days: the calendar ``month`` (``2026-11``), else ``?from=…&to=…`` (both days
+    included), in the customer's zone; a 400 saying what to ask instead when it cannot be."""
+    try:
+        if month is not None:
+            return period.month_of(customer, month, now)
+        first, last = query.get("from", "").strip(), query.get("to", "").strip()
+        if not first or not last:
+            raise BadParam(
+                "Say which days: ?from=YYYY-MM-DD&to=YYYY-MM-DD (both included), "
+                "or a month: /reports/YYYY-MM."
+            )
+        return period.between(customer, first, last, now, names=("from", "to"))
+    except period.ReportError as exc:
+        raise BadParam(str(exc)) from None

@@ -228,7 +228,9 @@ def next_fires(customers: Iterable[Customer], now: datetime) -> list[Fire]:
             customer.id,
             customer.name,
             schedule.name,
-            ", ".join(schedule.checks) or "configured checks",
+            "last month's report"
+            if schedule.kind == "report"
+            else ", ".join(schedule.checks) or "configured checks",
             stamp(moment, customer.tz, now),
             moment,
         )

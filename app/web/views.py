@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import Callable
 from typing import Any, cast
 
 import aiohttp_jinja2
@@ -10,10 +12,25 @@ from aiohttp import web
 
 from app.engine import findings, runboard
 from app.engine.runs import RunView, run_json
-from app.errors import NotFound
+from app.errors import NotFound, quoted
 from app.models import Finding
+from app.reports.csvs import zip_bytes
+from app.reports.files import pdf_bytes
+from app.reports.model import Report
+from app.reports.period import ReportError
 from app.web import pages, params, present, queries, standings
-from app.web.keys import ANSWERS, BOARD_CACHE, CATALOG, CLOCK, DB, METRICS, NOTES, PROBES, RUNS
+from app.web.keys import (
+    ANSWERS,
+    BOARD_CACHE,
+    CATALOG,
+    CLOCK,
+    DB,
+    METRICS,
+    NOTES,
+    PROBES,
+    REPORTS,
+    RUNS,
+)
 from app.web.metrics import CONTENT_TYPE
 
 ROUTES = web.RouteTableDef()
@@ -85,6 +102,40 @@ async def customer_findings(request: web.Request) -> web.Response:
     spots = await queries.blind_spots(request.app[DB], [found], now)
     context = pages.findings_page(found, board, rules, now, show, spots)
     return aiohttp_jinja2.render_template("findings.html", request, context)
+
+
+_MONTH = "{month:[^/.]+}"
+"""A month in a report's path: no dot, so ``2026-11.pdf`` is the PDF's and not a page's."""
+
+
+@ROUTES.get(f"/customers/{{id}}/reports/{_MONTH}", name="report")
+async def report(request: web.Request) -> web.Response:
+    """A customer's report for a calendar month (``2026-11``)."""
+    built = await _report(request, request.match_info["month"])
+    return aiohttp_jinja2.render_template("report.html", request, pages.report_page(built))
+
+
+@ROUTES.get("/customers/{id}/reports", name="report_range")
+async def report_range(request: web.Request) -> web.Response:
+    """A customer's report for ``?from=YYYY-MM-DD&to=YYYY-MM-DD`` (both days included)."""
+    built = await _report(request, None)
+    return aiohttp_jinja2.render_template("report.html", request, pages.report_page(built))
+
+
+@ROUTES.get(f"/customers/{{id}}/reports/{_MONTH}.pdf", name="report_pdf")
+async def report_pdf(request: web.Request) -> web.Response:
+    return await _download(request, pdf_bytes, "pdf", "application/pdf")
+
+
+@ROUTES.get(f"/customers/{{id}}/reports/{_MONTH}.zip", name="report_zip")
+async def report_zip(request: web.Request) -> web.Response:
+    """One CSV file per section, zipped."""
+    return await _download(request, zip_bytes, "zip", "application/zip")
+
+
+@ROUTES.get(f"/api/customers/{{id}}/reports/{_MONTH}", name="api_report")
+async def api_report(request: web.Request) -> web.Response:
+    return _json((await _report(request, request.match_info["month"])).as_json())
 
 
 @ROUTES.get("/api/runs", name="api_runs")
@@ -184,3 +235,30 @@ async def _view(request: web.Request, events: bool = False) -> RunView:
         return await request.app[RUNS].get(run_id, events=events)
     except NotFound:
         raise web.HTTPNotFound(text=f"There is no run #{run_id}.") from None
+
+
+async def _report(request: web.Request, month: str | None) -> Report:
+    """The report the request asks for: a 404 for a customer the view does not show, a 400
+    saying what to ask instead for a period that cannot be reported on."""
+    customer = params.known_customer(request.match_info["id"], request.app[CATALOG])
+    period = params.report_period(customer, month, request.query, request.app[CLOCK]())
+    try:
+        return await request.app[REPORTS].build(customer.id, period)
+    except ReportError as exc:
+        raise params.BadParam(str(exc)) from None
+    except NotFound:
+        raise web.HTTPNotFound(text=f"There is no customer {quoted(customer.id)}.") from None
+
+
+async def _download(
+    request: web.Request, render: Callable[[Report], bytes], ext: str, content_type: str
+) -> web.Response:
+    """A report rendered off the event loop, as a file to save."""
+    built = await _report(request, request.match_info["month"])
+    body = await asyncio.to_thread(render, built)
+    name = f"{built.customer_id}-{built.period.month}.{ext}"
+    return web.Response(
+        body=body,
+        content_type=content_type,
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )

@@ -64,6 +64,12 @@ class Secretive:
             ["verif-tok", "hookPart", "9.8"],
         ),
         ("{'token': 'verif-tok', 'team_id': 'T0FAKE'}", ["verif-tok"]),
+        (  # files.getUploadURLExternal's answer, logged by the SDK
+            "{'ok': True, 'upload_url': 'https://files.slack.com/upload/v1/CwABAAAAXl8Kup', "
+            "'file_id': 'F0ABC'}",
+            ["CwABAAAAXl8Kup"],
+        ),
+        ("POST https:\\/\\/files.slack.com\\/upload\\/v1\\/Zq9secret", ["Zq9secret"]),
         (f"Sending a request - url: {HOOK}, body: {{}}", ["s3cretHookPart", "T0FAKE/1234"]),
         ("POST http://127.0.0.1:4000/hooks/commands/7", ["/commands/7"]),
         (

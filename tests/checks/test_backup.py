@@ -58,6 +58,12 @@ async def test_it_lists_failed_aborted_and_expired_jobs_with_resource_vault_and_
     )
     assert found["arbel-prod-db"]["fingerprint"] == (f"backup:{ARBEL}:{REGION}:arbel-prod-db:job")
     assert arbel.details["counts"] == {"ABORTED": 1, "COMPLETED": 2, "EXPIRED": 1, "FAILED": 1}
+    # every job it saw, for the monthly report to count each once (docs/reports.md)
+    seen = {(name, state) for _, state, region, name, _, _ in arbel.details["seen"]}
+    assert seen == {("arbel-prod-db", "FAILED"), ("arbel-files", "ABORTED"),
+                    ("arbel-old", "EXPIRED"), ("arbel-api-db", "COMPLETED"),
+                    ("arbel-web-db", "COMPLETED")}  # fmt: skip
+    assert len({job_id for job_id, *_ in arbel.details["seen"]}) == 5
     assert billing.severity == Severity.OK
     assert billing.summary == "2 completed in the last 24h"
     assert billing.details["resources"] == []

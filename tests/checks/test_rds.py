@@ -112,6 +112,13 @@ async def test_it_grades_each_instance_in_each_account_and_keeps_accounts_apart(
     assert result.series["staging-db:free_storage_gib"] == [9, 7.5]
     assert result.details["period_s"] == 900
     assert result.details["counts"] == {"crit": 1, "warn": 2, "ok": 1}
+    # each instance's figures, for the monthly report (docs/reports.md)
+    assert result.details["metrics"]["prod-db"]["cpu_max"] == 93
+    assert result.details["metrics"]["staging-db"]["free_gib"] == 7.5
+    assert result.details["metrics"]["staging-db"]["free_pct"] == 7.5
+    assert result.details["metrics"]["old-db"] == {
+        "cpu_max": None, "free_gib": None, "free_pct": None
+    }  # fmt: skip
 
     assert other.severity is Severity.OK
     assert other.summary == "1 instance, all OK"

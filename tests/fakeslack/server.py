@@ -3,6 +3,15 @@
 - **Web API** at ``{url}/api/<method>`` (``SLACK_API_URL``): ``auth.test``,
   ``apps.connections.open``, ``chat.postMessage``, ``chat.update``, ``chat.postEphemeral``,
   ``conversations.history``, ``views.open``/``update``/``publish``. Tokens are checked.
+- **File uploads**, Slack's external upload: ``files.getUploadURLExternal`` (``filename``,
+  ``length``) hands out a file id and an upload URL at ``{url}/upload/v1/…`` that takes one POST
+  of the bytes (raw, or multipart with a ``filename`` field) and checks their count against
+  ``length``; ``files.completeUploadExternal`` (``files`` as a JSON array of ``{id, title}``,
+  ``channel_id``, ``initial_comment``, ``thread_ts``) shares them as one message carrying
+  ``files`` (what ``conversations.history`` shows), and refuses (``file_not_found``, and a
+  violation) a file id it never issued, whose bytes never arrived or were not ``length`` long,
+  or that it completed already. :attr:`files` holds every file and its bytes; :meth:`shares`
+  the messages that shared them.
 - **Socket Mode** at the URL ``apps.connections.open`` hands out: ``hello`` on connect, envelopes
   (``slash_commands``, ``interactive``) whose acks are matched by ``envelope_id`` and timed,
   ``disconnect`` messages (``refresh_requested``, ``warning``), and abrupt drops.
@@ -15,7 +24,8 @@ Every call is recorded in ``calls``.
 Switches: :meth:`rate_limit` (429 with ``Retry-After``; a call that comes back before
 ``Retry-After`` has passed is a violation), :meth:`outage` (503s and dropped connections for a
 while), :meth:`lose_responses` (do the call, then drop the connection before answering: the
-caller cannot know it worked), :meth:`disconnect` and :meth:`drop` (Socket Mode), :meth:`leave`
+caller cannot know it worked), :meth:`fail_after` (do the call, then answer a 500 — or nothing
+until the caller times out), :meth:`disconnect` and :meth:`drop` (Socket Mode), :meth:`leave`
 (the bot is no longer in a channel), :meth:`refuse` (a channel's messages refused for good:
 ``channel_not_found``, ``invalid_blocks``…). ``chat.postMessage`` to a user id posts in the app's
 DM with them (:meth:`dms`).
@@ -67,7 +77,7 @@ class Call:
 
     @property
     def channel(self) -> str | None:
-        return self.params.get("channel")
+        return self.params.get("channel") or self.params.get("channel_id")
 
 
 @dataclass
@@ -82,6 +92,8 @@ class Posted:
     versions: list[dict[str, Any]] = field(default_factory=list)
     thread_ts: str | None = None
     """The parent's ts when this is a reply in a thread."""
+    files: list[dict[str, Any]] = field(default_factory=list)
+    """The files this message shared (``files.completeUploadExternal``)."""
 
     @property
     def key(self) -> str | None:
@@ -105,6 +117,23 @@ class Ack:
 
     def read(self) -> str:
         return validate.all_text(self.payload or {})
+
+
+@dataclass
+class SharedFile:
+    """A file the app uploaded: issued by ``files.getUploadURLExternal``, its bytes POSTed to
+    the upload URL, then shared by ``files.completeUploadExternal``."""
+
+    id: str
+    filename: str
+    length: int
+    """What getUploadURLExternal was told."""
+    upload_url: str = field(repr=False)
+    content: bytes | None = field(default=None, repr=False)
+    """The bytes POSTed to the upload URL (None: none yet)."""
+    title: str | None = None
+    channel: str | None = None
+    completed: bool = False
 
 
 @dataclass
@@ -135,6 +164,8 @@ class FakeSlack:
         self.acks: list[Ack] = []
         self.responses: dict[str, list[dict[str, Any]]] = {}
         self.violations: list[str] = []
+        self.files: dict[str, SharedFile] = {}
+        """Every file the app was given an upload URL for, by id, with its bytes."""
         self.connections_opened = 0
         self._lock = threading.RLock()
         self._seq = itertools.count(1)
@@ -147,6 +178,8 @@ class FakeSlack:
         self._outage_until = 0.0
         self._outage_count = 0
         self._lose: dict[str, int] = {}
+        self._botched: dict[str, list[tuple[int, float]]] = {}
+        self._uploads: dict[str, str] = {}  # upload URL path → file id
         self._refusals: dict[str, tuple[str, frozenset[str]]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -188,6 +221,7 @@ class FakeSlack:
         app.router.add_route("*", "/api/{method}", self._api)
         app.router.add_get("/link/", self._link)
         app.router.add_post("/hooks/{kind}/{id}", self._hook)
+        app.router.add_post("/upload/v1/{secret}", self._upload)
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", self.port).start()
@@ -297,6 +331,15 @@ class FakeSlack:
         with self._lock:
             self._lose[method] = self._lose.get(method, 0) + times
 
+    def fail_after(
+        self, method: str, *, status: int = 500, times: int = 1, delay_s: float = 0.0
+    ) -> None:
+        """Do the next ``times`` calls of ``method``, then answer HTTP ``status`` after
+        ``delay_s`` (longer than the caller's timeout: it times out). Either way the caller
+        cannot know that the call worked."""
+        with self._lock:
+            self._botched.setdefault(method, []).extend([(status, delay_s)] * times)
+
     def leave(self, channel: str) -> None:
         with self._lock:
             self.members.discard(channel)
@@ -330,6 +373,7 @@ class FakeSlack:
         with self._lock:
             self._limits.clear()
             self._lose.clear()
+            self._botched.clear()
             self._refusals.clear()
             self._outage_until = 0.0
 
@@ -349,6 +393,11 @@ class FakeSlack:
             return [
                 p for p in self.posted if p.channel == parent.channel and p.thread_ts == parent.ts
             ]
+
+    def shares(self, channel: str | None = None) -> list[Posted]:
+        """Messages that shared files (``files.completeUploadExternal``), oldest first."""
+        with self._lock:
+            return [p for p in self.posted if p.files and channel in (None, p.channel)]
 
     def dms(self, user: str) -> list[Posted]:
         """Messages the app posted in its DM with ``user`` (``chat.postMessage`` to their id)."""
@@ -377,6 +426,7 @@ class FakeSlack:
         expires in 3 s and opens nothing without the bot token; the hub keeps it as a key.)"""
         with self._lock:
             hooks = [a.response_url for a in self.acks]
+            hooks += [f.upload_url for f in self.files.values()]
             return [
                 BOT_TOKEN,
                 APP_TOKEN,
@@ -632,12 +682,13 @@ class FakeSlack:
         method = request.match_info["method"]
         params = await _params(request)
         now = time.monotonic()
-        self._check_early(method, params.get("channel"), now)
+        channel = params.get("channel") or params.get("channel_id")
+        self._check_early(method, channel, now)
         failure = self._outage_answer(request)
         if failure is not None:
             response, status = failure
             return self._record(method, params, response, status=status)
-        limited = self._limited(method, params.get("channel"), now)
+        limited = self._limited(method, channel, now)
         if limited is not None:
             return self._record(method, params, limited, "ratelimited")
         token = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
@@ -645,7 +696,7 @@ class FakeSlack:
         if token != wanted:
             self._violation(f"{method} called with the wrong token")
             return self._record(method, params, _error("invalid_auth"), "invalid_auth")
-        refused = self._refused(method, params.get("channel"))
+        refused = self._refused(method, channel)
         if refused is not None:
             return self._record(method, params, _error(refused), refused)
         handler = _METHODS.get(method)
@@ -657,10 +708,17 @@ class FakeSlack:
             lose = self._lose.get(method, 0) > 0
             if lose:
                 self._lose[method] -= 1
+            botched = self._botched.get(method)
+            botch = botched.pop(0) if botched else None
         error = None if body.get("ok") else str(body.get("error"))
         if lose:
             _cut(request)
             return self._record(method, params, web.Response(status=500), error, status=0)
+        if botch is not None:
+            status, delay = botch
+            record = self._record(method, params, _server_error(status), error, status=status)
+            await asyncio.sleep(delay)
+            return record
         return self._record(method, params, web.json_response(body), error)
 
     def _record(
@@ -750,6 +808,42 @@ class FakeSlack:
         with self._lock:
             self.responses.setdefault(url, []).append(body)
         return web.Response(text="ok")
+
+    # -- upload URLs ----------------------------------------------------------------------
+
+    async def _upload(self, request: web.Request) -> web.StreamResponse:
+        """A POST of a file's bytes to the URL files.getUploadURLExternal handed out: raw, or
+        multipart with the bytes in a ``filename`` field (as ``curl -F filename=@file``)."""
+        failure = self._outage_answer(request)
+        if failure is not None:
+            return failure[0]
+        with self._lock:
+            file = self.files.get(self._uploads.get(request.path, ""))
+        if file is None:
+            self._violation("a POST to an upload URL files.getUploadURLExternal never gave")
+            return web.Response(status=404, text="not found", content_type="text/plain")
+        if request.content_type.startswith("multipart/"):
+            form = await request.post()
+            field_ = form.get("filename")
+            if field_ is None:
+                self._violation(f"upload of {file.id}: multipart without a filename field")
+                return web.Response(status=400, text="no file", content_type="text/plain")
+            body = field_.file.read() if isinstance(field_, web.FileField) else str(field_).encode()
+        else:
+            body = await request.read()
+        with self._lock:
+            if file.content is not None:
+                self._violation(f"upload of {file.id}: its upload URL was used twice")
+            if len(body) != file.length:
+                self._violation(
+                    f"upload of {file.id}: {len(body)} bytes arrived, but "
+                    f"files.getUploadURLExternal was told length={file.length}"
+                )
+            file.content = body
+            self.calls.append(
+                Call("upload", {"file_id": file.id, "bytes": len(body)}, time.monotonic(), 200)
+            )
+        return web.Response(text=f"OK - {len(body)}", content_type="text/plain")
 
     # -- methods (called with the lock held) --------------------------------------------
 
@@ -912,6 +1006,10 @@ def _page(found: list[Posted], start: int, limit: int, metadata: bool) -> dict[s
         }
         if p.thread_ts:
             item["thread_ts"] = p.thread_ts
+        if p.files:
+            item["files"] = [dict(f) for f in p.files]
+            item["upload"] = True
+            item["display_as_bot"] = False
         if metadata and p.metadata:
             item["metadata"] = p.metadata
         messages.append(item)
@@ -935,6 +1033,90 @@ def _view(fake: FakeSlack, params: dict[str, Any]) -> dict[str, Any]:
     return {"ok": True, "view": {"id": f"V{next(fake._seq)}", **(view or {})}}
 
 
+def _get_upload_url(fake: FakeSlack, params: dict[str, Any]) -> dict[str, Any]:
+    """files.getUploadURLExternal: a file id and the one URL its bytes go to."""
+    problems = validate.get_upload_url_problems(params)
+    for problem in problems:
+        fake._violation(f"files.getUploadURLExternal: {problem}")
+    if problems:
+        return {"ok": False, "error": "invalid_arguments"}
+    file_id = f"F{next(fake._seq):010d}"
+    path = f"/upload/v1/{uuid.uuid4().hex}"
+    url = f"{fake.url}{path}"
+    fake.files[file_id] = SharedFile(
+        file_id, str(params["filename"]), int(params["length"]), upload_url=url
+    )
+    fake._uploads[path] = file_id
+    return {"ok": True, "upload_url": url, "file_id": file_id}
+
+
+def _complete_upload(fake: FakeSlack, params: dict[str, Any]) -> dict[str, Any]:
+    """files.completeUploadExternal: share uploaded files in a channel as one message (Slack
+    completes each upload once)."""
+    problems = validate.complete_upload_problems(params)
+    for problem in problems:
+        fake._violation(f"files.completeUploadExternal: {problem}")
+    if problems:
+        return {"ok": False, "error": "invalid_arguments"}
+    channel = params.get("channel_id") or params.get("channels")
+    if not channel:
+        fake._violation("files.completeUploadExternal without a channel: the file stays private")
+        return {"ok": False, "error": "invalid_arguments"}
+    refused = fake._member(channel)
+    if refused:
+        return refused
+    named = validate.upload_files(params) or []
+    for item in named:
+        file = fake.files.get(str(item.get("id")))
+        why = (
+            "was never handed out by files.getUploadURLExternal"
+            if file is None
+            else "never had its bytes uploaded"
+            if file.content is None
+            else f"was uploaded with {len(file.content)} bytes, not length={file.length}"
+            if len(file.content) != file.length
+            else "was completed already (Slack completes an upload once)"
+            if file.completed
+            else None
+        )
+        if why is not None:
+            fake._violation(f"files.completeUploadExternal: file {item.get('id')} {why}")
+            return {"ok": False, "error": "file_not_found"}
+    thread_ts = params.get("thread_ts") or None
+    if thread_ts is not None and not any(
+        p.channel == channel and p.ts == thread_ts and not p.thread_ts for p in fake.posted
+    ):
+        fake._violation(f"files.completeUploadExternal: thread_ts {thread_ts} is no message")
+        return {"ok": False, "error": "invalid_arguments"}
+    shared: list[dict[str, Any]] = []
+    for item in named:
+        file = fake.files[str(item["id"])]
+        file.completed, file.channel = True, str(channel)
+        file.title = str(item.get("title") or file.filename)
+        shared.append(
+            {
+                "id": file.id,
+                "name": file.filename,
+                "title": file.title,
+                "size": file.length,
+                "mimetype": "application/pdf" if file.filename.endswith(".pdf") else "",
+                "user": BOT_USER,
+            }
+        )
+    posted = Posted(
+        str(channel),
+        fake._ts(),
+        str(params.get("initial_comment") or ""),
+        [],
+        None,
+        thread_ts=thread_ts,
+        files=shared,
+    )
+    posted.versions.append(posted.latest)
+    fake.posted.append(posted)
+    return {"ok": True, "files": [{"id": f["id"], "title": f["title"]} for f in shared]}
+
+
 _METHODS: dict[str, Callable[[FakeSlack, dict[str, Any]], dict[str, Any]]] = {
     "auth.test": _auth_test,
     "apps.connections.open": _connections_open,
@@ -946,6 +1128,8 @@ _METHODS: dict[str, Callable[[FakeSlack, dict[str, Any]], dict[str, Any]]] = {
     "views.open": _view,
     "views.update": _view,
     "views.publish": _view,
+    "files.getUploadURLExternal": _get_upload_url,
+    "files.completeUploadExternal": _complete_upload,
 }
 
 
@@ -973,6 +1157,10 @@ def _dm_of(user: str) -> str:
 
 def _redacted(params: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in params.items() if k not in ("token",)}
+
+
+def _server_error(status: int) -> web.Response:
+    return web.Response(status=status, text="<html>Server Error</html>", content_type="text/html")
 
 
 def _error(code: str) -> web.Response:

@@ -269,3 +269,97 @@ def all_text(message: Mapping[str, Any]) -> str:
 
     walk(message.get("blocks") or [])
     return "\n".join(parts)
+
+
+# -- file uploads (files.getUploadURLExternal, the upload URL, files.completeUploadExternal) ----
+
+ALT_TXT = 1000
+MAX_SHARE_CHANNELS = 100
+_GET_UPLOAD_URL_ARGS = {"token", "filename", "length", "alt_txt", "snippet_type"}
+_COMPLETE_ARGS = {
+    "token",
+    "files",
+    "channel_id",
+    "channels",
+    "initial_comment",
+    "thread_ts",
+    "blocks",
+}
+_FILE_KEYS = {"id", "title", "highlight_type"}
+
+
+def get_upload_url_problems(params: Mapping[str, Any]) -> list[str]:
+    """files.getUploadURLExternal: ``filename`` and ``length`` (bytes, a positive integer) are
+    required; ``alt_txt`` (at most 1,000 characters) and ``snippet_type`` are optional."""
+    problems = [f"unknown argument {k!r}" for k in params if k not in _GET_UPLOAD_URL_ARGS]
+    filename = params.get("filename")
+    if not isinstance(filename, str) or not filename.strip():
+        problems.append("filename is required")
+    length = params.get("length")
+    if length is None:
+        problems.append("length is required (the file's size in bytes)")
+    elif not _positive_int(length):
+        problems.append(f"length {str(length)[:20]!r} is not a positive integer")
+    alt = params.get("alt_txt")
+    if alt is not None and len(str(alt)) > ALT_TXT:
+        problems.append(f"alt_txt is {len(str(alt))} characters (max {ALT_TXT})")
+    return problems
+
+
+def complete_upload_problems(params: Mapping[str, Any]) -> list[str]:
+    """files.completeUploadExternal: ``files`` (a JSON array of ``{id, title}``, required),
+    ``channel_id`` or ``channels``, ``initial_comment`` (message text), ``thread_ts`` with one
+    channel only."""
+    problems = [f"unknown argument {k!r}" for k in params if k not in _COMPLETE_ARGS]
+    files = upload_files(params)
+    if files is None:
+        problems.append('files is not a JSON array of objects such as [{"id": "F…"}]')
+    else:
+        if not files:
+            problems.append("files is empty")
+        for index, item in enumerate(files):
+            where = f"files[{index}]"
+            problems += [f"{where} has unknown key {k!r}" for k in item if k not in _FILE_KEYS]
+            if not isinstance(item.get("id"), str) or not item["id"]:
+                problems.append(f"{where}.id is missing")
+            if "title" in item and not isinstance(item["title"], str):
+                problems.append(f"{where}.title is not text")
+    channels = [c for c in str(params.get("channels") or "").split(",") if c]
+    if params.get("channel_id") and channels:
+        problems.append("give channel_id or channels, not both")
+    if len(channels) > MAX_SHARE_CHANNELS:
+        problems.append(f"{len(channels)} channels (max {MAX_SHARE_CHANNELS})")
+    if params.get("thread_ts") and len(channels) > 1:
+        problems.append("thread_ts needs exactly one channel")
+    comment = params.get("initial_comment")
+    if comment is not None:
+        if not isinstance(comment, str):
+            problems.append("initial_comment is not text")
+        else:
+            problems += [
+                f"initial_comment: {p}"
+                for p in message_problems({"text": comment}, require_text=False)
+            ]
+    return problems
+
+
+def upload_files(params: Mapping[str, Any]) -> list[dict[str, Any]] | None:
+    """The ``files`` argument as Slack reads it (a JSON string in a form or query, or an array
+    in a JSON body); None when it is not an array of objects."""
+    raw = params.get("files")
+    if isinstance(raw, str):
+        try:
+            raw = json.loads(raw)
+        except json.JSONDecodeError:
+            return None
+    if not isinstance(raw, list) or not all(isinstance(item, dict) for item in raw):
+        return None
+    return raw
+
+
+def _positive_int(value: Any) -> bool:
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return value > 0
+    return isinstance(value, str) and value.isascii() and value.isdigit() and int(value) > 0

@@ -13,6 +13,7 @@ import socket
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from aiohttp import web
@@ -22,6 +23,9 @@ from app.engine.runs import RunService
 from app.web import create_app
 from app.web.metrics import HubMetrics
 from tests.web.sample import CATALOG, Estate, plant
+
+if TYPE_CHECKING:
+    from playwright.async_api import Page
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = [
@@ -65,6 +69,23 @@ async def site(sqlite: str) -> AsyncIterator[tuple[str, Database, Estate]]:
     await db.close()
 
 
+def watch(page: Page, problems: list[str]) -> None:
+    """Note on ``problems`` every console error or warning, page error, failed request (but a
+    poll cut short by leaving the page) and error answer of ``page``."""
+    page.on(
+        "console",
+        lambda m: m.type in ("error", "warning") and problems.append(f"console {m.type}: {m.text}"),
+    )
+    page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+    page.on(
+        "requestfailed",
+        lambda r: (
+            r.failure != "net::ERR_ABORTED" and problems.append(f"failed: {r.url} {r.failure}")
+        ),
+    )
+    page.on("response", lambda r: r.status >= 400 and problems.append(f"{r.status}: {r.url}"))
+
+
 def shots(tmp_path: Path) -> Path:
     target = Path(os.environ.get("MHUB_SCREENSHOTS") or tmp_path)
     target.mkdir(parents=True, exist_ok=True)
@@ -83,25 +104,7 @@ async def test_it_loads_the_runboard_and_a_run_in_chromium_without_errors(
         try:
             for name, viewport in (("", DESKTOP), ("-phone", PHONE)):
                 page = await browser.new_page(viewport=viewport)
-                page.on(
-                    "console",
-                    lambda m: (
-                        m.type in ("error", "warning")
-                        and problems.append(f"console {m.type}: {m.text}")
-                    ),
-                )
-                page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
-                page.on(  # a poll cut short by leaving the page is no failure
-                    "requestfailed",
-                    lambda r: (
-                        r.failure != "net::ERR_ABORTED"
-                        and problems.append(f"failed: {r.url} {r.failure}")
-                    ),
-                )
-                page.on(
-                    "response",
-                    lambda r: r.status >= 400 and problems.append(f"{r.status}: {r.url}"),
-                )
+                watch(page, problems)
                 await page.goto(f"{base}/")
                 await page.wait_for_selector("#live.on")  # the script ran, under the CSP
                 await page.screenshot(

@@ -121,3 +121,18 @@ async def test_it_shows_a_failed_delivery_above_the_run_and_in_its_timeline(
     head, timeline = page.split("Timeline", 1)
     assert line in head and f"/monitor status {estate.hot}` shows its latest state" in head
     assert "⚠️ " + line in timeline and "slack" in timeline
+
+
+async def test_a_monthly_report_that_failed_names_its_customer_and_what_to_do(
+    db: Database, client: TestClient
+) -> None:
+    from app.slack.reports import refusal
+
+    payload = {"customer": "demo", "month": "2026-10", "channel": "C0GONE"}
+    error = refusal("not_in_channel", payload)
+    await failed_row(db, "report:demo:monthly:2026-10", NOW, kind="report", error=error)
+    page = text_of(await (await client.get("/")).text())
+    assert "⚠️ 1 Slack delivery failed in the last 24 h" in page
+    assert "the app is not a member of C0GONE; invite it with" in page
+    assert "mhub report demo --month 2026-10 --pdf report.pdf" in page
+    assert "retry the run" not in page
