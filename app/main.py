@@ -217,7 +217,7 @@ def _slack_side(
         runs, outgoing, catalog, public_url=public_url, on_put=deliverer.poke, answers=answers
     )
     access = Access(db)
-    desk = Desk(runs, access, cards, catalog)
+    desk = Desk(runs, access, cards, catalog, reports=Reports(db, catalog, answers.clock))
     home = HomeTab(client, db, catalog, access, public_url=public_url, answers=answers)
     changes.subscribe(cards.changed)
     changes.subscribe(home.changed)

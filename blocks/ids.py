@@ -25,6 +25,9 @@ class ActionId(StrEnum):
     MODAL_WINDOW = "modal_window"
     ANSWER = "finding_answer"
     """The ``⋯`` menu beside a problem line (blocks/findings.py)."""
+    REPORT_PAGE = "report_open_web"
+    REPORT_PDF = "report_open_pdf"
+    """The link buttons of a ``/monitor report`` answer (blocks/report.py)."""
 
 
 class CallbackId(StrEnum):
@@ -65,6 +68,9 @@ class BlockId(StrEnum):
     MODAL_CHECKS = "modal_checks"
     MODAL_WINDOW = "modal_window"
     MODAL_HINT = "modal_hint"
+    REPORT_HEADLINE = "report_headline"
+    REPORT_ABOUT = "report_about"
+    REPORT_LINKS = "report_links"
 
 
 CARD_EVENT = "mhub_run_card"

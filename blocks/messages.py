@@ -27,6 +27,8 @@ HELP_LINES = (
     f"`{COMMAND} customers` — customers, their accounts and checks",
     f"`{COMMAND} schedules` — schedules and when they fire next",
     f"`{COMMAND} maintenance TARGET DURATION [reason]` — start a maintenance window now",
+    f"`{COMMAND} report CUSTOMER [YYYY-MM]` — a customer's monthly report (default: last "
+    "month), with links to its page and PDF",
     f"`{COMMAND} help` — this list",
 )
 EXAMPLES = (

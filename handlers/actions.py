@@ -1,4 +1,5 @@
-"""Card buttons: Cancel, Retry, and the web link (which only needs its click acknowledged).
+"""Card buttons: Cancel, Retry, and the link buttons (a card's web link, a report's page and
+PDF), which only need their click acknowledged.
 
 Each click is acknowledged first; the run is then loaded from the database and the person's
 access checked there (a button's value is never trusted); the answer is an ephemeral message.
@@ -37,4 +38,6 @@ def register(app: AsyncApp, services: Services) -> None:
     # Bolt's lazy listeners: the click is acknowledged first, the work runs after.
     app.action(ActionId.CANCEL_RUN)(ack=acknowledge, lazy=[guarded(cancel)])
     app.action(ActionId.RETRY_RUN)(ack=acknowledge, lazy=[guarded(retry)])
-    app.action(ActionId.OPEN_WEB)(acknowledge)  # the browser opens the link; Slack wants an ack
+    # Link buttons: the browser opens the link; Slack still sends the click and wants an ack.
+    for link in (ActionId.OPEN_WEB, ActionId.REPORT_PAGE, ActionId.REPORT_PDF):
+        app.action(link)(acknowledge)

@@ -12,6 +12,7 @@ from typing import Any
 
 from app.engine.runs import parse_run_id
 from app.errors import HubError, UsageError
+from app.reports.words import headline, when
 from app.slack import grammar
 from app.slack.desk import (
     Asker,
@@ -22,12 +23,14 @@ from app.slack.desk import (
     Listed,
     Outcome,
     Queued,
+    Reported,
     Retried,
     ScheduleList,
     Shown,
 )
 from blocks import messages
 from blocks.card import run_card, web_link
+from blocks.report import AskedReport, report_answer
 from handlers.guard import new_ref
 
 log = logging.getLogger(__name__)
@@ -198,3 +201,20 @@ def _(outcome: ScheduleList, public_url: str | None = None) -> Message:
 @render.register
 def _(outcome: Help, public_url: str | None = None) -> Message:
     return messages.help_message()
+
+
+@render.register
+def _(outcome: Reported, public_url: str | None = None) -> Message:
+    report = outcome.report
+    return report_answer(
+        AskedReport(
+            customer_id=outcome.customer.id,
+            month=report.period.month or f"{report.period.first:%Y-%m}",
+            label=report.period.label,
+            timezone=report.timezone,
+            headline=headline(report),
+            began=when(report.began) if report.began else None,
+            notes=report.notes,
+        ),
+        public_url,
+    )

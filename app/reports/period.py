@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from app.config import Customer
-from app.errors import UsageError
+from app.errors import UsageError, quoted
 from app.reports.model import Period
 
 MAX_DAYS = 366
@@ -23,12 +23,18 @@ class ReportError(UsageError):
 
 def month_of(customer: Customer, text: str, now: datetime) -> Period:
     """The calendar month ``text`` (``2026-11``) in the customer's zone."""
-    found = _MONTH.fullmatch(text.strip())
-    if not found or not 1 <= int(found[2]) <= 12 or int(found[1]) < 2000:
-        raise ReportError(f'"{text[:20]}" is not a month: give it as YYYY-MM, such as 2026-11')
-    first = date(int(found[1]), int(found[2]), 1)
+    first = month_start(text)
     following = date(first.year + first.month // 12, first.month % 12 + 1, 1)
     return _period(customer, first, following - timedelta(days=1), now)
+
+
+def month_start(text: str) -> date:
+    """The first day of the month ``text`` names (``2026-11``): the shape alone, with no
+    customer (the ``/monitor report`` grammar checks it before anything is looked up)."""
+    found = _MONTH.fullmatch(text.strip())
+    if not found or not 1 <= int(found[2]) <= 12 or int(found[1]) < 2000:
+        raise ReportError(f"{quoted(text, 20)} is not a month: give it as YYYY-MM, such as 2026-11")
+    return date(int(found[1]), int(found[2]), 1)
 
 
 def last_month(customer: Customer, now: datetime) -> Period:

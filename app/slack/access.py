@@ -2,10 +2,10 @@
 
 A person may act for a customer when they are in its ``slack.access.users`` or ``admins``, or
 when they ask from a channel in its ``slack.access.channels`` (never implied by
-``slack.channel``). Cancelling is also allowed to whoever started the run. Reading a run or a
-list follows the same rule as running checks. Answering a finding (acknowledge, snooze, mute)
-is for named people only: a channel grant does not allow it, because an answer quiets a
-problem for everyone who watches the customer.
+``slack.channel``). Cancelling is also allowed to whoever started the run. Reading a run, a
+list or a monthly report follows the same rule as running checks. Answering a finding
+(acknowledge, snooze, mute) is for named people only: a channel grant does not allow it,
+because an answer quiets a problem for everyone who watches the customer.
 
 What a person may not see does not exist for them: a customer, account or run they may not see
 gets the same answer as one that does not exist (:func:`hidden_target`, :func:`hidden_run`),
@@ -45,6 +45,8 @@ class Action(StrEnum):
     RETRY = "retry"
     CUSTOMERS = "customers"
     SCHEDULES = "schedules"
+    REPORT = "report"
+    """A customer's monthly report (``/monitor report``): read-only, granted like LIST."""
     ANSWER = "answer"
     """Acknowledge, snooze or mute a finding: named people only (``users``, ``admins``)."""
 

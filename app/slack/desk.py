@@ -16,8 +16,11 @@ from app.batch import GroupCommit
 from app.catalog import Catalog, Plan
 from app.config import Customer, Schedule
 from app.engine.runs import RunService, RunView, Submit
-from app.errors import NotFound
+from app.errors import HubError, NotFound
 from app.models import Run, Source
+from app.reports.gather import Reports
+from app.reports.model import Report
+from app.reports.period import last_month, month_of
 from app.schedules.slots import next_fire
 from app.slack.access import Access, Action, Who, hidden_run, hidden_target
 from app.slack.cards import Cards
@@ -28,6 +31,7 @@ from app.slack.grammar import (
     HelpCommand,
     ListCommand,
     OpenModal,
+    ReportCommand,
     RetryCommand,
     RunCommand,
     SchedulesCommand,
@@ -104,7 +108,19 @@ class Help:
     pass
 
 
-Outcome = Queued | Shown | Listed | Cancelled | Retried | CustomerList | ScheduleList | Help
+@dataclass(frozen=True)
+class Reported:
+    """A customer's monthly report, made for the person who asked (and only shown to them)."""
+
+    report: Report
+    customer: Customer
+
+
+Outcome = (
+    Queued | Shown | Listed | Cancelled | Retried | CustomerList | ScheduleList | Help | Reported
+)
+
+NO_REPORTS = "Monthly reports are not set up on this hub; `mhub report CUSTOMER` makes one."
 
 
 class Desk:
@@ -115,6 +131,7 @@ class Desk:
         cards: Cards,
         catalog: Catalog,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        reports: Reports | None = None,
     ) -> None:
         self.runs = runs
         self._submits: GroupCommit[Submit, tuple[Run, bool]] = GroupCommit(
@@ -124,6 +141,7 @@ class Desk:
         self.cards = cards
         self.catalog = catalog
         self.clock = clock
+        self.reports = reports
 
     async def handle(self, command: Command, asker: Asker) -> Outcome:
         """Do what ``command`` asks, for ``asker``."""
@@ -135,6 +153,7 @@ class Desk:
             RetryCommand: lambda c, a: self.retry(c.run_id, a, Source.SLASH),
             CustomersCommand: self.customers,
             SchedulesCommand: self.schedules,
+            ReportCommand: self.report,
         }
         handler = handlers.get(type(command))
         if handler is None:  # help, and the modal until it exists
@@ -213,6 +232,24 @@ class Desk:
             for schedule in customer.schedules
         ]
         return ScheduleList(sorted(items, key=lambda item: item[2]))
+
+    async def report(self, command: ReportCommand, asker: Asker) -> Reported:
+        """The customer's report for the command's month (default: the last whole month in the
+        customer's zone). A customer ``asker`` may not see reads as one that does not exist;
+        a month that cannot be reported on is a ``ReportError`` saying what to ask instead."""
+        customer = self.catalog.find(command.customer)
+        decision = await self.access.check(
+            customer, asker.who, Action.REPORT, asked=command.customer
+        )
+        if customer is None or not decision.allowed:
+            raise NotFound(self._hidden(command.customer, asker, Action.REPORT))
+        if self.reports is None:
+            raise HubError(NO_REPORTS)
+        now = self.reports.clock()  # the clock the report is made by says which months exist
+        period = (
+            month_of(customer, command.month, now) if command.month else last_month(customer, now)
+        )
+        return Reported(await self.reports.build(customer.id, period), customer)
 
     async def _run_for(
         self, run_id: int, asker: Asker, action: Action, *, events: bool = False

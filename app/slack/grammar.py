@@ -9,6 +9,7 @@
     /monitor cancel RUN_ID | retry RUN_ID
     /monitor customers | schedules | help
     /monitor maintenance TARGET DURATION [reason]
+    /monitor report CUSTOMER [YYYY-MM]         default: the last whole month in its zone
 
 Whether a TARGET or CHECK exists is the catalogue's question (it answers with "did you mean");
 this module only knows the shape. Malformed text raises :class:`~app.errors.UsageError` with what
@@ -31,6 +32,7 @@ from app.config import (
 )
 from app.engine.runs import parse_run_id
 from app.errors import UsageError, quoted
+from app.reports.period import ReportError, month_start
 from blocks.ids import COMMAND
 
 MAX_TEXT = 2000
@@ -48,6 +50,7 @@ USAGE = {
     "help": f"`{COMMAND} help`",
     "maintenance": f"`{COMMAND} maintenance TARGET DURATION [reason]`, for example "
     f"`{COMMAND} maintenance acme-prod 2h Engine upgrade`",
+    "report": f"`{COMMAND} report CUSTOMER [YYYY-MM]`, for example `{COMMAND} report acme 2026-11`",
 }
 VERBS = tuple(USAGE)
 _DASHES = re.compile(r"^[\u2010-\u2015\u2212]+")  # ‐ ‑ ‒ – — ― − typed or auto-corrected
@@ -114,6 +117,15 @@ class MaintenanceCommand:
 
 
 @dataclass(frozen=True)
+class ReportCommand:
+    """A customer's monthly report: ``month`` as ``2026-11``, or None for the last whole month
+    in the customer's zone (which only the customer's zone can say)."""
+
+    customer: str
+    month: str | None = None
+
+
+@dataclass(frozen=True)
 class OpenModal:
     """``/monitor`` with no text. The modal is a later issue; answered with help for now."""
 
@@ -128,6 +140,7 @@ Command = (
     | SchedulesCommand
     | HelpCommand
     | MaintenanceCommand
+    | ReportCommand
     | OpenModal
 )
 
@@ -158,6 +171,8 @@ def parse(text: str) -> Command:
         return ListCommand(_optional_name(verb, args))
     if verb == "maintenance":
         return _maintenance(args)
+    if verb == "report":
+        return _report(args)
     if verb in ("customers", "schedules", "help"):
         if args:
             raise UsageError(f"`{verb}` takes nothing after it. Use {USAGE[verb]}.")
@@ -237,6 +252,25 @@ def _maintenance(args: list[str]) -> MaintenanceCommand:
             "and link to anything longer."
         )
     return MaintenanceCommand(target, length, reason)
+
+
+def _report(args: list[str]) -> ReportCommand:
+    for word in args:
+        if word.startswith("--"):
+            option = word.partition("=")[0]
+            raise UsageError(f"There is no option {quoted(option)}. Use {USAGE['report']}.")
+    if not args:
+        raise UsageError(f"Which customer? Use {USAGE['report']}.")
+    if len(args) > 2:
+        raise UsageError(f"`report` takes a customer and at most one month. Use {USAGE['report']}.")
+    customer = _name("CUSTOMER", args[0])
+    if len(args) == 1:
+        return ReportCommand(customer)
+    try:
+        first = month_start(args[1])
+    except ReportError as exc:
+        raise UsageError(f"{exc}. Use {USAGE['report']}.") from None
+    return ReportCommand(customer, f"{first:%Y-%m}")
 
 
 def _with_run_id(verb: str, args: list[str]) -> Command:

@@ -13,7 +13,8 @@ def test_it_lists_every_command_with_the_seed_examples_in_help() -> None:
     message = messages.help_message()
     assert message_problems(message) == []
     body = all_text(message)
-    for verb in ("run", "status", "list", "cancel", "retry", "customers", "schedules", "help"):
+    verbs = ("run", "status", "list", "cancel", "retry", "customers", "schedules", "report")
+    for verb in (*verbs, "maintenance", "help"):
         assert f"/monitor {verb}" in body
     assert "`/monitor run acme-prod rds --window 12h`" in body
     assert "`/monitor run acme budget`" in body

@@ -178,10 +178,18 @@ def hub_catalog() -> Catalog:
     return CATALOG
 
 
+PUBLIC_URL = "https://hub.example"
+
+
 @pytest.fixture
-async def harness(db: Database, hub_catalog: Catalog) -> AsyncIterator[Harness]:
+async def harness(
+    db: Database, hub_catalog: Catalog, request: pytest.FixtureRequest
+) -> AsyncIterator[Harness]:
     """The hub as ``app.main.build`` wires it, with stand-in checks and fast timings, serving
-    the executor, the Socket Mode connection and delivery (cards, Home) until the test ends."""
+    the executor, the Socket Mode connection and delivery (cards, Home) until the test ends.
+    Its ``HUB_PUBLIC_URL`` is :data:`PUBLIC_URL`; a test may parametrize the harness indirectly
+    with another (None: no web view links)."""
+    public_url: str | None = getattr(request, "param", PUBLIC_URL)
     fake = FakeSlack(channels=["C0OPS", "C0SHARED"]).start()
     rds = RdsStandIn()
     registry: dict[str, Check] = {"rds": rds, "budget": BudgetStandIn(), "backup": BackupStandIn()}
@@ -189,7 +197,7 @@ async def harness(db: Database, hub_catalog: Catalog) -> AsyncIterator[Harness]:
         SLACK_BOT_TOKEN="xoxb-test",
         SLACK_APP_TOKEN="xapp-test",
         SLACK_API_URL=fake.api_url,
-        HUB_PUBLIC_URL="https://hub.example",
+        HUB_PUBLIC_URL=public_url,
     )
     executor = ExecutorOptions(
         poll_s=0.05, heartbeat_s=0.2, lease_s=5, cancel_poll_s=0.1, sweep_s=1, grace_s=2

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from app.db import Database
 from app.engine.runs import RunService
+from app.reports.gather import Reports
 from app.slack.access import Access
 from app.slack.cards import Cards
 from app.slack.desk import Asker, Desk
@@ -30,6 +31,11 @@ WORDS = [
     "customers",
     "schedules",
     "help",
+    "report",
+    "2026-11",
+    "2026-13",
+    "2099-01",
+    "1999-12",
     "RUN",
     "arbel",
     "arbel-dr",
@@ -106,7 +112,7 @@ def desk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[asyncio.Run
         runner.run(db.upgrade())
         runs = RunService(db)
         cards = Cards(runs, Outgoing(db), CATALOG)
-        yield runner, Desk(runs, Access(db), cards, CATALOG)
+        yield runner, Desk(runs, Access(db), cards, CATALOG, reports=Reports(db, CATALOG))
         runner.run(db.close())
 
 

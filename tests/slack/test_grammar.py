@@ -13,6 +13,7 @@ from app.slack.grammar import (
     HelpCommand,
     ListCommand,
     OpenModal,
+    ReportCommand,
     RetryCommand,
     RunCommand,
     SchedulesCommand,
@@ -49,6 +50,9 @@ def test_it_understands_the_seed_examples_exactly() -> None:
         ("retry 7", RetryCommand(7)),
         ("customers", CustomersCommand()),
         ("schedules", SchedulesCommand()),
+        ("report aryanoble", ReportCommand("aryanoble")),
+        ("report Aryanoble 2026-11", ReportCommand("aryanoble", "2026-11")),
+        ("REPORT arbel  2026-01 ", ReportCommand("arbel", "2026-01")),
     ],
 )
 def test_it_parses_each_command(text: str, command: object) -> None:
@@ -73,6 +77,10 @@ def test_it_parses_each_command(text: str, command: object) -> None:
         ("customers now", "takes nothing after it"),
         ("run <@U123|bob>", "is not a target name"),
         ("run " + "a" * 5000, "too long"),
+        ("report", "Which customer? Use `/monitor report CUSTOMER [YYYY-MM]`"),
+        ("report arbel 2026-11 2026-12", "takes a customer and at most one month"),
+        ("report arbel --month 2026-11", 'There is no option "--month"'),
+        ("report <!here> 2026-11", "is not a customer name"),
     ],
 )
 def test_it_refuses_malformed_text_and_says_what_to_type(text: str, says: str) -> None:
@@ -92,3 +100,27 @@ def test_it_undoes_slack_escaping_before_parsing() -> None:
     with pytest.raises(UsageError) as caught:
         parse("run a&amp;b")
     assert '"a&b"' in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "month",
+    [
+        "2026-13",
+        "2026-00",
+        "1999-12",
+        "26-11",
+        "2026-1",
+        "11-2026",
+        "2026/11",
+        "2026-11-01",
+        "november",
+    ],
+)
+def test_it_refuses_a_month_that_is_not_yyyy_mm_and_says_how_to_write_one(month: str) -> None:
+    with pytest.raises(UsageError) as caught:
+        parse(f"report arbel {month}")
+    said = str(caught.value)
+    assert said.startswith(f'"{month}" is not a month: give it as YYYY-MM, such as 2026-11. ')
+    assert said.endswith(
+        "Use `/monitor report CUSTOMER [YYYY-MM]`, for example `/monitor report acme 2026-11`."
+    )
