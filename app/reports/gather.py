@@ -26,6 +26,7 @@ from app.reports.model import Findings, LongOpen, Period, Reasoned, Report, Summ
 from app.reports.period import ReportError, month_before
 from app.reports.words import day
 from app.schedules.slots import CronCadence
+from checks import kinds
 from checks.kinds import title
 
 LONGEST = 5
@@ -68,18 +69,26 @@ class Reports:
             frame = _frame(period, tz, start, until)
             at = _Reader(session, customer.id)
             # Every look without its details (counts, problem days, gaps), then each kind's
-            # looks with theirs, one kind at a time: a month of details held at once costs
-            # the garbage collector more than reading them.
+            # looks with theirs, one kind at a time (a month of details held at once costs
+            # the garbage collector more than reading them), keeping those that could not look.
             looks = await at.looks(start, until)
-            errors = await at.looks(start, until, details=True, severity="error")
+            errors: list[Look] = []
+
+            async def kind(name: str) -> list[Look]:
+                found = await at.looks(start, until, name)
+                errors.extend(look for look in found if look.severity == "error")
+                return found
+
             rpo = {
                 a.id: float(customer.checks.get("backup", {}).get("rpo_hours", 24.0))
                 for a in customer.accounts
             }
-            availability = figures.availability(await at.looks(start, until, "http"), frame)
-            backups = figures.backups(await at.looks(start, until, "backup"), frame, rpo)
-            databases = figures.databases(await at.looks(start, until, "rds"), frame)
-            alarms = figures.alarms(await at.looks(start, until, "alarms"), frame)
+            availability = figures.availability(await kind("http"), frame)
+            backups = figures.backups(await kind("backup"), frame, rpo)
+            databases = figures.databases(await kind("rds"), frame)
+            alarms = figures.alarms(await kind("alarms"), frame)
+            for other in sorted(set(kinds.NAMES) - {"http", "backup", "rds", "alarms", "budget"}):
+                await kind(other)  # a kind with no section of its own: its gaps' reasons
             before = month_before(customer, period)
             old_start = max(before.start.astimezone(UTC), began or before.start)
             previous: list[Look] = []
@@ -87,7 +96,7 @@ class Reports:
             if began is not None and old_start < start:
                 previous = await at.looks(old_start, start)
                 old_budgets = await at.looks(old_start, start, "budget")
-            cost = figures.budgets(await at.looks(start, until, "budget"), old_budgets, frame)
+            cost = figures.budgets(await kind("budget"), old_budgets, frame)
             scheduled = await _scheduled(session, customer.id, start, until)
             old_scheduled = await _scheduled(session, customer.id, old_start, start)
             answered = await _answers(session, customer.id, start, until)
@@ -134,7 +143,6 @@ def looks_query(
     *,
     details: bool,
     check: str | None = None,
-    severity: str | None = None,
 ) -> Select[Any]:
     """The looks one customer's runs made in ``[start, until)``, oldest first: the customer's
     runs by time (``ix_runs_customer_created``), then each run's results (``uq_results_target``,
@@ -154,11 +162,7 @@ def looks_query(
         )
         .order_by(Result.finished_at, Result.id)
     )
-    if check is not None:
-        query = query.where(Result.check == check)
-    if severity is not None:
-        query = query.where(Result.severity == severity)
-    return query
+    return query if check is None else query.where(Result.check == check)
 
 
 @dataclass(frozen=True)
@@ -173,14 +177,11 @@ class _Reader:
         check: str | None = None,
         *,
         details: bool | None = None,
-        severity: str | None = None,
     ) -> list[Look]:
         """The looks of ``[start, until)``: with their details when ``details``, which is
         the default for one ``check``."""
         full = check is not None if details is None else details
-        query = looks_query(
-            self.customer_id, start, until, details=full, check=check, severity=severity
-        )
+        query = looks_query(self.customer_id, start, until, details=full, check=check)
         rows = await self.session.execute(query)
         if full:
             return [Look(a, c, s, at, text, d or {}) for a, c, s, at, text, d in rows]
