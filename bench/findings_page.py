@@ -29,7 +29,6 @@ import gc
 import json
 import multiprocessing
 import os
-import platform
 import random
 import statistics
 import sys
@@ -53,7 +52,7 @@ from app.engine.runs import RunService
 from app.models import Finding, Mute
 from app.web import create_app
 from app.web.metrics import HubMetrics
-from bench.served import free_port, pg_bench_url, wait_ready
+from bench.served import free_port, machine, pg_bench_url, plans, wait_ready
 
 T0 = datetime(2026, 12, 3, 7, 0, tzinfo=UTC)
 """The seed's "now", and the served view's clock."""
@@ -347,25 +346,8 @@ async def explain(url: str) -> None:
     """The plans of the findings queries, asked of the database itself."""
     from app.web import standings
 
-    db = Database(url)
-    prefix = "EXPLAIN QUERY PLAN " if db.is_sqlite else "EXPLAIN "
-    async with db.reader.connect() as conn:
-        for name, statement in standings.statements(BIG, T0).items():
-            compiled = statement.compile(
-                dialect=conn.dialect, compile_kwargs={"literal_binds": True}
-            )
-            rows = (await conn.execute(text(prefix + str(compiled)))).all()
-            plan = "; ".join(str(row[-1]) for row in rows)
-            print(f"{name:<32} {plan}")
-    await db.close()
-
-
-def machine() -> str:
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    return (
-        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-        f"load {load:.2f}, Python {platform.python_version()}"
-    )
+    for name, plan in (await plans(url, standings.statements(BIG, T0))).items():
+        print(f"{name:<32} {'; '.join(plan)}")
 
 
 def main() -> None:

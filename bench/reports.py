@@ -27,7 +27,6 @@ import asyncio
 import gc
 import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -52,7 +51,7 @@ from app.reports.gather import Reports
 from app.reports.period import month_of
 from app.web import create_app
 from app.web.metrics import HubMetrics
-from bench.served import pg_bench_url
+from bench.served import machine, pg_bench_url, plans
 from tests.reports.seed import (
     History,
     alarm_details,
@@ -200,8 +199,6 @@ async def measure(url: str, accounts: int, repeat: int) -> dict[str, Any]:
 
 async def explain(url: str) -> None:
     """The plans of the report's queries, asked of the database itself."""
-    db = Database(url)
-    prefix = "EXPLAIN QUERY PLAN " if db.is_sqlite else "EXPLAIN "
     start, until = START.astimezone(UTC), NOW
     statements = {
         "every look, no details": gather.looks_query("big", start, until, details=False),
@@ -209,24 +206,10 @@ async def explain(url: str) -> None:
             "big", start, until, details=True, check="http"
         ),
     }
-    async with db.reader.connect() as conn:
-        for name, statement in statements.items():
-            compiled = statement.compile(
-                dialect=conn.dialect, compile_kwargs={"literal_binds": True}
-            )
-            rows = (await conn.execute(text(prefix + str(compiled)))).all()
-            print(f"{name}:")
-            for row in rows:
-                print(f"    {row[-1]}")
-    await db.close()
-
-
-def machine() -> str:
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    return (
-        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-        f"load {load:.2f}, Python {platform.python_version()}"
-    )
+    for name, plan in (await plans(url, statements)).items():
+        print(f"{name}:")
+        for line in plan:
+            print(f"    {line}")
 
 
 def main() -> None:

@@ -1,13 +1,18 @@
 """What the web benchmarks share: a free loopback port, waiting for a web view started in a
-child process, and a PostgreSQL database of a benchmark's own (kept, so its seed is reused)."""
+child process, a PostgreSQL database of a benchmark's own (kept, so its seed is reused), the
+query plans of their statements, and the machine they ran on."""
 
 from __future__ import annotations
 
 import asyncio
+import os
+import platform
 import socket
+from collections.abc import Mapping
+from typing import Any
 
 import aiohttp
-from sqlalchemy import text
+from sqlalchemy import Select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -48,3 +53,31 @@ def pg_bench_url(base: str, name: str) -> str:
 
     asyncio.run(create())
     return url.set(database=name).render_as_string(hide_password=False)
+
+
+async def plans(url: str, statements: Mapping[str, Select[Any]]) -> dict[str, list[str]]:
+    """Each statement's plan, asked of the database itself (its literal values bound in)."""
+    from app.db import Database
+
+    db = Database(url)
+    prefix = "EXPLAIN QUERY PLAN " if db.is_sqlite else "EXPLAIN "
+    found: dict[str, list[str]] = {}
+    try:
+        async with db.reader.connect() as conn:
+            for name, statement in statements.items():
+                compiled = statement.compile(
+                    dialect=conn.dialect, compile_kwargs={"literal_binds": True}
+                )
+                rows = (await conn.execute(text(prefix + str(compiled)))).all()
+                found[name] = [str(row[-1]) for row in rows]
+    finally:
+        await db.close()
+    return found
+
+
+def machine() -> str:
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    return (
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"load {load:.2f}, Python {platform.python_version()}"
+    )

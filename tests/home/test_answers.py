@@ -5,6 +5,7 @@ Slack, on each database."""
 from __future__ import annotations
 
 import asyncio
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -74,7 +75,9 @@ async def test_acknowledge_from_the_card_shows_who_beside_the_line_in_place(home
     fake = fake_of(home)
     await fake.acommand("run arbel rds")
     card = await final_card(home, 1)
-    assert "open 0 s" in card.read() and "🆕 new" in card.read()
+    # seconds old when the card was drawn (0 s, or 1 s on a busy machine: the card is drawn
+    # after the finding opens, not at the same instant)
+    assert re.search(r"open \d{1,2} s · 🆕 new", card.read()), card.read()
     ack = await fake.aclick(card, ActionId.ANSWER, option=option(card, "ack"))
     assert ack.latency_s is not None and ack.latency_s < 3
     [reply] = await fake.await_(lambda: fake.replies(ack), 10, "the confirmation")
