@@ -299,6 +299,9 @@ def report_page(report: Report) -> dict[str, Any]:
     the charts it is shown with, the summary against the period before, and its other forms."""
     period, here = report.period, _reports_url(report.customer_id)
     month = period.month
+    # a month's forms are /reports/2026-11.pdf; a range's /reports.pdf?from=…&to=…
+    tail = f"/{month}" if month else ""
+    days = "" if month else f"?from={period.first.isoformat()}&to={period.last.isoformat()}"
     return {
         "title": f"{report.customer} · {period.label}",
         "nav": "",
@@ -310,8 +313,8 @@ def report_page(report: Report) -> dict[str, Any]:
         "headline": words.headline(report)[1],
         "summary": _summary_rows(report.summary, report.previous),
         "customer_url": f"/customers/{quote(report.customer_id, safe='')}",
-        "files": {"pdf": f"{here}/{month}.pdf", "zip": f"{here}/{month}.zip"} if month else None,
-        "api": f"/api{here}/{month}" if month else None,
+        "files": {"pdf": f"{here}{tail}.pdf{days}", "zip": f"{here}{tail}.zip{days}"},
+        "api": f"/api{here}{tail}{days}",
         "earlier": _month_link(here, period.first - timedelta(days=1)) if month else None,
         "later": _later(here, period, report.generated_at.date()) if month else None,
     }

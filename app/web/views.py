@@ -133,9 +133,27 @@ async def report_zip(request: web.Request) -> web.Response:
     return await _download(request, zip_bytes, "zip", "application/zip")
 
 
+@ROUTES.get("/customers/{id}/reports.pdf", name="report_range_pdf")
+async def report_range_pdf(request: web.Request) -> web.Response:
+    """The PDF of ``?from=YYYY-MM-DD&to=YYYY-MM-DD``."""
+    return await _download(request, pdf_bytes, "pdf", "application/pdf")
+
+
+@ROUTES.get("/customers/{id}/reports.zip", name="report_range_zip")
+async def report_range_zip(request: web.Request) -> web.Response:
+    """The CSV files of ``?from=YYYY-MM-DD&to=YYYY-MM-DD``, zipped."""
+    return await _download(request, zip_bytes, "zip", "application/zip")
+
+
 @ROUTES.get(f"/api/customers/{{id}}/reports/{_MONTH}", name="api_report")
 async def api_report(request: web.Request) -> web.Response:
     return _json((await _report(request, request.match_info["month"])).as_json())
+
+
+@ROUTES.get("/api/customers/{id}/reports", name="api_report_range")
+async def api_report_range(request: web.Request) -> web.Response:
+    """The report of ``?from=YYYY-MM-DD&to=YYYY-MM-DD`` as JSON."""
+    return _json((await _report(request, None)).as_json())
 
 
 @ROUTES.get("/api/runs", name="api_runs")
@@ -254,9 +272,10 @@ async def _download(
     request: web.Request, render: Callable[[Report], bytes], ext: str, content_type: str
 ) -> web.Response:
     """A report rendered off the event loop, as a file to save."""
-    built = await _report(request, request.match_info["month"])
+    built = await _report(request, request.match_info.get("month"))
     body = await asyncio.to_thread(render, built)
-    name = f"{built.customer_id}-{built.period.month}.{ext}"
+    p = built.period
+    name = f"{built.customer_id}-{p.month or f'{p.first.isoformat()}_{p.last.isoformat()}'}.{ext}"
     return web.Response(
         body=body,
         content_type=content_type,

@@ -146,7 +146,25 @@ async def test_it_shows_a_range_of_days(web: TestClient, reports: FakeReports) -
     [(_, period)] = reports.asked
     assert (period.first, period.last) == (date(2026, 11, 3), date(2026, 11, 17))
     assert period.month is None
-    assert ".pdf" not in html  # files are by month
+    days = "?from=2026-11-03&amp;to=2026-11-17"
+    assert f'href="/customers/demo/reports.pdf{days}"' in html
+    assert f'href="/customers/demo/reports.zip{days}"' in html
+    assert f'href="/api/customers/demo/reports{days}"' in html
+
+
+async def test_it_serves_a_range_of_days_as_files_and_json(web: TestClient) -> None:
+    days = "?from=2026-11-03&to=2026-11-17"
+    pdf = await web.get(f"/customers/demo/reports.pdf{days}")
+    assert pdf.status == 200 and (await pdf.read()).startswith(b"%PDF")
+    name = "demo-2026-11-03_2026-11-17"
+    assert pdf.headers["Content-Disposition"] == f'attachment; filename="{name}.pdf"'
+    files = await web.get(f"/customers/demo/reports.zip{days}")
+    assert files.headers["Content-Disposition"] == f'attachment; filename="{name}.zip"'
+    body = await (await web.get(f"/api/customers/demo/reports{days}")).json()
+    assert body["period"]["first"] == "2026-11-03" and body["period"]["month"] is None
+    bad = await web.get("/customers/demo/reports.pdf?from=2026-11-17&to=2026-11-03")
+    assert bad.status == 400
+    assert "from 2026-11-17 is after to 2026-11-03" in await bad.text()
 
 
 @pytest.mark.parametrize(
