@@ -51,7 +51,7 @@ from app.slack.home import HomeTab
 from app.slack.maintaining import Maintaining
 from app.slack.modal import Launcher
 from app.slack.outbox import Outgoing
-from app.slack.reports import ReportMaker, report_maker, report_poster
+from app.slack.reports import report_maker, report_poster
 from app.web import create_app
 from app.web.metrics import HubMetrics
 from app.web.security import check_exposure
@@ -88,6 +88,7 @@ class Hub:
     answers: Answers
     router: Router
     notifier: Notifier
+    reports: Reports
     side: SlackSide | None = None
 
     @property
@@ -144,11 +145,10 @@ async def build(
         engine.router = router
         answers.route = router.route
         digests = Digests(db, runs, catalog, public_url=settings.public_url, answers=answers)
-        now = clock or (lambda: datetime.now(UTC))
-        maker = report_maker(Reports(db, catalog, now).build, pdf_bytes, headline, catalog, now)
+        reports = Reports(db, catalog, answers.clock)
         side = (
             _slack_side(
-                settings, db, runs, catalog, changes, metrics, delivery, answers, digests, maker
+                settings, db, runs, catalog, changes, metrics, delivery, answers, digests, reports
             )
             if slack
             else None
@@ -160,7 +160,7 @@ async def build(
             timer.post_report = report_poster(Outgoing(db), side.deliverer.poke)
         yield Hub(
             settings, db, catalog, aws, changes, runs, engine, timer, digests, metrics, answers,
-            router, notifier, side,
+            router, notifier, reports, side,
         )  # fmt: skip
     finally:
         aws.close()
@@ -193,7 +193,7 @@ def _slack_side(
     delivery: DeliveryOptions | None,
     answers: Answers,
     digests: Digests,
-    make_report: ReportMaker,
+    reports: Reports,
 ) -> SlackSide | None:
     """The Bolt app with its listeners, the outbox deliverer, cards and the Home tab."""
     if not settings.slack_enabled:
@@ -211,13 +211,13 @@ def _slack_side(
         outgoing=outgoing,
         on_failure=lambda kind, permanent: metrics.slack_delivery_failed(kind, permanent=permanent),
         public_url=public_url,
-        make_report=make_report,
+        make_report=report_maker(reports.build, pdf_bytes, headline, catalog, reports.clock),
     )
     cards = Cards(
         runs, outgoing, catalog, public_url=public_url, on_put=deliverer.poke, answers=answers
     )
     access = Access(db)
-    desk = Desk(runs, access, cards, catalog, reports=Reports(db, catalog, answers.clock))
+    desk = Desk(runs, access, cards, catalog, reports=reports)
     home = HomeTab(client, db, catalog, access, public_url=public_url, answers=answers)
     changes.subscribe(cards.changed)
     changes.subscribe(home.changed)
@@ -291,6 +291,7 @@ def tasks_of(hub: Hub, stop: asyncio.Event, *, web: bool = True) -> Tasks:
             notes=notes,
             changes=hub.changes,
             answers=hub.answers,
+            reports=hub.reports,
         )
         tasks["web"] = lambda: serve_site(site, settings.web_host, settings.web_port, stop)
     return tasks

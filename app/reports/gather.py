@@ -25,7 +25,7 @@ from app.reports.figures import Frame, Look
 from app.reports.model import Findings, LongOpen, Period, Reasoned, Report, Summary
 from app.reports.period import ReportError, month_before
 from app.reports.words import day
-from app.schedules.slots import CronCadence
+from app.schedules.slots import CronCadence, fires_between
 from checks import kinds
 from checks.kinds import title
 
@@ -210,11 +210,10 @@ def _expected(customer: Customer, start: datetime, until: datetime) -> dict[str,
         if schedule.kind != "digest":
             continue
         cadence = CronCadence(schedule.cron, ZoneInfo(customer.timezone))
-        n, moment = 0, cadence.after(start - timedelta(microseconds=1))
-        while moment < until:
-            n += 1
-            moment = cadence.after(moment)
-        out[schedule.name] = n
+        tick = timedelta(
+            microseconds=1
+        )  # fires_between counts (start, end]: this is [start, until)
+        out[schedule.name] = len(fires_between(cadence, start - tick, until - tick))
     return out
 
 

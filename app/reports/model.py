@@ -101,8 +101,7 @@ class BackupAccount:
 
     @property
     def success_pct(self) -> float | None:
-        done = self.completed + self.failed
-        return 100 * self.completed / done if done else None
+        return _success(self.completed, self.failed)
 
 
 @dataclass(frozen=True)
@@ -136,8 +135,7 @@ class Backups:
 
     @property
     def success_pct(self) -> float | None:
-        done = self.completed + self.failed
-        return 100 * self.completed / done if done else None
+        return _success(self.completed, self.failed)
 
 
 @dataclass(frozen=True)
@@ -280,6 +278,12 @@ class Report:
     def as_json(self) -> dict[str, Any]:
         """Every field as JSON values: times as ISO 8601 with their offset."""
         return cast(dict[str, Any], _plain(self))
+
+
+def _success(completed: int, failed: int) -> float | None:
+    """Completed jobs as a share of those that finished (None: none did)."""
+    done = completed + failed
+    return 100 * completed / done if done else None
 
 
 def _plain(value: Any) -> Any:
