@@ -37,6 +37,14 @@ from app.engine.answers import (
     standing,
 )
 from app.engine.runs import RunView, Submit, parse_run_id, run_json
+from app.engine.tokens import (
+    DEFAULT_EXPIRES,
+    SCOPES,
+    ApiTokenView,
+    Tokens,
+    parse_expires,
+    token_name,
+)
 from app.errors import HubError, UsageError
 from app.loader import ConfigInvalid, check_config, load_catalog
 from app.main import Hub, build, serve
@@ -789,6 +797,151 @@ def _write_report(made: Report, pdf_file: str | None, csv_dir: str | None) -> No
         raise UsageError(
             f"cannot write {exc.filename or pdf_file or csv_dir}: {exc.strerror}"
         ) from None
+
+
+@main.group("token")
+def token_group() -> None:
+    """API tokens for automation (docs/api.md). A token sees only the customers it was made
+    for; scope read reads their runs, findings and reports, scope run also starts, cancels and
+    retries their runs. Its secret is shown once, when it is made, and only a hash is kept."""
+
+
+@token_group.command("create")
+@click.option(
+    "--name",
+    required=True,
+    help="What it is for, such as ci-nightly (a-z, 0-9, - _ .); audit rows name it, so a "
+    "name is never reused.",
+)
+@click.option(
+    "--customer",
+    "customers",
+    multiple=True,
+    required=True,
+    metavar="ID",
+    help="A customer it may see; repeat for more.",
+)
+@click.option(
+    "--scope",
+    type=click.Choice(SCOPES),
+    default="read",
+    show_default=True,
+    help="read: runs, findings, reports; run: also start, cancel and retry runs.",
+)
+@click.option(
+    "--expires",
+    default=DEFAULT_EXPIRES,
+    show_default=True,
+    help="How long it works: 90d, 12h, 2w (at most 730d), or never.",
+)
+def token_create(name: str, customers: tuple[str, ...], scope: str, expires: str) -> None:
+    """Make a token and print its secret on stdout: the only time it is shown."""
+
+    async def go() -> int:
+        lasting, chosen = parse_expires(expires), token_name(name)
+        settings = _settings()
+        catalog, _ = check_config(settings.config_dir)
+        ids = [catalog.customer(customer).id for customer in customers]  # NotFound: exit 2
+        async with _token_store(settings) as tokens:
+            made, secret = await tokens.create(chosen, ids, scope, lasting, _who(None))
+        click.echo(
+            f"Created token {made.name}: scope {made.scope}, customers "
+            f"{', '.join(made.customers)}, {_expiry(made)}.",
+            err=True,
+        )
+        click.echo(secret)
+        click.echo(
+            "This secret will not be shown again: store it now (only its hash is kept). "
+            "Send it as `Authorization: Bearer <secret>`; `mhub token revoke "
+            f"{made.name}` ends it.",
+            err=True,
+        )
+        return EXIT_OK
+
+    _run(go())
+
+
+@token_group.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def token_list(as_json: bool) -> None:
+    """Every token, revoked and expired ones too — never a secret."""
+
+    async def go() -> int:
+        async with _token_store(_settings()) as tokens:
+            made, now = await tokens.list(), tokens.clock()
+        if as_json:
+            shown = [{**t.as_json(), "state": t.state(now)} for t in made]
+            click.echo(json.dumps({"tokens": shown}))
+            return EXIT_OK
+        if not made:
+            click.echo("No tokens yet; `mhub token create --name NAME --customer ID` makes one.")
+            return EXIT_OK
+        rows = [
+            (
+                t.name,
+                t.scope,
+                ",".join(t.customers),
+                _when(t.created_at),
+                _when(t.expires_at, "never"),
+                _when(t.last_used_at, "never"),
+                t.state(now) if t.revoked_at is None else f"revoked {_when(t.revoked_at)}",
+            )
+            for t in made
+        ]
+        head = ("NAME", "SCOPE", "CUSTOMERS", "CREATED", "EXPIRES", "LAST USED", "STATE")
+        widths = [max(len(row[i]) for row in (head, *rows)) for i in range(len(head))]
+        for row in (head, *rows):
+            click.echo(
+                "  ".join(
+                    cell.ljust(width) for cell, width in zip(row, widths, strict=True)
+                ).rstrip()
+            )
+        return EXIT_OK
+
+    _run(go())
+
+
+@token_group.command("revoke")
+@click.argument("name")
+def token_revoke(name: str) -> None:
+    """Revoke NAME: requests with it are refused (401) from now on. Its row stays, for the
+    audit trail."""
+
+    async def go() -> int:
+        async with _token_store(_settings()) as tokens:
+            if await tokens.revoke(name):
+                click.echo(
+                    f"Revoked token {name.strip()}: requests with it are refused from now on."
+                )
+                return EXIT_OK
+            found = await tokens.get(name)
+        if found is None:
+            raise UsageError(f'There is no token "{clip(name)}". `mhub token list` lists them.')
+        click.echo(
+            f"Token {found.name} was revoked already ({_when(found.revoked_at)}); nothing changed."
+        )
+        return EXIT_OK
+
+    _run(go())
+
+
+@asynccontextmanager
+async def _token_store(settings: Settings) -> AsyncIterator[Tokens]:
+    """The token store on the configured database (opened here, closed after)."""
+    db = Database(settings.database_url)
+    try:
+        await db.ensure_schema()
+        yield Tokens(db)
+    finally:
+        await db.close()
+
+
+def _when(moment: datetime | None, none: str = "-") -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if moment else none
+
+
+def _expiry(token: ApiTokenView) -> str:
+    return f"expires {_when(token.expires_at)}" if token.expires_at else "never expires"
 
 
 @main.command("demo")

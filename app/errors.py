@@ -5,7 +5,7 @@
     HubError                    shown to the user as is (CLI, Slack, web)
     ├── UsageError              the command text or arguments are malformed
     ├── NotFound                no such run, customer or account — or one the asker may not
-    │                           see, which gets the same answer (app.slack.access)
+    │                           see, which gets the same answer (app.access)
     ├── ConfigError             customer YAML or environment is invalid (see app.loader)
     └── DatabaseError           unreachable database, or schema not at head (app.db)
 """

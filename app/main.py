@@ -23,6 +23,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import handlers
+from app.access import Access
 from app.catalog import Catalog
 from app.db import DB_TROUBLE, Database
 from app.engine.alerts import Router
@@ -39,7 +40,6 @@ from app.reports.gather import Reports
 from app.reports.words import headline
 from app.schedules.timer import Scheduler
 from app.settings import Settings
-from app.slack.access import Access
 from app.slack.alerts import AlertsChannel
 from app.slack.answering import Answering
 from app.slack.bolt import Slack, web_client
@@ -47,15 +47,20 @@ from app.slack.cards import Cards
 from app.slack.deliverer import Deliverer, DeliveryOptions, deliver
 from app.slack.desk import Desk
 from app.slack.digests import Digests
+from app.slack.directory import app_team, channel_members
 from app.slack.home import HomeTab
 from app.slack.maintaining import Maintaining
 from app.slack.modal import Launcher
 from app.slack.outbox import Outgoing
 from app.slack.reports import report_maker, report_poster
+from app.slack.unfurls import Unfurls
 from app.web import create_app
 from app.web.metrics import HubMetrics
+from app.web.people import People
 from app.web.security import check_exposure
 from app.web.server import database_probe, executor_probe, serve_site, slack_probe
+from app.web.session import Sessions
+from app.web.signin import SlackSignIn
 from checks.aws import AwsClients, AwsOptions
 from checks.base import Check
 from checks.registry import REGISTRY
@@ -230,8 +235,20 @@ def _slack_side(
 
     answering = Answering(db, answers, access, catalog, cards, answered)
     maintaining = Maintaining(db, access, catalog, answers.clock, started=home.findings_changed)
+    unfurls = (
+        Unfurls(client, db, runs, access, catalog, public_url, answers=answers, reports=reports)
+        if public_url
+        else None
+    )
     services = handlers.Services(
-        desk, home, Launcher(desk), slack.followups, answering, maintaining, public_url
+        desk,
+        home,
+        Launcher(desk),
+        slack.followups,
+        answering,
+        maintaining,
+        public_url,
+        unfurls=unfurls,
     )
     handlers.register(slack.app, services)
     return SlackSide(slack, deliverer, cards, home)
@@ -272,7 +289,7 @@ def tasks_of(hub: Hub, stop: asyncio.Event, *, web: bool = True) -> Tasks:
         log.info("digests: not sent without Slack; scheduled runs still run")
     if web:
         auth = settings.web_auth.get_secret_value() if settings.web_auth else None
-        check_exposure(settings.web_host, settings.web_port, auth)
+        check_exposure(settings.web_host, settings.web_port, auth, sign_in=settings.sign_in)
         probes = {
             "database": database_probe(hub.db),
             "executor": executor_probe(lambda: hub.executor.last_loop_at),
@@ -292,9 +309,29 @@ def tasks_of(hub: Hub, stop: asyncio.Event, *, web: bool = True) -> Tasks:
             changes=hub.changes,
             answers=hub.answers,
             reports=hub.reports,
+            sign_in=sign_in_of(settings, hub.catalog),
         )
         tasks["web"] = lambda: serve_site(site, settings.web_host, settings.web_port, stop)
     return tasks
+
+
+def sign_in_of(settings: Settings, catalog: Catalog) -> tuple[SlackSignIn, People] | None:
+    """Sign in with Slack for the web view, when configured (docs/web.md)."""
+    if not settings.sign_in:
+        return None
+    assert settings.web_slack_client_id and settings.web_slack_client_secret
+    assert settings.public_url is not None
+    client = web_client(settings)
+    secret = settings.web_slack_client_secret.get_secret_value()
+    flow = SlackSignIn(
+        client_id=settings.web_slack_client_id,
+        client_secret=secret,
+        public_url=settings.public_url,
+        api_url=settings.slack_api_url,
+        team=app_team(client),
+        sessions=Sessions(secret, secure=settings.public_url.startswith("https://")),
+    )
+    return flow, People(catalog, channel_members(client))
 
 
 SWEEP_ROUTES_S = 30.0

@@ -10,7 +10,17 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    text,
+)
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -140,7 +150,16 @@ class RunEvent(Base):
     data: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime]
 
-    __table_args__ = (Index("ix_run_events_run", "run_id", "id"),)
+    __table_args__ = (
+        Index("ix_run_events_run", "run_id", "id"),
+        # The live-update token: the newest event that is not a web read (app.engine.runboard).
+        Index(
+            "ix_run_events_changes",
+            "id",
+            sqlite_where=text("type != 'read'"),
+            postgresql_where=text("type != 'read'"),
+        ),
+    )
 
 
 class Outbox(Base):
@@ -354,3 +373,32 @@ class Sight(Base):
     """What its thread in the alerts channel last said; None: no thread."""
 
     __table_args__ = (Index("uq_sights_target", "customer_id", "account", "check", unique=True),)
+
+
+class ApiToken(Base):
+    """A token for automation (``mhub token create``; docs/api.md): the customers it may see,
+    what it may do, and the digest of its secret — never the secret itself."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    """Audit rows name it (``token:<name>``), so a name is never reused, even once revoked."""
+    customers: Mapped[list[Any]] = mapped_column(JSON)
+    """The customer ids it may see."""
+    scope: Mapped[str] = mapped_column(String(8))
+    """``read`` (runs, findings, reports) or ``run`` (also start, cancel and retry runs)."""
+    digest: Mapped[str] = mapped_column(String(64))
+    """SHA-256 (hex) of the secret. The secret is 256 random bits (``secrets.token_urlsafe``),
+    not a password a person chose: no dictionary to try and nothing to precompute, so an
+    unsalted fast hash is right (a salt or a slow hash would protect nothing more, and would
+    stop the lookup by digest)."""
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime | None]
+    """None: it never expires."""
+    revoked_at: Mapped[datetime | None]
+    last_used_at: Mapped[datetime | None]
+    """Written at most once a minute."""
+    created_by: Mapped[str] = mapped_column(String(128))
+
+    __table_args__ = (Index("uq_api_tokens_digest", "digest", unique=True),)

@@ -146,6 +146,12 @@ class Settings(BaseSettings):
     )
     web_auth: SecretStr | None = Field(default=None, alias="HUB_WEB_AUTH")
     public_url: str | None = Field(default=None, alias="HUB_PUBLIC_URL")
+    web_slack_client_id: str | None = Field(default=None, alias="HUB_WEB_SLACK_CLIENT_ID")
+    """Sign in with Slack (docs/web.md): the app's client id; with the secret below, every
+    web page asks who is looking and shows only the customers that person may see."""
+    web_slack_client_secret: SecretStr | None = Field(
+        default=None, alias="HUB_WEB_SLACK_CLIENT_SECRET"
+    )
     pagerduty_events_url: str = Field(
         default=PAGERDUTY_EVENTS_URL, alias="HUB_PAGERDUTY_EVENTS_URL"
     )
@@ -176,7 +182,14 @@ class Settings(BaseSettings):
     )
     """Tests only: every schedule fires every N seconds instead of on its cron."""
 
-    @field_validator("slack_bot_token", "slack_app_token", "web_auth", mode="before")
+    @field_validator(
+        "slack_bot_token",
+        "slack_app_token",
+        "web_auth",
+        "web_slack_client_id",
+        "web_slack_client_secret",
+        mode="before",
+    )
     @classmethod
     def _blank_is_unset(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
@@ -256,6 +269,31 @@ class Settings(BaseSettings):
                 "than two heartbeats loses every run to one slow heartbeat"
             )
         return self
+
+    @model_validator(mode="after")
+    def _sign_in_complete(self) -> Settings:
+        given = [self.web_slack_client_id is not None, self.web_slack_client_secret is not None]
+        if any(given) and not all(given):
+            raise ValueError(
+                "HUB_WEB_SLACK_CLIENT_ID and HUB_WEB_SLACK_CLIENT_SECRET: set both (the app's "
+                "Basic Information page shows them), or neither to keep HUB_WEB_AUTH"
+            )
+        if all(given) and self.public_url is None:
+            raise ValueError(
+                "HUB_PUBLIC_URL: Sign in with Slack needs it, to send people back to "
+                "<HUB_PUBLIC_URL>/auth/callback; write it like https://hub.example.com"
+            )
+        if all(given) and self.slack_bot_token is None:
+            raise ValueError(
+                "SLACK_BOT_TOKEN: Sign in with Slack needs it, to learn the app's team and who "
+                "is in the channels that grant access"
+            )
+        return self
+
+    @property
+    def sign_in(self) -> bool:
+        """Sign in with Slack is configured (else HUB_WEB_AUTH or loopback: operator mode)."""
+        return self.web_slack_client_id is not None and self.web_slack_client_secret is not None
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:

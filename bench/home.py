@@ -27,11 +27,11 @@ from sqlalchemy import text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from app.access import Access as AccessLog
 from app.catalog import Catalog
 from app.config import Access, SlackSettings
 from app.db import Database
 from app.engine import runboard
-from app.slack.access import Access as AccessLog
 from app.slack.home import RECENT_SCAN, HomeTab
 from bench.web import catalog as web_catalog
 from bench.web import ensure, machine

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from slack_bolt.async_app import AsyncApp
 
-from handlers import actions, answers, commands, guard, home, modal
+from handlers import actions, answers, commands, guard, home, modal, unfurls
 from handlers.services import Services
 
 __all__ = ["Services", "register"]
@@ -25,3 +25,4 @@ def register(app: AsyncApp, services: Services) -> None:
     modal.register(app, services)
     actions.register(app, services)
     answers.register(app, services)
+    unfurls.register(app, services)

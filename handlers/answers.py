@@ -15,7 +15,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
-from app.slack.access import Who
+from app.access import Who
 from app.slack.answering import Form, Request
 from blocks import answer as answer_blocks
 from blocks import messages

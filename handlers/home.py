@@ -19,10 +19,10 @@ from slack_bolt.async_app import AsyncApp, AsyncRespond
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from app.access import Who
 from app.engine.runs import parse_run_id
 from app.errors import HubError
 from app.models import Source
-from app.slack.access import Who
 from app.slack.desk import Asker, Cancelled, Retried
 from app.slack.home import HomeTab
 from app.slack.modal import ModalMeta

@@ -17,8 +17,8 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
+from app.access import Who
 from app.errors import HubError
-from app.slack.access import Who
 from app.slack.modal import Launcher, ModalMeta, Ready, Rejected
 from blocks import modal as modal_blocks
 from blocks.ids import ActionId, CallbackId

@@ -12,7 +12,6 @@ from typing import Any
 
 from app.engine.runs import parse_run_id
 from app.errors import HubError, UsageError
-from app.reports.words import headline, when
 from app.slack import grammar
 from app.slack.desk import (
     Asker,
@@ -28,9 +27,10 @@ from app.slack.desk import (
     ScheduleList,
     Shown,
 )
+from app.slack.reports import asked_report
 from blocks import messages
 from blocks.card import run_card, web_link
-from blocks.report import AskedReport, report_answer
+from blocks.report import report_answer
 from handlers.guard import new_ref
 
 log = logging.getLogger(__name__)
@@ -205,16 +205,4 @@ def _(outcome: Help, public_url: str | None = None) -> Message:
 
 @render.register
 def _(outcome: Reported, public_url: str | None = None) -> Message:
-    report = outcome.report
-    return report_answer(
-        AskedReport(
-            customer_id=outcome.customer.id,
-            month=report.period.month or f"{report.period.first:%Y-%m}",
-            label=report.period.label,
-            timezone=report.timezone,
-            headline=headline(report),
-            began=when(report.began) if report.began else None,
-            notes=report.notes,
-        ),
-        public_url,
-    )
+    return report_answer(asked_report(outcome.report), public_url)

@@ -10,6 +10,7 @@ from app.slack.followups import FollowUps
 from app.slack.home import HomeTab
 from app.slack.maintaining import Maintaining
 from app.slack.modal import Launcher
+from app.slack.unfurls import Unfurls
 
 
 @dataclass(frozen=True)
@@ -21,3 +22,5 @@ class Services:
     answering: Answering
     maintaining: Maintaining
     public_url: str | None = None
+    unfurls: Unfurls | None = None
+    """Link unfurls (None: the hub has no public URL, so no links of its own)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import urlsplit
 
 import jsonschema
 import yaml
@@ -33,13 +34,32 @@ def test_it_uses_socket_mode_with_interactivity_the_home_tab_and_the_slash_comma
     assert "run arbel rds --window 12h" in command["usage_hint"]
 
 
-def test_it_asks_for_the_least_bot_scopes_and_no_user_scopes() -> None:
+def test_it_asks_for_the_least_bot_scopes() -> None:
     scopes = manifest()["oauth_config"]["scopes"]
     assert sorted(scopes["bot"]) == [
         "channels:history",
+        "channels:read",  # conversations.members: channel grants on the web (docs/web.md)
         "chat:write",
         "commands",
         "files:write",  # the monthly report's PDF (docs/reports.md)
         "groups:history",
+        "groups:read",
+        "links:read",  # link_shared: a web-view link was posted
+        "links:write",  # chat.unfurl: its status card
     ]
-    assert "user" not in scopes
+
+
+def test_its_only_user_scopes_are_sign_in_with_slacks_and_it_comes_back_to_the_web_view() -> None:
+    found = manifest()["oauth_config"]
+    assert sorted(found["scopes"]["user"]) == ["openid", "profile"]
+    assert found["redirect_urls"] == ["https://hub.example.com/auth/callback"]
+
+
+def test_web_view_links_unfurl_on_the_public_urls_host() -> None:
+    found = manifest()
+    assert found["features"]["unfurl_domains"] == ["hub.example.com"]
+    assert found["settings"]["event_subscriptions"]["bot_events"] == [
+        "app_home_opened",
+        "link_shared",
+    ]
+    assert urlsplit(found["oauth_config"]["redirect_urls"][0]).hostname == "hub.example.com"

@@ -42,6 +42,11 @@ class Event(StrEnum):
     outbox key, also in the log) and ``told`` (``reply``, ``dm`` or None: how the person who
     asked for the run hears of it)."""
     ACCESS = "access"
+    READ = "read"
+    """Someone read a customer's data on the web or through the API (no run): an access
+    decision's fields (``action`` read, ``allowed``, ``reason``, ``customer``, ``asked``: the
+    method, path and query, ``via``). Never moves the live-update token: reading a page must
+    not make every open page reload."""
     ANSWER = "answer"
     """Someone answered findings (no run): ``action`` (ack, snooze, unsnooze, mute, unmute),
     ``customer``, the fingerprints changed and those someone else had answered first, the

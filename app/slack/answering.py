@@ -3,7 +3,7 @@ what the person is told.
 
 A menu's value names a card or digest row (``r<result id>``: its problem lines) or one finding
 (``f<finding id>``) and is never trusted: the target is loaded, its customer found, and the
-person's access decided (:data:`~app.slack.access.Action.ANSWER`, audited) before anything is
+person's access decided (:data:`~app.access.Action.ANSWER`, audited) before anything is
 said about it. A target that does not exist and one the person may not see get the same answer.
 After an answer the card of the run it was given from, and the digests that show the findings,
 are rendered again and updated in place.
@@ -19,6 +19,7 @@ from datetime import UTC, date, datetime, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from app.access import Access, Action, Who
 from app.catalog import Catalog
 from app.config import Customer
 from app.db import Database
@@ -35,7 +36,6 @@ from app.engine.answers import (
 )
 from app.errors import NotFound
 from app.models import TERMINAL_STATUSES, Finding, Result, Run
-from app.slack.access import Access, Action, Who
 from app.slack.cards import Cards
 from blocks import answer as view
 from blocks import findings as lines

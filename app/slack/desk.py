@@ -1,6 +1,6 @@
 """The front desk: what each ``/monitor`` command and each card button does.
 
-One method per command, each access-checked and audited (see :mod:`app.slack.access`), each
+One method per command, each access-checked and audited (see :mod:`app.access`), each
 returning a typed outcome that ``handlers/`` renders with ``blocks/``. Expected failures are
 :class:`~app.errors.HubError` with a message that says what to do.
 """
@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from app.access import Access, Action, Who, hidden_run, hidden_target
 from app.batch import GroupCommit
 from app.catalog import Catalog, Plan
 from app.config import Customer, Schedule
@@ -22,7 +23,6 @@ from app.reports.gather import Reports
 from app.reports.model import Report
 from app.reports.period import last_month, month_of
 from app.schedules.slots import next_fire
-from app.slack.access import Access, Action, Who, hidden_run, hidden_target
 from app.slack.cards import Cards
 from app.slack.grammar import (
     CancelCommand,

@@ -15,7 +15,7 @@ they may see. A 429 delays that person by its ``Retry-After``; other failures ar
 next change publishes again. While runs are running, watchers are also re-published every
 ``refresh_s`` (15 s) without a change, so the heartbeat shown stays true.
 
-Access: a person sees the customers they may list (:func:`app.slack.access.decide`; in the Home
+Access: a person sees the customers they may list (:func:`app.access.decide`; in the Home
 tab there is no channel, so channel grants do not apply). The decision is audited once per
 opening of the tab, not on every re-publish.
 
@@ -41,6 +41,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import and_, or_, select
 
+from app.access import Access, Action, Who, decide
 from app.catalog import Catalog
 from app.db import DB_TROUBLE, Database
 from app.engine import runboard
@@ -52,7 +53,6 @@ from app.engine.maintenance import UPCOMING, Window, windows_of
 from app.engine.runboard import Runboard
 from app.models import Finding
 from app.schedules.slots import next_fire_times
-from app.slack.access import Access, Action, Who, decide
 from blocks.home import NextRun, home_view
 
 log = logging.getLogger(__name__)

@@ -2,7 +2,7 @@
 (audited), what it covers, and the window it started.
 
 Starting a window quiets a customer's problems for everyone who watches it, like an answer to
-a finding, so it takes the same grant (:data:`~app.slack.access.Action.ANSWER`): the
+a finding, so it takes the same grant (:data:`~app.access.Action.ANSWER`): the
 customer's ``users`` and ``admins``, never a channel grant. A TARGET that does not exist and
 one the person may not see get the same answer, which names nothing.
 """
@@ -13,13 +13,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from app.access import Access, Action, Who, hidden_target
 from app.catalog import Catalog
 from app.config import Customer
 from app.db import Database
 from app.engine import maintenance
 from app.engine.maintenance import Window
 from app.errors import NotFound
-from app.slack.access import Access, Action, Who, hidden_target
 from app.slack.grammar import MaintenanceCommand
 
 NAMED_ONLY = (

@@ -2,7 +2,7 @@
 means.
 
 Deny by default, like every command: the form offers only the customers the person may run
-checks for (:func:`app.slack.access.decide` with the channel the modal was opened from), and a
+checks for (:func:`app.access.decide` with the channel the modal was opened from), and a
 submission is decided again from the submitted values — nothing in the view is trusted. The
 view's ``private_metadata`` is parsed by :class:`ModalMeta` (anything else reads as "no
 channel"). Problems are returned per field so Slack shows them inline
@@ -22,12 +22,12 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
 
+from app.access import Action, Who, decide
 from app.catalog import Catalog, Plan
 from app.config import Customer, WindowError, parse_window
 from app.engine.runs import Submit
 from app.errors import HubError
 from app.models import Run, Source
-from app.slack.access import Action, Who, decide
 from app.slack.desk import Desk
 from blocks import modal
 from blocks.ids import ActionId, BlockId

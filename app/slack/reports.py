@@ -47,8 +47,10 @@ from slack_sdk.web.async_client import AsyncWebClient
 from app.catalog import Catalog
 from app.reports.model import Period, Report
 from app.reports.period import month_of
+from app.reports.words import headline, when
 from app.schedules.slots import ReportDue
 from app.slack.outbox import Kind, Outgoing
+from blocks.report import AskedReport
 
 log = logging.getLogger(__name__)
 
@@ -323,3 +325,16 @@ def refusal(error: str, payload: Mapping[str, Any]) -> str:
         "--pdf report.pdf` makes it to post by hand"
     )
     return f"{code}: {words} — {by_hand}"
+
+
+def asked_report(report: Report) -> AskedReport:
+    """What ``/monitor report`` and a report link's unfurl show of a report (in words)."""
+    return AskedReport(
+        customer_id=report.customer_id,
+        month=report.period.month or f"{report.period.first:%Y-%m}",
+        label=report.period.label,
+        timezone=report.timezone,
+        headline=headline(report),
+        began=when(report.began) if report.began else None,
+        notes=report.notes,
+    )

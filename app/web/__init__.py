@@ -1,10 +1,13 @@
-"""The read-only web view: an aiohttp app built by :func:`create_app` from the services it needs.
+"""The web view: an aiohttp app built by :func:`create_app` from the services it needs.
 
 Pages (``/``, ``/runs``, ``/runs/{id}``, ``/customers/{id}``, ``/customers/{id}/findings``,
 ``/customers/{id}/reports/{month}`` with its ``.pdf`` and ``.zip``), JSON (``/api/runs``,
 ``/api/runs/{id}``, ``/api/findings``, ``/api/blind-spots``, ``/api/maintenance``,
-``/api/customers/{id}/reports/{month}``), and operations (``/healthz``, ``/readyz``,
-``/metrics``). See docs/web.md. Nothing here reads the environment or holds global state.
+``/api/customers/{id}/reports/{month}``), the API's writes (``POST /api/runs``, cancel, retry;
+``/api/openapi.json``), Sign in with Slack (``/auth/…``) and operations (``/healthz``,
+``/readyz``, ``/metrics``). Every request has a viewer (:mod:`app.web.identity`) and sees only
+their customers (:mod:`app.web.scoping`). See docs/web.md and docs/api.md. Nothing here reads
+the environment or holds global state.
 """
 
 from __future__ import annotations
@@ -21,15 +24,18 @@ import jinja2
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from app.access import Access
 from app.catalog import Catalog
 from app.db import Database
 from app.engine.answers import Answers, rules_from
 from app.engine.changes import Change, RunChanges
 from app.engine.runs import RunService
+from app.engine.tokens import Tokens
 from app.reports.gather import Reports
-from app.web import security, views
+from app.web import api, identity, limits, problems, render, security, signin, views
 from app.web.cache import PageCache
 from app.web.keys import (
+    ACCESS,
     ANSWERS,
     BOARD_CACHE,
     CATALOG,
@@ -40,9 +46,12 @@ from app.web.keys import (
     PROBES,
     REPORTS,
     RUNS,
+    TOKENS,
     Probe,
 )
 from app.web.metrics import HubMetrics, RunObserver
+from app.web.people import People
+from app.web.signin import SIGNIN, SlackSignIn
 
 __all__ = ["HubMetrics", "Probe", "create_app"]
 
@@ -67,6 +76,9 @@ def create_app(
     changes: RunChanges | None = None,
     answers: Answers | None = None,
     reports: Reports | None = None,
+    access: Access | None = None,
+    tokens: Tokens | None = None,
+    sign_in: tuple[SlackSignIn, People] | None = None,
     clock: Callable[[], datetime] = _utcnow,
     board_cache_s: float = 5.0,
 ) -> web.Application:
@@ -82,17 +94,32 @@ def create_app(
     one is built on ``db``, the catalog's YAML and ``clock``. ``reports`` builds the customer
     reports (without it, one is built on ``db``, the catalog and ``clock``). ``board_cache_s``
     is how long an unchanged runboard may be served from its render cache (0 turns it off).
+    ``access`` records every read (without it, one is built on ``db``); ``tokens`` are the
+    API tokens (without it, one store is built on ``db`` and ``clock``). ``sign_in`` turns on
+    Sign in with Slack: every page then shows only the customers the signed-in person may see
+    (``People``), and ``auth`` answers for ``/readyz`` and ``/metrics`` only.
     """
-    hosts = security.known_hosts(public_url) if auth is None else None
+    hosts = security.known_hosts(public_url) if auth is None and sign_in is None else None
+    tokens = tokens if tokens is not None else Tokens(db, clock)
+    flow, people = sign_in if sign_in is not None else (None, None)
     app = web.Application(
         middlewares=[
             errors,
             security.only_reads,
             security.host_guard(hosts),
-            security.basic_auth(auth),
+            identity.identify(
+                auth=auth,
+                tokens=tokens,
+                signin=flow,
+                sessions=flow.sessions if flow is not None else None,
+                people=people,
+            ),
+            limits.per_token(),
         ],
     )
     app[DB] = db
+    app[ACCESS] = access if access is not None else Access(db)
+    app[TOKENS] = tokens
     app[RUNS] = runs
     app[ANSWERS] = answers if answers is not None else Answers(db, rules_from(catalog), clock)
     app[REPORTS] = reports if reports is not None else Reports(db, catalog, clock)
@@ -111,6 +138,11 @@ def create_app(
         lstrip_blocks=True,
     )
     app.router.add_routes(views.ROUTES)
+    app.router.add_routes(api.ROUTES)
+    if flow is not None:
+        app[SIGNIN] = flow
+        app.router.add_routes(signin.ROUTES)
+        app.on_cleanup.append(lambda _app: flow.close())
     app.router.add_static("/static/", HERE / "static", name="static")
     app.on_response_prepare.append(security.add_headers)
     if changes is not None:
@@ -161,13 +193,11 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
 def _error(
     request: web.Request, status: int, reason: str, message: str, headers: Mapping[str, str]
 ) -> web.StreamResponse:
-    keep = {k: v for k, v in headers.items() if k in ("Allow", "WWW-Authenticate")}
+    keep = {k: v for k, v in headers.items() if k in ("Allow", "WWW-Authenticate", "Retry-After")}
     if request.path.startswith("/api/") or request.path in ("/readyz", "/metrics", "/healthz"):
-        response: web.StreamResponse = web.json_response(
-            {"error": reason, "message": message or reason}, status=status
-        )
+        response: web.StreamResponse = problems.problem(status, reason, message or reason)
     else:
-        response = aiohttp_jinja2.render_template(
+        response = render.page(
             "error.html",
             request,
             {"title": reason, "status": status, "message": message, "nav": "", "live": False},

@@ -7,10 +7,12 @@ from datetime import datetime
 
 from aiohttp import web
 
+from app.access import Access
 from app.catalog import Catalog
 from app.db import Database
 from app.engine.answers import Answers
 from app.engine.runs import RunService
+from app.engine.tokens import Tokens
 from app.reports.gather import Reports
 from app.web.cache import PageCache
 from app.web.metrics import HubMetrics
@@ -29,3 +31,7 @@ NOTES: web.AppKey[Mapping[str, Probe]] = web.AppKey("notes")
 CLOCK: web.AppKey[Callable[[], datetime]] = web.AppKey("clock")
 BOARD_CACHE = web.AppKey("board_cache", PageCache)
 REPORTS = web.AppKey("reports", Reports)
+ACCESS = web.AppKey("access", Access)
+"""Access decisions and their audit rows: every web read of a customer's data is recorded."""
+TOKENS = web.AppKey("tokens", Tokens)
+"""The API tokens (``Authorization: Bearer``), checked by the identity middleware."""

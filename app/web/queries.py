@@ -58,6 +58,8 @@ class RunFilter:
     check: str | None = None
     since: datetime | None = None
     until: datetime | None = None
+    among: frozenset[str] | None = None
+    """Only these customers' runs (what the viewer may see); None: every customer's."""
 
 
 @dataclass(frozen=True)
@@ -156,6 +158,8 @@ def _where(query: Select[Run], flt: RunFilter, low: int | None, high: int | None
     """The run filters, with ids in ``[low, high)``."""
     if flt.customer is not None:
         query = query.where(Run.customer_id == flt.customer)
+    if flt.among is not None:
+        query = query.where(Run.customer_id.in_(sorted(flt.among)))
     if flt.status is not None:
         query = query.where(Run.status == flt.status)
     if flt.outcome is not None:

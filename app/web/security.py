@@ -1,17 +1,16 @@
-"""What makes the web view safe to expose: read-only methods, HTTP Basic, strict headers, and a
-refusal to listen beyond loopback without a password.
+"""What makes the web view safe to expose: read-only pages, strict headers, and a refusal to
+listen beyond loopback without a password or Sign in with Slack.
 
-Order of the middlewares (outermost first): errors → methods → host (only without a password)
-→ auth → view. Headers are added
-to every response, error pages and static files included, in ``on_response_prepare``.
+Order of the middlewares (outermost first): errors → methods → host (only in operator mode
+without a password) → identity (:mod:`app.web.identity`) → the API's rate limit → view.
+Headers are added to every response, error pages and static files included, in
+``on_response_prepare``.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hmac
 import ipaddress
+import re
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -20,8 +19,11 @@ from aiohttp.typedefs import Handler, Middleware
 from app.errors import HubError
 
 ALLOWED_METHODS = frozenset({"GET", "HEAD"})
+WRITES = re.compile(r"/api/runs(/[0-9]{1,15}/(cancel|retry))?|/auth/logout")
+"""The only paths that take a POST: the API's run requests (a token with the ``run`` scope)
+and signing out. Every page stays read-only."""
 OPEN_PATHS = frozenset({"/healthz"})
-"""Paths served without a password: the liveness probe only."""
+"""Paths the host guard lets through: the liveness probe."""
 REALM = "Monitoring Hub"
 
 CSP = "; ".join(
@@ -62,19 +64,21 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def check_exposure(host: str, port: int, auth: str | None) -> None:
-    """Refuse to start on a non-loopback host without auth, or with malformed auth."""
+def check_exposure(host: str, port: int, auth: str | None, *, sign_in: bool = False) -> None:
+    """Refuse to start on a non-loopback host without auth (a password or Sign in with
+    Slack), or with malformed auth."""
     user, _, password = (auth or "").partition(":")
     if auth is not None and not (user and password):
         raise WebRefused(
             "HUB_WEB_AUTH must be user:password (both non-empty), for example "
             "ops:a-long-random-password."
         )
-    if auth is None and not is_loopback(host):
+    if auth is None and not sign_in and not is_loopback(host):
         raise WebRefused(
             f"refusing to serve the web view on {host or 'every interface'}:{port} without a "
             "password: anyone who can reach that address would see every customer's results. "
-            "Set HUB_WEB_AUTH=user:password, or set HUB_WEB_HOST=127.0.0.1 and put an "
+            "Set up Sign in with Slack (HUB_WEB_SLACK_CLIENT_ID and _SECRET, docs/web.md), or "
+            "set HUB_WEB_AUTH=user:password, or set HUB_WEB_HOST=127.0.0.1 and put an "
             "authenticating proxy in front, or start with --no-web."
         )
 
@@ -86,32 +90,17 @@ async def add_headers(_request: web.BaseRequest, response: web.StreamResponse) -
 
 @web.middleware
 async def only_reads(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """GET and HEAD only: the web view never changes anything."""
-    if request.method not in ALLOWED_METHODS:
+    """GET and HEAD only, but for :data:`WRITES`: the web view's pages never change anything."""
+    allowed = ALLOWED_METHODS | ({"POST"} if WRITES.fullmatch(request.path) else set())
+    if request.method not in allowed:
         raise web.HTTPMethodNotAllowed(
             request.method,
-            sorted(ALLOWED_METHODS),
-            text="This is a read-only view: only GET and HEAD are allowed.",
+            sorted(allowed),
+            text="This is a read-only view: only GET and HEAD are allowed."
+            if "POST" not in allowed
+            else "Use POST here (docs/api.md).",
         )
     return await handler(request)
-
-
-def basic_auth(credentials: str | None) -> Middleware:
-    """HTTP Basic on every path except :data:`OPEN_PATHS`, when ``credentials`` is set."""
-    expected = credentials.encode() if credentials is not None else None
-
-    @web.middleware
-    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if expected is None or request.path in OPEN_PATHS:
-            return await handler(request)
-        if not hmac.compare_digest(_given(request), expected):
-            raise web.HTTPUnauthorized(
-                headers={"WWW-Authenticate": f'Basic realm="{REALM}", charset="UTF-8"'},
-                text="Sign in with the web view's user and password (HUB_WEB_AUTH).",
-            )
-        return await handler(request)
-
-    return middleware
 
 
 def known_hosts(public_url: str | None) -> frozenset[str]:
@@ -142,14 +131,3 @@ def host_guard(hosts: frozenset[str] | None) -> Middleware:
         return await handler(request)
 
     return middleware
-
-
-def _given(request: web.Request) -> bytes:
-    header = request.headers.get("Authorization", "")
-    scheme, _, value = header.partition(" ")
-    if scheme.lower() != "basic":
-        return b""
-    try:
-        return base64.b64decode(value.strip(), validate=True)
-    except (binascii.Error, ValueError):
-        return b""

@@ -28,7 +28,8 @@ QUIET_PATHS = frozenset({"/api/version", "/healthz", "/readyz", "/metrics"})
 
 
 class AccessLogger(AbstractAccessLogger):
-    """One line per request, except the live-update polls and the probes."""
+    """One line per request, except the live-update polls and the probes; a sign-in page's
+    query (Slack's one-time code, the state) is never written."""
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
         if request.path in QUIET_PATHS and response.status < 400:
@@ -37,7 +38,7 @@ class AccessLogger(AbstractAccessLogger):
             '%s "%s %s" %s %.1f ms',
             request.remote,
             request.method,
-            request.path_qs,
+            request.path if request.path.startswith("/auth/") else request.path_qs,
             response.status,
             time * 1000,
         )

@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any, cast
+from zoneinfo import ZoneInfo
 
-import aiohttp_jinja2
 from aiohttp import web
 
+from app.catalog import Catalog
+from app.config import Customer
 from app.engine import findings, runboard
 from app.engine.runs import RunView, run_json
 from app.errors import NotFound, quoted
@@ -18,7 +21,7 @@ from app.reports.csvs import zip_bytes
 from app.reports.files import pdf_bytes
 from app.reports.model import Report
 from app.reports.period import ReportError
-from app.web import pages, params, present, queries, standings
+from app.web import pages, params, present, queries, render, scoping, standings
 from app.web.keys import (
     ANSWERS,
     BOARD_CACHE,
@@ -29,9 +32,9 @@ from app.web.keys import (
     NOTES,
     PROBES,
     REPORTS,
-    RUNS,
 )
 from app.web.metrics import CONTENT_TYPE
+from app.web.viewer import viewer
 
 ROUTES = web.RouteTableDef()
 
@@ -44,56 +47,69 @@ def _json(data: Any, status: int = 200) -> web.Response:
 
 @ROUTES.get("/", name="runboard")
 async def board(request: web.Request) -> web.Response:
-    app, catalog, now = request.app, request.app[CATALOG], request.app[CLOCK]()
-    cache = app[BOARD_CACHE]
-    if cache.ttl_s > 0 and (body := cache.get(await runboard.version(app[DB]))) is not None:
+    app, catalog, now = request.app, scoping.catalog_of(request), request.app[CLOCK]()
+    who = viewer(request)
+    await scoping.audited(request, catalog.customers)
+    cache, scope = app[BOARD_CACHE], _scope_key(who.customers)
+    if (
+        cache.ttl_s > 0
+        and (body := cache.get(f"{await runboard.version(app[DB])}|{scope}")) is not None
+    ):
         return web.Response(body=body, content_type="text/html", charset="utf-8")
     board = await runboard.read(app[DB], catalog.customers, now)
+    if who.customers is not None:
+        board = board.visible_to(who.customers)
     spots = await queries.blind_spots(app[DB], catalog.customers.values(), now)
     windows = await queries.maintenance_windows(app[DB], catalog.customers.values(), now)
-    response = aiohttp_jinja2.render_template(
+    response = render.page(
         "runboard.html", request, pages.runboard(board, catalog, now, spots, windows)
     )
     if isinstance(response.body, bytes):
-        cache.put(board.version, response.body)
+        cache.put(f"{board.version}|{scope}", response.body)
     return response
+
+
+def _scope_key(customers: frozenset[str] | None) -> str:
+    """The render cache's key part for who is looking: boards differ by their customers."""
+    return "*" if customers is None else ",".join(sorted(customers))
 
 
 @ROUTES.get("/runs", name="runs")
 async def runs(request: web.Request) -> web.Response:
-    catalog, query = request.app[CATALOG], request.query
-    flt, tz = params.run_filter(query, catalog)
+    catalog, query = scoping.catalog_of(request), request.query
+    flt, tz = _run_filter(request, catalog)
     before, after = params.cursor(query, "before"), params.cursor(query, "after")
     page = await queries.runs_page(request.app[DB], flt, before=before, after=after)
+    await scoping.audited(request, (r.customer_id for r in page.runs))
     filters = params.filter_query(query)
     context = pages.runs_list(page, catalog, query, filters, tz, request.app[CLOCK]())
-    return aiohttp_jinja2.render_template("runs.html", request, context)
+    return render.page("runs.html", request, context)
 
 
 @ROUTES.get(r"/runs/{id:[0-9]{1,15}}", name="run")
 async def run(request: web.Request) -> web.Response:
-    view = await _view(request, events=True)
+    view = await scoping.run_of(request, int(request.match_info["id"]), events=True)
     customer = request.app[CATALOG].customers.get(view.run.customer_id)
     version = "" if view.terminal else await runboard.version(request.app[DB])
     context = pages.run_page(view, customer, request.app[CLOCK](), version)
-    return aiohttp_jinja2.render_template("run.html", request, context)
+    return render.page("run.html", request, context)
 
 
 @ROUTES.get(r"/customers/{id}", name="customer")
 async def customer(request: web.Request) -> web.Response:
-    found = params.known_customer(request.match_info["id"], request.app[CATALOG])
+    found = await scoping.customer_of(request, request.match_info["id"])
     now = request.app[CLOCK]()
     page = await queries.runs_page(request.app[DB], queries.RunFilter(customer=found.id), limit=10)
     spots = await queries.blind_spots(request.app[DB], [found], now)
     windows = await queries.maintenance_windows(request.app[DB], [found], now)
     context = pages.customer_page(found, page, now, spots, windows)
-    return aiohttp_jinja2.render_template("customer.html", request, context)
+    return render.page("customer.html", request, context)
 
 
 @ROUTES.get(r"/customers/{id}/findings", name="customer_findings")
 async def customer_findings(request: web.Request) -> web.Response:
     """A customer's findings by standing, with the mute rules beside them."""
-    found = params.known_customer(request.match_info["id"], request.app[CATALOG])
+    found = await scoping.customer_of(request, request.match_info["id"])
     show = params.findings_group(request.query)
     now = request.app[CLOCK]()
     rules = await request.app[ANSWERS].rules(found.id)
@@ -101,7 +117,7 @@ async def customer_findings(request: web.Request) -> web.Response:
     board = await standings.board(request.app[DB], found.id, rules, now, shown)
     spots = await queries.blind_spots(request.app[DB], [found], now)
     context = pages.findings_page(found, board, rules, now, show, spots)
-    return aiohttp_jinja2.render_template("findings.html", request, context)
+    return render.page("findings.html", request, context)
 
 
 _MONTH = "{month:[^/.]+}"
@@ -112,14 +128,14 @@ _MONTH = "{month:[^/.]+}"
 async def report(request: web.Request) -> web.Response:
     """A customer's report for a calendar month (``2026-11``)."""
     built = await _report(request, request.match_info["month"])
-    return aiohttp_jinja2.render_template("report.html", request, pages.report_page(built))
+    return render.page("report.html", request, pages.report_page(built))
 
 
 @ROUTES.get("/customers/{id}/reports", name="report_range")
 async def report_range(request: web.Request) -> web.Response:
     """A customer's report for ``?from=YYYY-MM-DD&to=YYYY-MM-DD`` (both days included)."""
     built = await _report(request, None)
-    return aiohttp_jinja2.render_template("report.html", request, pages.report_page(built))
+    return render.page("report.html", request, pages.report_page(built))
 
 
 @ROUTES.get(f"/customers/{{id}}/reports/{_MONTH}.pdf", name="report_pdf")
@@ -158,9 +174,10 @@ async def api_report_range(request: web.Request) -> web.Response:
 
 @ROUTES.get("/api/runs", name="api_runs")
 async def api_runs(request: web.Request) -> web.Response:
-    flt, _ = params.run_filter(request.query, request.app[CATALOG])
+    flt, _ = _run_filter(request, scoping.catalog_of(request))
     before, after = params.cursor(request.query, "before"), params.cursor(request.query, "after")
     page = await queries.runs_page(request.app[DB], flt, before=before, after=after)
+    await scoping.audited(request, (r.customer_id for r in page.runs))
     results = await queries.results_of(request.app[DB], [r.id for r in page.runs])
     return _json(
         {
@@ -173,13 +190,14 @@ async def api_runs(request: web.Request) -> web.Response:
 
 @ROUTES.get(r"/api/runs/{id:[0-9]{1,15}}", name="api_run")
 async def api_run(request: web.Request) -> web.Response:
-    return _json(run_json(await _view(request)))
+    return _json(run_json(await scoping.run_of(request, int(request.match_info["id"]))))
 
 
 @ROUTES.get("/api/findings", name="api_findings")
 async def api_findings(request: web.Request) -> web.Response:
     """A customer's findings, open first (``mhub findings --json``'s shape)."""
-    customer, state = params.findings_query(request.query, request.app[CATALOG])
+    customer_id, state = params.findings_query(request.query)
+    customer = await scoping.customer_of(request, customer_id)
     now = request.app[CLOCK]()
     rules = await request.app[ANSWERS].rules(customer.id)
     found = await standings.listing(request.app[DB], customer.id, rules, now, state)
@@ -191,9 +209,7 @@ async def api_findings(request: web.Request) -> web.Response:
 @ROUTES.get("/api/blind-spots", name="api_blind_spots")
 async def api_blind_spots(request: web.Request) -> web.Response:
     """The blind spots of the customers the view shows (or of ``?customer=ID``), oldest first."""
-    catalog = request.app[CATALOG]
-    one = params.blind_query(request.query, catalog)
-    shown = [one] if one is not None else list(catalog.customers.values())
+    shown = await _customers(request)
     spots = await queries.blind_spots(request.app[DB], shown, request.app[CLOCK]())
     return _json({"blind_spots": [present.blind_json(s) for s in spots]})
 
@@ -202,9 +218,7 @@ async def api_blind_spots(request: web.Request) -> web.Response:
 async def api_maintenance(request: web.Request) -> web.Response:
     """The maintenance windows of the customers the view shows (or of ``?customer=ID``): open
     now, and opening within 7 days; each by start."""
-    catalog = request.app[CATALOG]
-    one = params.blind_query(request.query, catalog)  # the same ``?customer=ID``
-    shown = [one] if one is not None else list(catalog.customers.values())
+    shown = await _customers(request)
     windows = await queries.maintenance_windows(request.app[DB], shown, request.app[CLOCK]())
     return _json(
         {
@@ -247,18 +261,28 @@ async def metrics(request: web.Request) -> web.Response:
     return response
 
 
-async def _view(request: web.Request, events: bool = False) -> RunView:
-    run_id = int(request.match_info["id"])
-    try:
-        return await request.app[RUNS].get(run_id, events=events)
-    except NotFound:
-        raise web.HTTPNotFound(text=f"There is no run #{run_id}.") from None
+def _run_filter(request: web.Request, catalog: Catalog) -> tuple[queries.RunFilter, ZoneInfo]:
+    """The runs filter of the query, kept to the customers the viewer may see."""
+    flt, tz = params.run_filter(request.query, catalog)
+    among = viewer(request).customers
+    return (flt if among is None else replace(flt, among=among)), tz
+
+
+async def _customers(request: web.Request) -> list[Customer]:
+    """``?customer=ID`` (a 404 when the viewer may not see it), else every customer they may
+    see; the read audited."""
+    one = params.one_customer(request.query)
+    if one is not None:
+        return [await scoping.customer_of(request, one)]
+    shown = list(scoping.catalog_of(request).customers.values())
+    await scoping.audited(request, (c.id for c in shown))
+    return shown
 
 
 async def _report(request: web.Request, month: str | None) -> Report:
     """The report the request asks for: a 404 for a customer the view does not show, a 400
     saying what to ask instead for a period that cannot be reported on."""
-    customer = params.known_customer(request.match_info["id"], request.app[CATALOG])
+    customer = await scoping.customer_of(request, request.match_info["id"])
     period = params.report_period(customer, month, request.query, request.app[CLOCK]())
     try:
         return await request.app[REPORTS].build(customer.id, period)

@@ -16,6 +16,17 @@
   (``slash_commands``, ``interactive``) whose acks are matched by ``envelope_id`` and timed,
   ``disconnect`` messages (``refresh_requested``, ``warning``), and abrupt drops.
 - **response_url** POSTs at ``{url}/hooks/…`` (five uses each, like Slack).
+- **Link unfurls**: :meth:`FakeSlack.share_links` posts a person's message into a channel's
+  history and, for its links whose host is one of the app's ``unfurl_domains`` (or under one),
+  sends the ``link_shared`` event (an ``events_api`` envelope, acked without a payload);
+  ``chat.unfurl`` (``channel`` + ``ts``, or ``unfurl_id`` + ``source``; ``unfurls`` a JSON map
+  of URL → ``{"blocks": […]}`` or an attachment) is held to that message's links, to the event
+  having been acked first, and to the Block Kit limits; :attr:`unfurls` records each.
+- **Sign in with Slack** (OpenID Connect, :mod:`tests.fakeslack.oidc`): ``{url}/openid/connect/
+  authorize`` and ``/keys``, ``openid.connect.token`` and ``openid.connect.userInfo`` (their own
+  credentials, not the bot token); :meth:`oidc_client` registers an app, :meth:`sign_in_as` is
+  who is signed in to Slack in the browser, :meth:`oidc_tamper` spoils the next ID token.
+- ``conversations.members`` (paginated like Slack) answers from :meth:`set_members`.
 
 Every payload is validated with :mod:`tests.fakeslack.validate`; problems are kept in
 ``violations`` (tests assert it stays empty) and answered the way Slack would (``invalid_blocks``).
@@ -37,6 +48,7 @@ twins are awaitable from another event loop (for tests running the app in-proces
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import itertools
 import json
@@ -47,11 +59,12 @@ import uuid
 from collections.abc import Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Self, TypeVar
+from urllib.parse import urlsplit
 
 from aiohttp import WSMsgType, web
 
 from app.sandbox.moto import free_port
-from tests.fakeslack import validate
+from tests.fakeslack import oidc, validate
 
 BOT_TOKEN = "xoxb-test"
 APP_TOKEN = "xapp-test"
@@ -94,6 +107,8 @@ class Posted:
     """The parent's ts when this is a reply in a thread."""
     files: list[dict[str, Any]] = field(default_factory=list)
     """The files this message shared (``files.completeUploadExternal``)."""
+    user: str | None = None
+    """The person who posted it (:meth:`FakeSlack.share_links`); None: the app."""
 
     @property
     def key(self) -> str | None:
@@ -137,6 +152,37 @@ class SharedFile:
 
 
 @dataclass
+class LinkShare:
+    """A message a person posted with links (:meth:`FakeSlack.share_links`), and the
+    ``link_shared`` event it caused (none when no link was in the app's unfurl domains)."""
+
+    user: str
+    channel: str
+    ts: str
+    urls: tuple[str, ...]
+    """The links the event named: those in the app's unfurl domains."""
+    unfurl_id: str
+    envelope_id: str
+    ack: Ack | None = None
+    """The event's ack (None: no event was sent)."""
+
+
+@dataclass(frozen=True)
+class Unfurled:
+    """A ``chat.unfurl`` Slack accepted: the message it named and each link's card."""
+
+    share: LinkShare
+    unfurls: dict[str, Any]
+    """URL → ``{"blocks": […]}`` (or an attachment)."""
+    by: str
+    """``channel`` (channel + ts) or ``unfurl_id`` (unfurl_id + source)."""
+
+    def read(self, url: str) -> str:
+        """Every piece of text of ``url``'s card."""
+        return validate.all_text(self.unfurls[url])
+
+
+@dataclass
 class _RateLimit:
     methods: frozenset[str]
     remaining: int | None
@@ -152,7 +198,9 @@ class _Conn:
 
 
 class FakeSlack:
-    def __init__(self, channels: Iterable[str] = ("C0OPS",)) -> None:
+    def __init__(
+        self, channels: Iterable[str] = ("C0OPS",), *, unfurl_domains: Iterable[str] = ()
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.api_url = f"{self.url}/api/"
@@ -165,7 +213,16 @@ class FakeSlack:
         self.responses: dict[str, list[dict[str, Any]]] = {}
         self.violations: list[str] = []
         self.files: dict[str, SharedFile] = {}
+        self.unfurl_domains: set[str] = {d.lower() for d in unfurl_domains}
+        """The app's ``features.unfurl_domains`` (manifest.yml): links there cause link_shared."""
+        self.link_shares: list[LinkShare] = []
+        self.unfurls: list[Unfurled] = []
+        """Every ``chat.unfurl`` Slack accepted, in order."""
+        self._acked: set[str] = set()  # envelope ids acknowledged
         """Every file the app was given an upload URL for, by id, with its bytes."""
+        self.oidc = oidc.Oidc()
+        self.channel_members: dict[str, list[str]] = {}
+        """What ``conversations.members`` answers, by channel (:meth:`set_members`)."""
         self.connections_opened = 0
         self._lock = threading.RLock()
         self._seq = itertools.count(1)
@@ -222,6 +279,7 @@ class FakeSlack:
         app.router.add_get("/link/", self._link)
         app.router.add_post("/hooks/{kind}/{id}", self._hook)
         app.router.add_post("/upload/v1/{secret}", self._upload)
+        app.router.add_routes(oidc.routes(self))
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", self.port).start()
@@ -301,6 +359,36 @@ class FakeSlack:
             self._click(message, action_id, user, channel, value, option, block_id)
         )
 
+    def share_links(
+        self,
+        user: str,
+        channel: str,
+        urls: Iterable[str],
+        *,
+        thread_ts: str | None = None,
+        wait_s: float = 15,
+    ) -> LinkShare:
+        """``user`` posts a message with ``urls`` in ``channel`` (in ``thread_ts``'s thread);
+        the links in the app's unfurl domains cause one ``link_shared`` event (its ack is on
+        the returned share)."""
+        return self._run(self._share(user, channel, list(urls), thread_ts, wait_s), wait_s + 10)
+
+    async def ashare_links(
+        self,
+        user: str,
+        channel: str,
+        urls: Iterable[str],
+        *,
+        thread_ts: str | None = None,
+        wait_s: float = 15,
+    ) -> LinkShare:
+        return await self._arun(self._share(user, channel, list(urls), thread_ts, wait_s))
+
+    def set_unfurl_domains(self, domains: Iterable[str]) -> None:
+        """The app's unfurl domains, as its manifest says (``features.unfurl_domains``)."""
+        with self._lock:
+            self.unfurl_domains = {d.lower() for d in domains}
+
     # -- switches -----------------------------------------------------------------------
 
     def rate_limit(
@@ -368,9 +456,47 @@ class FakeSlack:
         """Cut every open socket without a word (a network failure)."""
         self._run(self._drop())
 
+    # -- Sign in with Slack (tests.fakeslack.oidc) and channel members ----------------------
+
+    def oidc_client(
+        self, client_id: str, client_secret: str, redirect_uris: Iterable[str] = ()
+    ) -> None:
+        """Register a Slack app for Sign in with Slack; with ``redirect_uris`` (its OAuth &
+        Permissions → Redirect URLs), authorize refuses any other."""
+        with self._lock:
+            self.oidc.clients[client_id] = (client_secret, tuple(redirect_uris))
+            self.oidc.secrets.append(client_secret)
+
+    def sign_in_as(
+        self, user: str, *, team: str = TEAM, name: str = "Alice Example", email: str = ""
+    ) -> None:
+        """Who is signed in to Slack in the browser: authorize lets them through."""
+        person = oidc.Person(user, team, name, email or f"{user.lower()}@example.com")
+        with self._lock:
+            self.oidc.person = person
+
+    async def asign_in_as(
+        self, user: str, *, team: str = TEAM, name: str = "Alice Example", email: str = ""
+    ) -> None:
+        self.sign_in_as(user, team=team, name=name, email=email)
+
+    def oidc_tamper(self, *tampers: oidc.Tamper) -> None:
+        """Spoil the next ID token openid.connect.token issues (only that one)."""
+        with self._lock:
+            self.oidc.tampers.update(tampers)
+
+    def set_members(self, channel: str, users: Iterable[str]) -> None:
+        """Who ``conversations.members`` says is in ``channel``."""
+        with self._lock:
+            self.channel_members[channel] = list(users)
+
+    async def aset_members(self, channel: str, users: Iterable[str]) -> None:
+        self.set_members(channel, users)
+
     def reset(self) -> None:
         """Forget switches (not the record)."""
         with self._lock:
+            self.oidc.tampers.clear()
             self._limits.clear()
             self._lose.clear()
             self._botched.clear()
@@ -398,6 +524,11 @@ class FakeSlack:
         """Messages that shared files (``files.completeUploadExternal``), oldest first."""
         with self._lock:
             return [p for p in self.posted if p.files and channel in (None, p.channel)]
+
+    def unfurled(self, share: LinkShare) -> list[Unfurled]:
+        """The ``chat.unfurl`` calls Slack accepted for ``share``'s message."""
+        with self._lock:
+            return [u for u in self.unfurls if u.share is share]
 
     def dms(self, user: str) -> list[Posted]:
         """Messages the app posted in its DM with ``user`` (``chat.postMessage`` to their id)."""
@@ -434,6 +565,7 @@ class FakeSlack:
                 *self._issued,
                 *hooks,
                 *(h.removeprefix(self.url) for h in hooks),
+                *(s for s in self.oidc.secrets if s),
             ]
 
     def wait(self, condition: Callable[[], Any], timeout: float = 15, what: str = "") -> Any:
@@ -511,6 +643,8 @@ class FakeSlack:
         if future is None:
             self._violation(f"ack for an unknown or already acked envelope {envelope_id!r}")
             return
+        with self._lock:
+            self._acked.add(str(envelope_id))
         if not future.done():
             future.set_result((arrived, body.get("payload")))
 
@@ -526,10 +660,15 @@ class FakeSlack:
             await asyncio.sleep(0.02)
 
     async def _envelope(
-        self, kind: str, payload: dict[str, Any], response_url: str, wait_s: float
+        self,
+        kind: str,
+        payload: dict[str, Any],
+        response_url: str,
+        wait_s: float,
+        envelope_id: str | None = None,
     ) -> Ack:
         loop = asyncio.get_running_loop()
-        envelope_id = str(uuid.uuid4())
+        envelope_id = envelope_id or str(uuid.uuid4())
         future: asyncio.Future[tuple[float, Any]] = loop.create_future()
         conn = await self._socket(wait_s)
         self._pending[envelope_id] = future
@@ -550,7 +689,9 @@ class FakeSlack:
             self._violation(f"{kind} envelope was not acknowledged within {ACK_LIMIT_S:.0f} s")
             ack = Ack(envelope_id, None, None, response_url)
         else:
-            if body is not None:
+            if body is not None and kind == "events_api":
+                self._violation("an events_api envelope was acked with a payload (Slack has none)")
+            elif body is not None:
                 for problem in validate.message_problems(body):
                     self._violation(f"ack payload: {problem}")
             ack = Ack(envelope_id, arrived - started, body, response_url)
@@ -577,6 +718,71 @@ class FakeSlack:
             "trigger_id": f"{n}.{uuid.uuid4().hex}",
         }
         return await self._envelope("slash_commands", payload, response_url, wait_s)
+
+    async def _share(
+        self, user: str, channel: str, urls: list[str], thread_ts: str | None, wait_s: float
+    ) -> LinkShare:
+        with self._lock:
+            ts = self._ts()
+            text = " ".join(f"<{url}>" for url in urls)
+            posted = Posted(channel, ts, text, [], None, thread_ts=thread_ts, user=user)
+            posted.versions.append(posted.latest)
+            self.posted.append(posted)
+            links = [(d, url) for url in urls if (d := self._unfurl_domain(url)) is not None]
+            share = LinkShare(
+                user,
+                channel,
+                ts,
+                tuple(url for _, url in links),
+                unfurl_id=f"{channel}.{ts}.{uuid.uuid4().hex}",
+                envelope_id=str(uuid.uuid4()),
+            )
+            self.link_shares.append(share)
+            member = channel in self.members
+        if not links:  # Slack sends nothing for links outside the app's unfurl domains
+            return share
+        event: dict[str, Any] = {
+            "type": "link_shared",
+            "channel": channel,
+            "is_bot_user_member": member,
+            "user": user,
+            "message_ts": ts,
+            **({"thread_ts": thread_ts} if thread_ts else {}),
+            "links": [{"domain": domain, "url": url} for domain, url in links],
+            "unfurl_id": share.unfurl_id,
+            "source": "conversations_history",
+            "event_ts": f"{time.time():.6f}",
+        }
+        payload = {
+            "token": VERIFICATION_TOKEN,
+            "team_id": TEAM,
+            "api_app_id": APP_ID,
+            "event": event,
+            "type": "event_callback",
+            "event_id": f"Ev{uuid.uuid4().hex[:12].upper()}",
+            "event_time": int(time.time()),
+        }
+        share.ack = await self._envelope("events_api", payload, "", wait_s, share.envelope_id)
+        return share
+
+    def _unfurl_domain(self, url: str) -> str | None:
+        """The unfurl domain ``url``'s host is (or is under), if any."""
+        host = (urlsplit(url).hostname or "").lower()
+        return next(
+            (d for d in sorted(self.unfurl_domains) if host == d or host.endswith(f".{d}")), None
+        )
+
+    def _share_of(self, params: dict[str, Any]) -> LinkShare | None:
+        """The shared message a chat.unfurl names (by unfurl_id, else by channel and ts)."""
+        unfurl_id = params.get("unfurl_id")
+        for share in reversed(self.link_shares):
+            if (unfurl_id and share.unfurl_id == unfurl_id) or (
+                not unfurl_id
+                and share.channel == params.get("channel")
+                and share.ts == params.get("ts")
+            ):
+                return share
+        return None
 
     async def _click(
         self,
@@ -683,6 +889,8 @@ class FakeSlack:
         params = await _params(request)
         now = time.monotonic()
         channel = params.get("channel") or params.get("channel_id")
+        if method == "chat.unfurl" and not channel and (share := self._share_of(params)):
+            channel = share.channel  # an unfurl by unfurl_id is still in that channel
         self._check_early(method, channel, now)
         failure = self._outage_answer(request)
         if failure is not None:
@@ -691,15 +899,17 @@ class FakeSlack:
         limited = self._limited(method, channel, now)
         if limited is not None:
             return self._record(method, params, limited, "ratelimited")
-        token = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+        authorization = request.headers.get("Authorization", "")
+        token = authorization.removeprefix("Bearer ").strip()
         wanted = APP_TOKEN if method == "apps.connections.open" else BOT_TOKEN
-        if token != wanted:
+        signing_in = oidc.method(method, authorization)  # (its own credentials, not a token)
+        if signing_in is None and token != wanted:
             self._violation(f"{method} called with the wrong token")
             return self._record(method, params, _error("invalid_auth"), "invalid_auth")
         refused = self._refused(method, channel)
         if refused is not None:
             return self._record(method, params, _error(refused), refused)
-        handler = _METHODS.get(method)
+        handler = signing_in or _METHODS.get(method)
         if handler is None:
             self._violation(f"the app called {method}, which the fake does not know")
             return self._record(method, params, _error("unknown_method"), "unknown_method")
@@ -995,15 +1205,11 @@ def _page(found: list[Posted], start: int, limit: int, metadata: bool) -> dict[s
     page = found[start : start + limit]
     messages = []
     for p in page:
-        item: dict[str, Any] = {
-            "type": "message",
-            "ts": p.ts,
-            "text": p.text,
-            "blocks": p.blocks,
-            "user": BOT_USER,
-            "bot_id": BOT_ID,
-            "app_id": APP_ID,
-        }
+        item: dict[str, Any] = {"type": "message", "ts": p.ts, "text": p.text, "blocks": p.blocks}
+        if p.user is None:
+            item.update(user=BOT_USER, bot_id=BOT_ID, app_id=APP_ID)
+        else:  # a person's message
+            item["user"] = p.user
         if p.thread_ts:
             item["thread_ts"] = p.thread_ts
         if p.files:
@@ -1117,6 +1323,88 @@ def _complete_upload(fake: FakeSlack, params: dict[str, Any]) -> dict[str, Any]:
     return {"ok": True, "files": [{"id": f["id"], "title": f["title"]} for f in shared]}
 
 
+def _conversation_members(fake: FakeSlack, params: dict[str, Any]) -> dict[str, Any]:
+    """conversations.members: a channel's member ids, a page at a time (cursor and limit)."""
+    members = fake.channel_members.get(str(params.get("channel") or ""))
+    if members is None:
+        return {"ok": False, "error": "channel_not_found"}
+    limit = min(max(int(params.get("limit") or 100), 1), 1000)
+    cursor = str(params.get("cursor") or "")
+    try:
+        start = int(base64.b64decode(cursor).decode().removeprefix("offset:")) if cursor else 0
+    except ValueError:
+        return {"ok": False, "error": "invalid_cursor"}
+    more = start + limit < len(members)
+    following = base64.b64encode(f"offset:{start + limit}".encode()).decode() if more else ""
+    return {
+        "ok": True,
+        "members": members[start : start + limit],
+        "response_metadata": {"next_cursor": following},
+    }
+
+
+def _unfurl(fake: FakeSlack, params: dict[str, Any]) -> dict[str, Any]:
+    """chat.unfurl: cards for links of a message a person shared, once its link_shared event
+    was acknowledged (Slack answers ``cannot_unfurl_url`` before)."""
+    by_id = bool(params.get("unfurl_id") or params.get("source"))
+    wrong = _unfurl_target_problem(params, by_id)
+    if wrong is not None:
+        return _unfurl_refused(fake, "invalid_arguments", wrong)
+    share = fake._share_of(params)
+    if share is None:
+        return _unfurl_refused(fake, "cannot_find_message", "it names no shared message")
+    if share.envelope_id not in fake._acked:
+        return _unfurl_refused(
+            fake, "cannot_unfurl_url", "called before its link_shared event was acknowledged"
+        )
+    unfurls = params.get("unfurls")
+    if isinstance(unfurls, str):
+        try:
+            unfurls = json.loads(unfurls)
+        except json.JSONDecodeError:
+            return _unfurl_refused(fake, "invalid_unfurls_format", "unfurls is not JSON")
+    if not isinstance(unfurls, dict) or not unfurls:
+        return _unfurl_refused(fake, "missing_unfurls", "unfurls is not a map of URL → card")
+    for url, card in unfurls.items():
+        if url not in share.urls:
+            return _unfurl_refused(
+                fake, "cannot_unfurl_message", f"{url!r} is not a link of that message"
+            )
+        problems = _card_problems(card)
+        for problem in problems:
+            fake._violation(f"chat.unfurl of {url}: {problem}")
+        if problems:
+            return {"ok": False, "error": "cannot_parse_attachment"}
+    fake.unfurls.append(Unfurled(share, dict(unfurls), "unfurl_id" if by_id else "channel"))
+    return {"ok": True}
+
+
+def _unfurl_target_problem(params: dict[str, Any], by_id: bool) -> str | None:
+    """What is wrong with how a chat.unfurl names its message, if anything."""
+    if not by_id:
+        ok = params.get("channel") and params.get("ts")
+        return None if ok else "give channel and ts, or unfurl_id and source"
+    if not (params.get("unfurl_id") and params.get("source")):
+        return "unfurl_id and source go together"
+    if params["source"] not in ("composer", "conversations_history"):
+        return f"source {params['source']!r} is neither composer nor conversations_history"
+    return None
+
+
+def _unfurl_refused(fake: FakeSlack, error: str, why: str) -> dict[str, Any]:
+    fake._violation(f"chat.unfurl: {why}")
+    return {"ok": False, "error": error}
+
+
+def _card_problems(card: Any) -> list[str]:
+    """A link's card: ``{"blocks": […]}``, or a message attachment with some text."""
+    if not isinstance(card, Mapping):
+        return ["the card is not an object"]
+    if "blocks" not in card and not any(card.get(k) for k in ("text", "fallback", "title")):
+        return ["the card has neither blocks nor text"]
+    return validate.message_problems(card, require_text=False)
+
+
 _METHODS: dict[str, Callable[[FakeSlack, dict[str, Any]], dict[str, Any]]] = {
     "auth.test": _auth_test,
     "apps.connections.open": _connections_open,
@@ -1125,11 +1413,13 @@ _METHODS: dict[str, Callable[[FakeSlack, dict[str, Any]], dict[str, Any]]] = {
     "chat.postEphemeral": _post_ephemeral,
     "conversations.history": _history,
     "conversations.replies": _replies,
+    "conversations.members": _conversation_members,
     "views.open": _view,
     "views.update": _view,
     "views.publish": _view,
     "files.getUploadURLExternal": _get_upload_url,
     "files.completeUploadExternal": _complete_upload,
+    "chat.unfurl": _unfurl,
 }
 
 
@@ -1140,7 +1430,7 @@ async def _params(request: web.Request) -> dict[str, Any]:
             params.update(await request.json())
         else:
             params.update(dict(await request.post()))
-    for key in ("blocks", "metadata", "view", "attachments"):
+    for key in ("blocks", "metadata", "view", "attachments", "unfurls"):
         if isinstance(params.get(key), str):
             with contextlib.suppress(json.JSONDecodeError):
                 params[key] = json.loads(params[key])
@@ -1156,7 +1446,13 @@ def _dm_of(user: str) -> str:
 
 
 def _redacted(params: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in params.items() if k not in ("token",)}
+    return {k: v for k, v in params.items() if k not in _SECRET_PARAMS}
+
+
+_SECRET_PARAMS = frozenset(
+    {"token", "client_secret", "code", "state", "nonce", "refresh_token", "code_verifier"}
+)
+"""Never kept in :attr:`FakeSlack.calls`."""
 
 
 def _server_error(status: int) -> web.Response:

@@ -11,10 +11,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from app.access import Access
 from app.db import Database
 from app.engine.runs import RunService
 from app.reports.gather import Reports
-from app.slack.access import Access
 from app.slack.cards import Cards
 from app.slack.desk import Asker, Desk
 from app.slack.outbox import Outgoing

@@ -10,10 +10,10 @@ from typing import Any
 
 from sqlalchemy import insert
 
+from app.access import Access
 from app.db import Database
 from app.engine import blind, maintenance
 from app.models import Run
-from app.slack.access import Access
 from app.slack.home import HomeTab
 from tests.fakeslack import validate
 from tests.handlers.conftest import CATALOG

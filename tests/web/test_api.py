@@ -72,10 +72,10 @@ async def test_it_lists_runs_as_json_with_filters_and_cursors(
 async def test_it_answers_api_errors_as_json(client: TestClient) -> None:
     response = await client.get("/api/runs/424242")
     assert response.status == 404
-    assert (await response.json())["message"] == "There is no run #424242."
+    assert (await response.json())["detail"] == "There is no run #424242."
     response = await client.get("/api/runs?outcome=purple")
     assert response.status == 400
-    assert "Unknown outcome" in (await response.json())["message"]
+    assert "Unknown outcome" in (await response.json())["detail"]
 
 
 @pytest.mark.parametrize(
@@ -95,7 +95,7 @@ async def test_it_answers_non_ascii_digits_and_trailing_newlines_without_an_erro
     response = await client.get(path)
     assert response.status == status
     if says is not None:
-        assert says in (await response.json())["message"]
+        assert says in (await response.json())["detail"]
 
 
 async def test_it_is_alive_without_asking_anything(client: TestClient) -> None:
@@ -222,4 +222,4 @@ async def test_it_answers_a_bad_findings_query_with_what_to_ask(
 ) -> None:
     response = await client.get(f"/api/findings{query}")
     assert response.status == status
-    assert says in (await response.json())["message"]
+    assert says in (await response.json())["detail"]

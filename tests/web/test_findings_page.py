@@ -252,7 +252,7 @@ async def test_it_answers_bad_parameters_with_what_to_ask(
     response = await web.get(path)
     assert response.status == status
     if path.startswith("/api/"):
-        assert says in (await response.json())["message"]
+        assert says in (await response.json())["detail"]
     else:
         assert says in text_of(await response.text())
 

@@ -236,7 +236,7 @@ async def test_it_serves_the_report_as_json(web: TestClient) -> None:
     assert body["availability"][0]["longest"]["start"] == "2026-11-10T02:00:00+07:00"
     bad = await web.get("/api/customers/demo/reports/2026-13")
     assert bad.status == 400
-    assert '"2026-13" is not a month' in (await bad.json())["message"]
+    assert '"2026-13" is not a month' in (await bad.json())["detail"]
 
 
 async def test_it_links_a_customer_to_last_month_and_this_month_so_far(

@@ -36,10 +36,19 @@ def basic(user: str, password: str) -> dict[str, str]:
 
 @pytest.mark.parametrize("method", ["POST", "PUT", "PATCH", "DELETE", "OPTIONS"])
 async def test_it_refuses_every_method_but_get_and_head(client: TestClient, method: str) -> None:
-    for path in ("/", "/runs/1", "/api/runs", "/nowhere", "/healthz"):
+    for path in ("/", "/runs/1", "/nowhere", "/healthz", "/runs/1/cancel", "/api/runs/1"):
         response = await client.request(method, path)
         assert response.status == 405, (method, path)
         assert {m.strip() for m in response.headers["Allow"].split(",")} == {"GET", "HEAD"}
+
+
+async def test_only_an_api_token_may_post_a_run(client: TestClient) -> None:
+    """The one write is the API's (docs/api.md): the operator's view cannot start a run."""
+    for path in ("/api/runs", "/api/runs/1/cancel", "/api/runs/1/retry"):
+        response = await client.post(path, json={"target": "demo"})
+        assert response.status == 403, path
+        assert response.content_type == "application/problem+json"
+        assert "token" in (await response.json())["detail"]
 
 
 async def test_it_answers_head_like_get_without_a_body(client: TestClient, estate: Estate) -> None:
@@ -142,7 +151,7 @@ async def test_it_answers_only_to_known_host_names_without_a_password(
     try:
         rebound = await open_view.get("/api/runs", headers={"Host": "attacker.example:8080"})
         assert rebound.status == 421
-        assert "HUB_PUBLIC_URL" in (await rebound.json())["message"]
+        assert "HUB_PUBLIC_URL" in (await rebound.json())["detail"]
         assert (await open_view.get("/healthz", headers={"Host": "10.1.2.3"})).status == 200
         for host in ("localhost:8080", "127.0.0.1", "[::1]:8080"):
             assert (await open_view.get("/", headers={"Host": host})).status == 200, host

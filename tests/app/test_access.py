@@ -6,11 +6,11 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
+from app.access import Access, Action, Who, decide, hidden_run, hidden_target
 from app.config import Access as Grants
 from app.config import Account, Customer, SlackSettings
 from app.db import Database
 from app.models import Run, RunEvent
-from app.slack.access import Access, Action, Who, decide, hidden_run, hidden_target
 
 CUSTOMER = Customer(
     id="aryanoble",

@@ -47,6 +47,8 @@ class Action(StrEnum):
     SCHEDULES = "schedules"
     REPORT = "report"
     """A customer's monthly report (``/monitor report``): read-only, granted like LIST."""
+    READ = "read"
+    """A web page or an API answer about a customer (its path is what was asked for)."""
     ANSWER = "answer"
     """Acknowledge, snooze or mute a finding: named people only (``users``, ``admins``)."""
 
@@ -83,6 +85,18 @@ def decide(customer: Customer, who: Who, action: Action, run: Run | None = None)
     return Decision(False, "denied")
 
 
+def sees(customer: Customer, user: str, member_of: frozenset[str]) -> Decision:
+    """Whether ``user`` may read ``customer`` outside a channel (the web view): a user or
+    admin grant, or membership of one of its granted channels (``member_of`` are the
+    channels the person is in). Pure."""
+    decision = decide(customer, Who(user), Action.LIST)
+    if decision.allowed:
+        return decision
+    if member_of & frozenset(customer.slack.access.channels):
+        return Decision(True, "channel")
+    return decision
+
+
 UNKNOWN = Decision(False, "unknown")
 """Asked for something that is not configured (or no longer is)."""
 
@@ -103,10 +117,16 @@ def hidden_run(run_id: int) -> str:
 
 
 def audit_data(
-    who: Who, action: Action, decision: Decision, customer: str | None, asked: str | None = None
+    who: Who,
+    action: Action,
+    decision: Decision,
+    customer: str | None,
+    asked: str | None = None,
+    via: str | None = None,
 ) -> dict[str, Any]:
     """What an ``access`` event records about a decision (its actor is ``who.user``);
-    ``asked`` is what the person named when it matched nothing they may see."""
+    ``asked`` is what the person named when it matched nothing they may see; ``via`` is how
+    they asked when not in Slack (``web``, ``api``)."""
     data = {
         "channel": who.channel,
         "action": action.value,
@@ -116,6 +136,8 @@ def audit_data(
     }
     if asked is not None:
         data["asked"] = asked
+    if via is not None:
+        data["via"] = via
     return data
 
 
@@ -179,9 +201,11 @@ class Access:
         customer: str | None,
         run_id: int | None,
         asked: str | None = None,
+        via: str | None = None,
+        kind: Event = Event.ACCESS,
     ) -> None:
-        data = audit_data(who, action, decision, customer, asked)
-        await self._rows.add((run_id, Event.ACCESS, who.user, data))
+        data = audit_data(who, action, decision, customer, asked, via)
+        await self._rows.add((run_id, kind, who.user, data))
         if not decision.allowed:
             log.info(
                 "access denied: %s may not %s (customer %s, run %s, channel %s, reason %s)",
