@@ -675,7 +675,7 @@ def _serving_problems(settings: Settings) -> list[str]:
     """What would stop ``mhub serve`` with these settings that the settings alone allow."""
     auth = settings.web_auth.get_secret_value() if settings.web_auth else None
     try:
-        check_exposure(settings.web_host, settings.web_port, auth)
+        check_exposure(settings.web_host, settings.web_port, auth, sign_in=settings.sign_in)
     except WebRefused as exc:
         return [f"HUB_WEB_HOST: {exc}"]
     return []

@@ -6,7 +6,8 @@ In order:
    script the sign-in pages use): nobody needs to be named.
 2. ``Authorization: Bearer <token>``: an API token (``mhub token create``), or a 401 problem.
 3. ``/readyz`` and ``/metrics`` are for machines: HTTP Basic with ``HUB_WEB_AUTH`` when it is
-   set; without it, loopback callers only once Sign in with Slack is on. Never a redirect.
+   set; without it, loopback callers only once Sign in with Slack is on (not requests a local
+   proxy passed on). Never a redirect.
 4. Sign in with Slack configured: ``/auth/…`` passes (it is how one signs in); a session cookie
    names the person, who sees the customers the access rules give them
    (:class:`app.web.people.People`); without one, a browser is sent to sign in and an API call
@@ -81,8 +82,7 @@ def identify(
         if bearer is not None:
             return await _token_viewer(tokens, bearer)
         if path in MACHINE_PATHS:
-            loopback = is_loopback(request.remote or "")
-            if basic_ok(request) or (expected is None and (signin is None or loopback)):
+            if basic_ok(request) or (expected is None and (signin is None or _local(request))):
                 return operator
             raise _machine_refused(expected is not None)
         if signin is None:
@@ -139,6 +139,13 @@ async def _token_viewer(tokens: TokenCheck | None, secret: str) -> Viewer:
         scope=Scope(token.scope),
         token_id=token.id,
     )
+
+
+def _local(request: web.Request) -> bool:
+    """A caller on this machine, not a request a local reverse proxy passed on (it says whom
+    for in ``Forwarded`` or ``X-Forwarded-For``)."""
+    forwarded = "Forwarded" in request.headers or "X-Forwarded-For" in request.headers
+    return is_loopback(request.remote or "") and not forwarded
 
 
 def _machine_refused(with_password: bool) -> web.HTTPException:

@@ -172,11 +172,51 @@ def test_it_says_serve_would_refuse_a_public_web_view_without_a_password() -> No
     assert result.exit_code == 1
     assert result.stderr.splitlines() == [
         "HUB_WEB_HOST: refusing to serve the web view on 0.0.0.0:8080 without a password: "
-        "anyone who can reach that address would see every customer's results. Set "
+        "anyone who can reach that address would see every customer's results. Set up Sign in "
+        "with Slack (HUB_WEB_SLACK_CLIENT_ID and _SECRET, docs/web.md), or set "
         "HUB_WEB_AUTH=user:password, or set HUB_WEB_HOST=127.0.0.1 and put an authenticating "
         "proxy in front, or start with --no-web.",
         "1 problem(s) found.",
     ]
+
+
+SIGN_IN = {
+    "HUB_WEB_SLACK_CLIENT_ID": "1111.2222",
+    "HUB_WEB_SLACK_CLIENT_SECRET": "5ecret-client-5ecret",
+    "HUB_PUBLIC_URL": "https://hub.example.com",
+    "SLACK_BOT_TOKEN": "xoxb-1-2-3",
+}
+
+
+def test_sign_in_with_slack_serves_a_public_web_view_without_a_password() -> None:
+    result = check_in_process(HUB_WEB_HOST="0.0.0.0", **SIGN_IN)
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.startswith("OK:")
+
+
+@pytest.mark.parametrize(
+    ("left_out", "says"),
+    [
+        (
+            "HUB_WEB_SLACK_CLIENT_SECRET",
+            "HUB_WEB_SLACK_CLIENT_ID and HUB_WEB_SLACK_CLIENT_SECRET: set both",
+        ),
+        (
+            "HUB_WEB_SLACK_CLIENT_ID",
+            "HUB_WEB_SLACK_CLIENT_ID and HUB_WEB_SLACK_CLIENT_SECRET: set both",
+        ),
+        ("HUB_PUBLIC_URL", "HUB_PUBLIC_URL: Sign in with Slack needs it"),
+        ("SLACK_BOT_TOKEN", "SLACK_BOT_TOKEN: Sign in with Slack needs it"),
+    ],
+)
+def test_half_a_sign_in_setup_says_what_is_missing_and_never_the_secret(
+    left_out: str, says: str
+) -> None:
+    env = {k: v for k, v in SIGN_IN.items() if k != left_out}
+    result = check_in_process(**env)
+    assert result.exit_code == 1
+    assert says in result.stderr
+    assert "5ecret-client-5ecret" not in result.stderr + result.stdout
 
 
 def test_it_accepts_every_limit_it_documents() -> None:

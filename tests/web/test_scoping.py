@@ -153,6 +153,8 @@ async def test_a_customer_they_may_not_see_reads_like_one_that_does_not_exist(
             f"/customers/{customer}/findings",
             f"/customers/{customer}/reports/2026-11",
             f"/customers/{customer}/reports?from=2026-11-20&to=2026-11-21",
+            f"/customers/{customer}/reports/2026-11.pdf",
+            f"/customers/{customer}/reports.zip?from=2026-11-20&to=2026-11-21",
             f"/runs/{runs[customer]}",
             f"/api/runs/{runs[customer]}",
             f"/api/findings?customer={customer}",
@@ -163,7 +165,7 @@ async def test_a_customer_they_may_not_see_reads_like_one_that_does_not_exist(
         ]
         for path in paths:
             response = await web_client.get(path, headers=cookie(person.user))
-            body = await response.text()
+            body = (await response.read()).decode(errors="replace")  # a PDF or zip too
             if path.startswith("/runs?"):  # a filter: their runs of it, or none
                 assert response.status == 200
                 assert (runs[customer] and f"/runs/{runs[customer]}" in body) == allowed, path
@@ -234,6 +236,11 @@ async def test_machines_keep_their_paths_without_a_browser_redirect(
     # The test client is on loopback: /metrics and /readyz answer it without a password.
     assert (await web_client.get("/metrics", allow_redirects=False)).status == 200
     assert (await web_client.get("/readyz", allow_redirects=False)).status == 200
+    # ...but not what a reverse proxy on this machine passes on from elsewhere.
+    proxied = {"X-Forwarded-For": "203.0.113.9"}
+    refused = await web_client.get("/metrics", headers=proxied, allow_redirects=False)
+    assert refused.status == 403
+    assert "HUB_WEB_AUTH" in (await refused.json())["detail"]
 
 
 async def test_someone_who_leaves_the_channel_stops_seeing_its_customer(slack: FakeSlack) -> None:
