@@ -4,11 +4,15 @@ Seeds 100,000 runs with their results and timelines (20 customers, 100 days, rea
 statuses and outcomes) into a SQLite file, and into PostgreSQL too when TEST_DATABASE_URL is
 set; serves the web view on loopback in a child process; drives it from this process with a
 closed-loop load generator (aiohttp, N concurrent clients, keep-alive); prints p50 / p95 / p99
-per path. Target: p95 of ``/`` and ``/runs`` at most 50 ms.
+per path. Target: p95 of ``/`` and ``/runs`` at most 50 ms. With ``--signed-in`` the view runs
+with Sign in with Slack and the load comes from one person granted half the customers by name
+and a few more through a channel (Slack's answer about the channel is local, so this measures
+the hub's side: identity, scoping, the audit row of every read).
 
     uv run python bench/web.py                      # seed (once, reused after) and measure
     uv run python bench/web.py --runs 20000 --seconds 3 --concurrency 1 4
     uv run python bench/web.py --explain            # print the query plans and stop
+    uv run python bench/web.py --signed-in          # as a person signed in with Slack
 """
 
 from __future__ import annotations
@@ -36,18 +40,25 @@ from sqlalchemy import func, insert, select, text
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from app.catalog import Catalog
-from app.config import Account, Customer, Schedule, SlackSettings
+from app.config import Access, Account, Customer, Schedule, SlackSettings
 from app.db import Database
 from app.engine.runs import RunService
 from app.models import Result, Run, RunEvent
 from app.web import create_app
 from app.web.metrics import HubMetrics
+from app.web.people import People
+from app.web.session import Sessions, SignedIn
+from app.web.signin import SlackSignIn
 from bench.served import free_port, pg_bench_url, wait_ready
 
 CUSTOMERS = 20
 DAYS = 100
 CHECKS = ("backup", "rds", "alarms", "budget", "http")
 TARGET_P95_MS = 50.0
+PERSON = "U0BENCH"
+"""Who ``--signed-in`` is: named by every other customer, and in the channel of every fifth."""
+GRANTING = "C0GRANTING"
+SESSION_SECRET = "bench-session-secret"
 SQLITE_FILE = Path("data/bench/web-100k.db")
 BATCH = 2000
 
@@ -70,7 +81,13 @@ def catalog() -> Catalog:
                 id=f"c{n:02d}",
                 name=f"Customer {n:02d}",
                 timezone=("Asia/Jakarta", "Europe/London", "America/New_York", "UTC")[n % 4],
-                slack=SlackSettings(channel=f"C0BENCH{n:04d}"),
+                slack=SlackSettings(
+                    channel=f"C0BENCH{n:04d}",
+                    access=Access(
+                        users=(PERSON,) if n % 2 == 0 else (),
+                        channels=(GRANTING,) if n % 5 == 0 else (),
+                    ),
+                ),
                 accounts=accounts,
                 schedules=(Schedule(name="daily", cron=f"{n % 60} 7 * * *"),),
             )
@@ -233,7 +250,7 @@ async def ensure(url: str, runs: int) -> None:
 # -- serving (child process) -------------------------------------------------------------------
 
 
-def serve(url: str, port: int, board_cache_s: float) -> None:
+def serve(url: str, port: int, board_cache_s: float, signed_in: bool = False) -> None:
     async def main() -> None:
         db = Database(url)
         customers = catalog()
@@ -243,6 +260,7 @@ def serve(url: str, port: int, board_cache_s: float) -> None:
             catalog=customers,
             metrics=HubMetrics(),
             board_cache_s=board_cache_s,
+            sign_in=_sign_in(customers) if signed_in else None,
         )
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
@@ -256,16 +274,43 @@ def serve(url: str, port: int, board_cache_s: float) -> None:
     asyncio.run(main())
 
 
+def _sign_in(customers: Catalog) -> tuple[SlackSignIn, People]:
+    async def team() -> str:
+        return "T0BENCH"
+
+    async def members(_channel: str) -> frozenset[str]:
+        return frozenset({PERSON})
+
+    flow = SlackSignIn(
+        client_id="bench",
+        client_secret=SESSION_SECRET,
+        public_url="http://127.0.0.1",
+        api_url="http://127.0.0.1:9/api/",
+        team=team,
+        sessions=Sessions(SESSION_SECRET, secure=False),
+    )
+    return flow, People(customers, members)
+
+
+def session_cookie() -> dict[str, str]:
+    """The ``Cookie`` header of :data:`PERSON`, signed in."""
+    response = web.Response()
+    Sessions(SESSION_SECRET, secure=False).start(response, SignedIn(PERSON, "T0BENCH", "Bench"))
+    return {"Cookie": f"{Sessions.COOKIE}={response.cookies[Sessions.COOKIE].value}"}
+
+
 # -- load ----------------------------------------------------------------------------------------
 
 
-async def drive(base: str, path: str, concurrency: int, seconds: float) -> dict[str, float]:
+async def drive(
+    base: str, path: str, concurrency: int, seconds: float, headers: dict[str, str] | None = None
+) -> dict[str, float]:
     """A closed loop: ``concurrency`` clients, each sending its next request on an answer."""
     latencies: list[float] = []
     errors = 0
     deadline = time.perf_counter() + seconds
     connector = aiohttp.TCPConnector(limit=concurrency)
-    async with aiohttp.ClientSession(base, connector=connector) as session:
+    async with aiohttp.ClientSession(base, connector=connector, headers=headers) as session:
 
         async def client() -> None:
             nonlocal errors
@@ -314,29 +359,62 @@ def paths(runs: int) -> list[str]:
     ]
 
 
+async def _signed_in_paths(url: str, runs: int) -> list[str]:
+    """:func:`paths` with customers and a run :data:`PERSON` may see (c04, c08)."""
+    db = Database(url)
+    try:
+        async with db.read() as session:
+            run_id = (
+                await session.execute(select(func.max(Run.id)).where(Run.customer_id == "c04"))
+            ).scalar_one()
+    finally:
+        await db.close()
+    swap = {"c07": "c08", "c03": "c04", f"/runs/{runs - 10}": f"/runs/{run_id}"}
+    shown = []
+    for path in paths(runs):
+        for old, new in swap.items():
+            path = path.replace(old, new)
+        shown.append(path)
+    return shown
+
+
 NO_CACHE = "/ (render cache off)"
 
 
 async def measure(
-    url: str, runs: int, concurrency: Sequence[int], seconds: float, only: Sequence[str] | None
+    url: str,
+    runs: int,
+    concurrency: Sequence[int],
+    seconds: float,
+    only: Sequence[str] | None,
+    signed_in: bool = False,
 ) -> None:
     """Every path against a server as shipped; the runboard once more with its render cache
     off, so the figure for a board that changes all the time is there too."""
-    wanted = list(only or [*paths(runs), NO_CACHE])
+    shown = paths(runs) if not signed_in else await _signed_in_paths(url, runs)
+    wanted = list(only or [*shown, NO_CACHE])
     print(f"\n{'path':<42} {'clients':>7} {'req/s':>7} {'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7}")
     for cache_s, group in (
         (5.0, [p for p in wanted if p != NO_CACHE]),
         (0.0, [p for p in wanted if p == NO_CACHE]),
     ):
         if group:
-            await _measure_group(url, cache_s, group, concurrency, seconds)
+            await _measure_group(url, cache_s, group, concurrency, seconds, signed_in)
 
 
 async def _measure_group(
-    url: str, cache_s: float, group: Sequence[str], concurrency: Sequence[int], seconds: float
+    url: str,
+    cache_s: float,
+    group: Sequence[str],
+    concurrency: Sequence[int],
+    seconds: float,
+    signed_in: bool,
 ) -> None:
     port = free_port()
-    child = multiprocessing.get_context("spawn").Process(target=serve, args=(url, port, cache_s))
+    child = multiprocessing.get_context("spawn").Process(
+        target=serve, args=(url, port, cache_s, signed_in)
+    )
+    headers = session_cookie() if signed_in else None
     child.start()
     base = f"http://127.0.0.1:{port}"
     try:
@@ -344,7 +422,7 @@ async def _measure_group(
         for label in group:
             path = "/" if label == NO_CACHE else label
             for c in concurrency:
-                r = await drive(base, path, c, seconds)
+                r = await drive(base, path, c, seconds, headers)
                 flag = "" if r["errors"] == 0 else f"  {r['errors']:.0f} errors!"
                 goal = label in ("/", "/runs", NO_CACHE)
                 mark = (" ✓" if r["p95"] <= TARGET_P95_MS else " ✗") if goal else ""
@@ -415,6 +493,9 @@ def main() -> None:
     parser.add_argument("--sqlite", type=Path, default=SQLITE_FILE)
     parser.add_argument("--explain", action="store_true", help="print query plans and stop")
     parser.add_argument("--only", nargs="+", help="measure only these paths")
+    parser.add_argument(
+        "--signed-in", action="store_true", help="as a person signed in with Slack (scoped)"
+    )
     args = parser.parse_args()
     sqlite_path = args.sqlite.with_stem(f"{args.sqlite.stem}-{args.runs}")
     sqlite_path.parent.mkdir(parents=True, exist_ok=True)
@@ -441,7 +522,9 @@ def main() -> None:
         if args.explain:
             asyncio.run(explain(url))
             continue
-        asyncio.run(measure(url, args.runs, args.concurrency, args.seconds, args.only))
+        asyncio.run(
+            measure(url, args.runs, args.concurrency, args.seconds, args.only, args.signed_in)
+        )
 
 
 if __name__ == "__main__":

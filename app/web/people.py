@@ -43,7 +43,7 @@ class People:
         self._clock = clock
         self._known: dict[str, tuple[float, frozenset[str]]] = {}
         self._failing: set[str] = set()
-        self._lock = asyncio.Lock()
+        self._locks: dict[str, asyncio.Lock] = {}
 
     async def customers(self, user: str) -> frozenset[str]:
         """The ids of the customers ``user`` may see."""
@@ -54,7 +54,11 @@ class People:
             if not sees(c, user, frozenset()).allowed
             for ch in c.slack.access.channels
         }
-        member_of = frozenset([ch for ch in sorted(wanted) if user in await self._in(ch)])
+        channels = sorted(wanted)
+        lists = await asyncio.gather(*(self._in(ch) for ch in channels))  # at once, not in turn
+        member_of = frozenset(
+            ch for ch, users in zip(channels, lists, strict=True) if user in users
+        )
         return frozenset(c.id for c in customers if sees(c, user, member_of).allowed)
 
     async def _in(self, channel: str) -> frozenset[str]:
@@ -62,7 +66,8 @@ class People:
         known = self._known.get(channel)
         if known is not None and known[0] > now:
             return known[1]
-        async with self._lock:  # one question per channel however many pages load at once
+        lock = self._locks.setdefault(channel, asyncio.Lock())
+        async with lock:  # one question per channel however many pages load at once
             known = self._known.get(channel)
             if known is not None and known[0] > self._clock():
                 return known[1]

@@ -4,6 +4,7 @@ member of a granted channel (asked of the fake Slack), each read audited."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
@@ -267,3 +268,17 @@ async def test_a_channel_slack_cannot_list_grants_nothing(
     people = People(catalog, channel_members(client))
     assert await people.customers("U0CHAN") == frozenset()
     assert "C0UNKNOWN1" in caplog.text
+
+
+async def test_many_pages_at_once_ask_slack_once_per_channel() -> None:
+    asked: list[str] = []
+
+    async def members(channel: str) -> frozenset[str]:
+        asked.append(channel)
+        await asyncio.sleep(0.01)
+        return frozenset({"U0CHAN"})
+
+    people = People(CATALOG, members)
+    seen = await asyncio.gather(*(people.customers("U0CHAN") for _ in range(20)))
+    assert seen == [{"demo"}] * 20
+    assert asked == [GRANTED]
