@@ -48,7 +48,21 @@ from app.sandbox.moto import FAKE_ENV, moto_server, seed_session
 from checks.aws import AwsClients, AwsOptions
 from checks.registry import REGISTRY
 
-AWS_KINDS = ("backup", "rds", "alarms", "budget")
+AWS_KINDS = (
+    "backup",
+    "rds",
+    "alarms",
+    "budget",
+    "health",
+    "certs",
+    "security",
+    "cost",
+    "hygiene",
+)
+SETTINGS: dict[str, dict[str, object]] = {
+    "cost": {"payer": "acct-000"},  # Cost Explorer once per customer, on its first account
+    "hygiene": {"skip": ["s3_public_access"]},  # S3 Control's host prefix: not in the emulator
+}
 REGION = "eu-west-1"
 FIRST_ACCOUNT = 100_000_000_001
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -75,6 +89,7 @@ def make_customer(accounts: int, kinds: Sequence[str]) -> Customer:
     return Customer(
         id="fanout",
         name="Fan-out",
+        checks={k: v for k, v in SETTINGS.items() if k in kinds},
         accounts=tuple(
             Account(
                 id=f"acct-{n:03d}",
@@ -90,8 +105,12 @@ def make_customer(accounts: int, kinds: Sequence[str]) -> Customer:
 
 
 def seed(moto_url: str, edge: Edge, customer: Customer) -> None:
-    """Per account: two DB instances, an alarm in ALARM, a budget, three backup jobs."""
+    """Per account: two DB instances, an alarm in ALARM, a budget, three backup jobs; for every
+    account, empty answers from the edge where moto lacks the call (AWS Health, cost anomalies,
+    Backup's protected resources)."""
     now = datetime.now(UTC)
+    edge.answer("health", "DescribeEvents", [{"json": {"events": []}}])
+    edge.answer("ce", "GetAnomalies", [{"json": {"Anomalies": []}}])
     for account in customer.accounts:
         session = seed_session(moto_url, account.account_id, REGION)
         rds = session.client("rds", endpoint_url=moto_url)

@@ -67,6 +67,7 @@ _THROTTLED_CODES = {
     "RequestLimitExceeded",
     "TooManyRequestsException",
     "RequestThrottled",
+    "LimitExceededException",  # Security Hub's throttling (HTTP 429)
 }
 _TRANSIENT_CODES = {
     *_THROTTLED_CODES,

@@ -24,7 +24,7 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from app.config import REGION, Customer
-from checks import alarms, backup, budget, http, rds
+from checks import alarms, backup, budget, certs, cost, health, http, hygiene, rds, security
 
 Destination = Callable[[str, str, Mapping[str, Any]], str | None]
 """(region, resource id, resource line) → the console page, or None."""
@@ -35,6 +35,11 @@ DESTINATIONS: dict[str, Destination] = {
     "alarms": alarms.console_url,
     "budget": budget.console_url,
     "http": http.console_url,
+    "health": health.console_url,
+    "certs": certs.console_url,
+    "security": security.console_url,
+    "cost": cost.console_url,
+    "hygiene": hygiene.console_url,
 }
 """Each check kind's console pages (a test holds this to :data:`checks.kinds.NAMES`)."""
 

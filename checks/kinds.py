@@ -46,7 +46,7 @@ KINDS: tuple[Kind, ...] = (
         "backup",
         "Backup",
         "Backups",
-        "AWS Backup jobs in the window: failed, aborted, expired, still running",
+        "AWS Backup jobs in the window, and recovery-point age against the RPO",
     ),
     Kind(
         "rds",
@@ -59,7 +59,7 @@ KINDS: tuple[Kind, ...] = (
         "alarms",
         "Alarms",
         "Alarms",
-        "CloudWatch alarms in ALARM, with labels from config",
+        "CloudWatch alarms in ALARM, stuck without data, or with actions off",
         Totals("in_alarm", "alarm in ALARM", "alarms in ALARM", severities=False),
     ),
     Kind(
@@ -75,6 +75,41 @@ KINDS: tuple[Kind, ...] = (
         "Endpoints",
         "HTTP endpoints: status, latency, optional body match, TLS certificate days",
         Totals("endpoints", "endpoint", "endpoints"),
+    ),
+    Kind(
+        "health",
+        "Health",
+        "AWS Health",
+        "AWS Health events: instance retirements, database maintenance, service issues",
+        Totals("events", "event", "events"),
+    ),
+    Kind(
+        "certs",
+        "Certificates",
+        "Certificates",
+        "ACM certificates: days to expiry, imported ones, stuck validation or renewal",
+        Totals("certificates", "certificate", "certificates"),
+    ),
+    Kind(
+        "security",
+        "Security",
+        "Security findings",
+        "Security Hub active findings by severity; Security Hub and GuardDuty switched on",
+        Totals("findings", "finding", "findings"),
+    ),
+    Kind(
+        "cost",
+        "Cost",
+        "Cost",
+        "yesterday's spend against the 7-day average, by service and account; cost anomalies",
+        Totals("services", "service", "services"),
+    ),
+    Kind(
+        "hygiene",
+        "Hygiene",
+        "Account hygiene",
+        "root MFA and keys, old access keys, CloudTrail, AWS Config, S3 Block Public Access",
+        Totals("controls", "control", "controls"),
     ),
 )
 BY_NAME: dict[str, Kind] = {kind.name: kind for kind in KINDS}

@@ -8,8 +8,13 @@ from checks.alarms import AlarmsCheck
 from checks.backup import BackupCheck
 from checks.base import Check
 from checks.budget import BudgetCheck
+from checks.certs import CertsCheck
+from checks.cost import CostCheck
+from checks.health import HealthCheck
 from checks.http import HttpCheck
+from checks.hygiene import HygieneCheck
 from checks.rds import RdsCheck
+from checks.security import SecurityCheck
 
 REGISTRY: dict[str, Check] = {
     check.kind: check
@@ -19,5 +24,10 @@ REGISTRY: dict[str, Check] = {
         AlarmsCheck(),
         BudgetCheck(),
         HttpCheck(),
+        HealthCheck(),
+        CertsCheck(),
+        SecurityCheck(),
+        CostCheck(),
+        HygieneCheck(),
     )
 }

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from app.db import Database
 from app.sandbox import moto
+from app.sandbox.edge import Edge
 from app.sandbox.seed import seed
 
 PG_URL = os.environ.get("TEST_DATABASE_URL")
@@ -87,10 +88,13 @@ def aws(moto_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def estate(moto_url: str) -> Iterator[str]:
-    """A moto server holding the demo estate (configs/demo), for one test module."""
+    """The demo estate (configs/demo) in moto, behind the edge that answers what moto lacks
+    (backup jobs and recovery points, AWS Health, cost anomalies…), as ``mhub demo`` runs it:
+    the URL to give ``AWS_ENDPOINT_URL``, for one test module."""
     moto.reset(moto_url)
-    seed(moto_url)
-    yield moto_url
+    with Edge(moto_url) as edge:
+        seed(moto_url, edge)
+        yield edge.url
     moto.reset(moto_url)
 
 

@@ -329,6 +329,8 @@ def alarms(looks: Sequence[Look], frame: Frame) -> tuple[Alarm, ...]:
             continue
         now_in: dict[tuple[str, str], tuple[datetime, str | None]] = {}
         for line in look.details.get("resources", ()):
+            if _aspect(line) not in ("state", ""):  # no data, actions off: not a firing
+                continue
             since = _parse(line["since"]) if line.get("since") else look.at
             now_in[(look.account, str(line.get("id")))] = (since, line.get("label"))
         for key, (since, _label) in list(open_.items()):

@@ -13,10 +13,20 @@ What the edge adds to moto:
   the request's SigV4 access key, resolved by asking moto ``GetCallerIdentity`` with that key
   (moto maps the keys it issued in ``AssumeRole`` to the role's account); the region comes from
   the credential scope.
+- ``ListProtectedResources`` (moto lacks it too), from the same jobs unless answers were seeded
+  for it (:meth:`Edge.answer`): every resource with a completed job, last backed up when its
+  newest completed job was created.
 - Faults, changeable at runtime: added latency and error answers (``throttling``,
   ``access-denied`` or any error code) for chosen operations and accounts, N times or always,
   in the error shape of the request's protocol (query XML, JSON, REST-JSON, REST-XML).
 - Counts of every request it saw, per service, operation and account.
+- **Seeded answers** for other operations moto lacks (AWS Health, Cost Explorer anomalies, RDS
+  pending maintenance, Backup recovery points): :meth:`Edge.answer` stores, per (service,
+  operation) and optionally per account and region, the pages to answer with, as JSON or as
+  raw XML for query-protocol services. A request without a pagination token gets the first
+  page; page N is answered to a request whose token (``NextToken``, ``nextToken`` or
+  ``Marker``, in the body or the query string) is ``page-N``, so the seeder writes
+  ``"NextToken": "page-2"`` into page 1.
 
 Run it in a thread of the current process (tests, the demo), or as a subprocess so that it does
 not share the GIL with the code being measured (``bench/``)::
@@ -36,6 +46,8 @@ Control endpoints (JSON; the Python methods are thin clients of these):
     GET    /_edge/health                   {"ok": true}
     POST   /_edge/reset                    forget jobs, faults, counts and resolved keys
     POST   /_edge/backup-jobs              {"account_id", "region", "jobs": [job, ...]}
+    POST   /_edge/answers                  {"service", "operation", "account_id"?, "region"?,
+                                            "pages": [{"json": ...} | {"xml": "..."}, ...]}
     GET    /_edge/backup-jobs              every stored job
     POST   /_edge/faults                   a fault (see :class:`Fault`) → {"id": ...}
     DELETE /_edge/faults                   remove every fault
@@ -65,7 +77,7 @@ from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from types import TracebackType
 from typing import Any, Self
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, parse_qsl
 
 import aiohttp
 import botocore.session
@@ -394,6 +406,41 @@ def list_backup_jobs(
     return answer
 
 
+def list_protected_resources(
+    jobs: list[dict[str, Any]], query: Mapping[str, str], page_size: int
+) -> dict[str, Any]:
+    """The ListProtectedResources answer for one account and region, from its jobs: every
+    resource with a COMPLETED job, ``LastBackupTime`` its newest completed job's creation
+    (raises ValueError on bad input)."""
+    newest: dict[str, dict[str, Any]] = {}
+    for job in jobs:
+        known = newest.get(job["ResourceArn"])
+        if job["State"] == "COMPLETED" and (
+            known is None or job["CreationDate"] > known["CreationDate"]
+        ):
+            newest[job["ResourceArn"]] = job
+    results = [
+        {
+            "ResourceArn": arn,
+            "ResourceType": job["ResourceType"],
+            "ResourceName": job["ResourceName"],
+            "LastBackupTime": job["CreationDate"].timestamp(),
+            "LastBackupVaultArn": job["BackupVaultArn"],
+            "LastRecoveryPointArn": job.get("RecoveryPointArn")
+            or f"{job['BackupVaultArn']}:recovery-point:{job['BackupJobId']}",
+        }
+        for arn, job in sorted(newest.items())
+    ]
+    size = int(query.get("maxResults", page_size))
+    if not 1 <= size <= MAX_PAGE_SIZE:
+        raise ValueError(f"MaxResults must be between 1 and {MAX_PAGE_SIZE}")
+    start = _offset(query.get("nextToken"))
+    answer: dict[str, Any] = {"Results": results[start : start + size]}
+    if start + size < len(results):
+        answer["NextToken"] = base64.urlsafe_b64encode(f"offset:{start + size}".encode()).decode()
+    return answer
+
+
 def _in_window(value: datetime | None, after: str | None, before: str | None) -> bool:
     if after is None and before is None:
         return True
@@ -422,6 +469,8 @@ class EdgeState:
     upstream: str
     page_size: int = DEFAULT_PAGE_SIZE
     jobs: dict[tuple[str, str], list[dict[str, Any]]] = field(default_factory=dict)
+    answers: dict[tuple[str, str, str, str], list[dict[str, Any]]] = field(default_factory=dict)
+    """(service, operation, account id or "*", region or "*") → the pages to answer with."""
     faults: list[Fault] = field(default_factory=list)
     calls: Counter[tuple[str, str, str | None]] = field(default_factory=Counter)
     accounts: dict[str, asyncio.Future[str | None]] = field(default_factory=dict)
@@ -429,10 +478,23 @@ class EdgeState:
 
     def reset(self) -> None:
         self.jobs.clear()
+        self.answers.clear()
         self.faults.clear()
         self.calls.clear()
         self.accounts.clear()
         self.page_size = DEFAULT_PAGE_SIZE
+
+    def seeded(self, call: Call, account: str | None) -> list[dict[str, Any]] | None:
+        """The pages seeded for this call: for its account and region, else any account or
+        region; None when nothing was (the call goes on to moto)."""
+        if not self.answers:
+            return None
+        for who in (account or "*", "*"):
+            for where in (call.region or "*", "*"):
+                found = self.answers.get((call.service, call.operation, who, where))
+                if found is not None:
+                    return found
+        return None
 
     def decide(self, call: Call, account: str | None) -> tuple[float, Fault | None]:
         """Seconds of latency to add, and the fault whose error to answer with (if any)."""
@@ -502,7 +564,53 @@ async def _proxy(request: web.Request) -> web.StreamResponse:
         return error_response(call, code, fault.status or status, message)
     if call.service == "backup" and call.operation == "ListBackupJobs":
         return _answer_backup_jobs(state, call, account, request)
+    pages = state.seeded(call, account)
+    if pages is not None:
+        if body is None and request.body_exists:
+            body = await request.read()
+        return _answer_seeded(pages, _page_token(request, body))
+    if call.service == "backup" and call.operation == "ListProtectedResources":
+        return _answer_backup_jobs(state, call, account, request)
     return await _forward(state, request, body)
+
+
+def _page_token(request: web.Request, body: bytes | None) -> str | None:
+    """The pagination token a request carries, wherever its protocol puts it."""
+    for key in ("NextToken", "nextToken", "NextPageToken", "Marker", "marker"):
+        if key in request.query:
+            return request.query[key]
+    if not body:
+        return None
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        parsed = dict(parse_qsl(body.decode(errors="replace")))
+    if isinstance(parsed, dict):
+        for key in ("NextToken", "nextToken", "NextPageToken", "Marker", "marker"):
+            if parsed.get(key):
+                return str(parsed[key])
+    return None
+
+
+def _answer_seeded(pages: list[dict[str, Any]], token: str | None) -> web.Response:
+    """Page 1 without a token; page N for the token ``page-N`` (an unknown token: 400)."""
+    index = 0
+    if token:
+        number = token.removeprefix("page-")
+        if not number.isdigit() or not 1 <= int(number) <= len(pages):
+            return web.json_response(
+                {"__type": "InvalidNextTokenException", "message": "Invalid token"}, status=400
+            )
+        index = int(number) - 1
+    page = pages[index]
+    status = int(page.get("status", 200))
+    if "xml" in page:
+        return web.Response(text=str(page["xml"]), status=status, content_type="text/xml")
+    return web.Response(
+        text=json.dumps(page.get("json", {})),
+        status=status,
+        content_type="application/x-amz-json-1.1",
+    )
 
 
 def _default_message(code: str, call: Call, account: str | None) -> str:
@@ -518,8 +626,11 @@ def _answer_backup_jobs(
     state: EdgeState, call: Call, account: str | None, request: web.Request
 ) -> web.Response:
     jobs = state.jobs.get((account or "", call.region or ""), [])
+    answer_from = (
+        list_protected_resources if call.operation == "ListProtectedResources" else list_backup_jobs
+    )
     try:
-        answer = list_backup_jobs(jobs, request.query, state.page_size)
+        answer = answer_from(jobs, request.query, state.page_size)
     except ValueError as exc:
         return error_response(call, "InvalidParameterValueException", 400, str(exc))
     return web.json_response(answer, headers={"x-amzn-RequestId": str(uuid.uuid4())})
@@ -558,6 +669,24 @@ async def _health(request: web.Request) -> web.Response:
 async def _reset(request: web.Request) -> web.Response:
     request.app[STATE].reset()
     return web.json_response({"ok": True})
+
+
+async def _add_answers(request: web.Request) -> web.Response:
+    data = await request.json()
+    try:
+        key = (
+            str(data["service"]),
+            str(data["operation"]),
+            str(data.get("account_id") or "*"),
+            str(data.get("region") or "*"),
+        )
+        pages = [dict(page) for page in data["pages"]]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise web.HTTPBadRequest(text=f"bad answers: {exc}") from None
+    if not pages or not all(("json" in p) != ("xml" in p) for p in pages):
+        raise web.HTTPBadRequest(text='each page needs exactly one of "json" or "xml"')
+    request.app[STATE].answers[key] = pages
+    return web.json_response({"pages": len(pages)})
 
 
 async def _add_jobs(request: web.Request) -> web.Response:
@@ -635,6 +764,7 @@ def make_app(upstream: str) -> web.Application:
     app.router.add_get(f"{CONTROL}/health", _health)
     app.router.add_post(f"{CONTROL}/reset", _reset)
     app.router.add_post(f"{CONTROL}/backup-jobs", _add_jobs)
+    app.router.add_post(f"{CONTROL}/answers", _add_answers)
     app.router.add_get(f"{CONTROL}/backup-jobs", _list_jobs)
     app.router.add_post(f"{CONTROL}/faults", _add_fault)
     app.router.add_get(f"{CONTROL}/faults", _list_faults)
@@ -781,6 +911,31 @@ class Edge:
             "POST", "backup-jobs", {"account_id": account_id, "region": region, "jobs": list(jobs)}
         )
         return list(answer["jobs"])
+
+    def answer(
+        self,
+        service: str,
+        operation: str,
+        pages: Iterable[Mapping[str, Any]],
+        *,
+        account_id: str | None = None,
+        region: str | None = None,
+    ) -> None:
+        """Answer ``operation`` of ``service`` (botocore's names: ``health``,
+        ``DescribeEvents``) with ``pages``, each ``{"json": body}`` or ``{"xml": text}`` (and
+        an optional ``status``), for one account and region or for all; it replaces what was
+        seeded for the same key. See the module docstring for pagination tokens."""
+        self._control(
+            "POST",
+            "answers",
+            {
+                "service": service,
+                "operation": operation,
+                "account_id": account_id,
+                "region": region,
+                "pages": [dict(p) for p in pages],
+            },
+        )
 
     def set_page_size(self, backup_jobs: int) -> None:
         """How many jobs a ListBackupJobs page holds when the caller sets no MaxResults."""

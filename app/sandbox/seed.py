@@ -17,6 +17,14 @@ from typing import Any
 
 import boto3
 
+from app.sandbox import (
+    seed_backup_points,
+    seed_certs,
+    seed_cost,
+    seed_health,
+    seed_hygiene,
+    seed_security,
+)
 from app.sandbox.edge import Edge
 from app.sandbox.moto import seed_session
 
@@ -158,8 +166,23 @@ ESTATE: tuple[Estate, ...] = (
 
 def seed(moto_url: str, edge: Edge | None = None, now: datetime | None = None) -> None:
     """Plant the estate in a running moto server, and its backup jobs in the edge (moto has
-    no ListBackupJobs; without an edge the backup check has nothing to find)."""
+    no ListBackupJobs; without an edge the backup check has nothing to find), then what each
+    of the other kinds finds (each ``seed_<kind>`` module: moto where it can, the edge's
+    seeded answers where moto lacks the call)."""
     now = now or datetime.now(UTC)
+    _seed_estate(moto_url, edge, now)
+    for kind in (
+        seed_backup_points,
+        seed_health,
+        seed_certs,
+        seed_security,
+        seed_cost,
+        seed_hygiene,
+    ):
+        kind.seed(moto_url, edge, now)
+
+
+def _seed_estate(moto_url: str, edge: Edge | None, now: datetime) -> None:
     rng = random.Random(7)
     for estate in ESTATE:
         session = seed_session(moto_url, estate.account_id, estate.region)

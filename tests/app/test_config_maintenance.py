@@ -251,7 +251,8 @@ MISTAKES = {
         WEEKLY.replace("checks: [rds]", "checks: [rsd]"),
         [
             'acme.yaml:18: maintenance[0].checks[0]: unknown check "rsd". Did you mean "rds"? '
-            "The checks are backup, rds, alarms, budget, http."
+            "The checks are backup, rds, alarms, budget, http, health, certs, security, cost, "
+            "hygiene."
         ],
     ),
     "a check its accounts do not run": (

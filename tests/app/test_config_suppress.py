@@ -158,7 +158,8 @@ def test_it_names_an_unknown_check_and_suggests_the_one_meant(tmp_path: Path) ->
 
     assert problems(tmp_path) == [
         'acme.yaml:16: suppress[0].check: unknown check "rsd". Did you mean "rds"? '
-        "The checks are backup, rds, alarms, budget, http."
+        "The checks are backup, rds, alarms, budget, http, health, certs, security, cost, "
+        "hygiene."
     ]
 
 

@@ -29,3 +29,14 @@ def clients(edge: Edge) -> Iterator[AwsClients]:
     clients = AwsClients()
     yield clients
     clients.close()
+
+
+@pytest.fixture(autouse=True)
+def _no_cost_figures_kept() -> Iterator[None]:
+    """The cost check keeps a day's figures per payer in the process: each test starts
+    without them, so none reads another's."""
+    from checks import cost
+
+    cost.FIGURES.clear()
+    yield
+    cost.FIGURES.clear()
