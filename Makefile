@@ -1,22 +1,19 @@
-# One obvious command per task. Each installs what it needs first (uv, then the project).
-UV ?= uv
+# One obvious command per task. Each goes through scripts/dev.py, which needs only python3: it
+# finds uv (or fetches it, checked, into .tools/), and uv installs exactly what uv.lock pins.
+DEV = python3 scripts/dev.py
 .PHONY: install demo test lint bench
 
 install:
-	@command -v $(UV) >/dev/null 2>&1 || python3 -m pip install --quiet uv
-	$(UV) sync --quiet --extra demo
+	$(DEV) install
 
-demo: install
-	$(UV) run mhub demo $(ARGS)
+demo:
+	$(DEV) demo $(ARGS)
 
-test: install
-	$(UV) run pytest
+test:
+	$(DEV) test $(ARGS)
 
-lint: install
-	$(UV) run ruff check .
-	$(UV) run ruff format --check .
-	$(UV) run mypy
-	$(UV) run lint-imports
+lint:
+	$(DEV) lint
 
-bench: install
-	@for script in bench/*.py; do echo "== $$script"; $(UV) run python $$script; done
+bench:
+	$(DEV) bench

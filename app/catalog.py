@@ -1,4 +1,8 @@
-"""The loaded customers, and turning a TARGET and CHECKs into the list of things to run."""
+"""The loaded customers, and turning a TARGET and CHECKs into the list of things to run.
+
+A reload (SIGHUP) swaps a freshly loaded catalog into the one every service already holds
+(:meth:`Catalog.replace`), and says what changed (:class:`Changes`).
+"""
 
 from __future__ import annotations
 
@@ -6,8 +10,8 @@ import difflib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from app.config import Account, Customer
-from app.errors import NotFound, UsageError
+from app.config import Account, Customer, Schedule
+from app.errors import Hint, NotFound, UsageError
 from checks import kinds
 
 
@@ -27,12 +31,82 @@ class Plan:
         return tuple(dict.fromkeys(account for account, _ in self.targets))
 
 
+@dataclass(frozen=True)
+class Changes:
+    """What a reload changed: customer ids, and schedules as ``customer/name`` (a schedule is
+    changed when its cron, checks or channel changed, or its customer's time zone did)."""
+
+    added: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+    changed: tuple[str, ...] = ()
+    schedules_added: tuple[str, ...] = ()
+    schedules_removed: tuple[str, ...] = ()
+    schedules_changed: tuple[str, ...] = ()
+
+    @classmethod
+    def between(cls, old: Catalog, new: Catalog) -> Changes:
+        before, after = _schedules(old), _schedules(new)
+        return cls(
+            added=tuple(sorted(new.customers.keys() - old.customers.keys())),
+            removed=tuple(sorted(old.customers.keys() - new.customers.keys())),
+            changed=tuple(
+                sorted(
+                    key
+                    for key in old.customers.keys() & new.customers.keys()
+                    if old.customers[key] != new.customers[key]
+                )
+            ),
+            schedules_added=tuple(sorted(after.keys() - before.keys())),
+            schedules_removed=tuple(sorted(before.keys() - after.keys())),
+            schedules_changed=tuple(
+                sorted(key for key in before.keys() & after.keys() if before[key] != after[key])
+            ),
+        )
+
+    def __bool__(self) -> bool:
+        return any(getattr(self, name) for name in self.__dataclass_fields__)
+
+    def __str__(self) -> str:
+        parts = [
+            f"{words} {', '.join(names)}"
+            for words, names in (
+                ("customers added:", self.added),
+                ("customers removed:", self.removed),
+                ("customers changed:", self.changed),
+                ("schedules added:", self.schedules_added),
+                ("schedules removed:", self.schedules_removed),
+                ("schedules changed:", self.schedules_changed),
+            )
+            if names
+        ]
+        return "; ".join(parts) or "nothing changed"
+
+
+def _schedules(catalog: Catalog) -> dict[str, tuple[Schedule, str]]:
+    return {
+        f"{c.id}/{s.name}": (s, c.timezone) for c in catalog.customers.values() for s in c.schedules
+    }
+
+
 class Catalog:
     def __init__(self, customers: Iterable[Customer]) -> None:
         self.customers: dict[str, Customer] = {c.id: c for c in customers}
         self._accounts: dict[str, tuple[Customer, Account]] = {
             a.id: (c, a) for c in self.customers.values() for a in c.accounts
         }
+        self.generation = 0
+        """How many times :meth:`replace` has swapped customers in (caches keyed on a catalog
+        key on this too)."""
+
+    def replace(self, other: Catalog) -> Changes:
+        """Take ``other``'s customers in place of these (a reload): everyone holding this
+        catalog sees them from now on. The swap is two assignments on the event loop, so a
+        reader sees the old customers or the new ones, never a mix; a run already planned
+        keeps its plan (its targets are in its row)."""
+        changes = Changes.between(self, other)
+        self.customers, self._accounts = other.customers, other._accounts
+        self.generation += 1
+        return changes
 
     def __len__(self) -> int:
         return len(self.customers)
@@ -40,7 +114,7 @@ class Catalog:
     def customer(self, customer_id: str) -> Customer:
         found = self.customers.get(customer_id.strip().lower())
         if found is None:
-            raise NotFound(self._unknown(customer_id))
+            raise self._unknown(customer_id)
         return found
 
     def find(self, name: str) -> Customer | None:
@@ -70,7 +144,7 @@ class Catalog:
         if name in self._accounts:
             customer, account = self._accounts[name]
             return customer, (account,)
-        raise NotFound(self._unknown(target))
+        raise self._unknown(target)
 
     def plan(self, target: str, checks: Sequence[str] = ()) -> Plan:
         """The (account, check) pairs for TARGET: the accounts' configured checks, or only
@@ -92,7 +166,8 @@ class Catalog:
             verb = "does not run" if len(accounts) == 1 else "runs"
             raise UsageError(
                 f"{who} {verb} {', '.join(missing) or 'any checks'}; configured: "
-                f"{', '.join(configured) or 'none'}. See `/monitor customers`."
+                f"{', '.join(configured) or 'none'}.",
+                Hint("customers", "See "),
             )
         pairs = tuple(
             (account.id, check)
@@ -103,8 +178,11 @@ class Catalog:
         )
         return Plan(customer, pairs)
 
-    def _unknown(self, name: str) -> str:
-        """For the operator's CLI, who may see every customer."""
+    def _unknown(self, name: str) -> NotFound:
+        """For the operator (CLI, API), who may see every customer."""
         hint = self.suggest(name, self.customers.values())
         also = f" Did you mean {hint}?" if hint else ""
-        return f'I don\'t know "{name}".{also} Customers are the files in configs/customers/.'
+        return NotFound(
+            f'I don\'t know "{name}".{also}',
+            Hint("customers", after=" lists the customers and their accounts"),
+        )

@@ -7,6 +7,7 @@ import asyncio
 import getpass
 import glob
 import json
+import logging
 import sys
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
@@ -17,11 +18,11 @@ from typing import Any, TypeVar
 import click
 from sqlalchemy import select
 
-from app import logs
-from app.catalog import Catalog
+from app import logs, version
+from app.catalog import Catalog, Plan
 from app.config import MAX_REASON, Customer, WindowError, clip, parse_window
 from app.db import Database
-from app.engine import findings
+from app.engine import findings, retention
 from app.engine.alerts import Router
 from app.engine.answers import (
     AnswerError,
@@ -45,16 +46,18 @@ from app.engine.tokens import (
     parse_expires,
     token_name,
 )
-from app.errors import HubError, UsageError
+from app.errors import CLI, HubError, NotFound, UsageError
 from app.loader import ConfigInvalid, check_config, load_catalog
 from app.main import Hub, build, serve
-from app.models import Finding, Mute, Source
+from app.models import Finding, Mute, Run, Source
 from app.reports.csvs import write_csvs
 from app.reports.files import pdf_bytes
 from app.reports.gather import Reports
 from app.reports.model import Report
 from app.reports.period import between, last_month, month_of
 from app.reports.text import render_text
+from app.schedules.slots import next_fire_times
+from app.schema import schema_text
 from app.settings import EnvironmentInvalid, Settings
 from app.slack.digests import send_now
 from app.web.security import WebRefused, check_exposure
@@ -67,6 +70,7 @@ from blocks.terminal import (
     render_rules,
     render_run,
 )
+from blocks.terminal_lists import render_customers, render_run_list, render_schedules
 from checks import kinds
 
 EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
@@ -86,12 +90,15 @@ def _run(coro: Coroutine[Any, Any, int]) -> None:
         click.echo(str(exc), err=True)
         code = EXIT_ERROR
     except HubError as exc:
-        click.echo(f"error: {exc}", err=True)
+        click.echo(f"error: {exc.said(CLI)}", err=True)  # `mhub list`, where Slack says /monitor
         code = EXIT_ERROR
     sys.exit(code)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(
+    version.current(), "-V", "--version", prog_name="mhub", message="%(prog)s %(version)s"
+)
 @click.option(
     "-v",
     "--verbose",
@@ -99,8 +106,16 @@ def _run(coro: Coroutine[Any, Any, int]) -> None:
     help="Log debug detail to stderr; -vv: every library's too. Secrets are always redacted.",
 )
 def main(verbose: int) -> None:
-    """Monitoring Hub: run checks on customers' AWS accounts and see the results."""
-    logs.setup(verbose)
+    """Monitoring Hub: run checks on customers' AWS accounts and see the results.
+
+    Shell completion: eval "$(_MHUB_COMPLETE=bash_source mhub)" in ~/.bashrc (zsh_source in
+    ~/.zshrc; fish: _MHUB_COMPLETE=fish_source mhub | source)."""
+    try:
+        settings = Settings.from_env()
+    except EnvironmentInvalid:  # the command says what is wrong; log as the defaults say
+        logs.setup(verbose)
+        return
+    logs.setup(verbose, logs.wants_json(settings.log_format), settings.log_level)
 
 
 @main.command("serve")
@@ -172,6 +187,213 @@ def status_command(run_id: str, as_json: bool) -> None:
             view = await hub.runs.get(parse_run_id(run_id), events=True)
             _print(hub, view, as_json)
             return exit_code(view) if view.terminal else EXIT_OK
+
+    _run(go())
+
+
+LIST_LIMIT = 20
+"""Runs ``mhub list`` shows unless told (``/monitor list`` shows 15)."""
+
+
+@main.command("list", short_help="Recent runs, newest first (like /monitor list).")
+@click.argument("customer", required=False)
+@click.option(
+    "--limit",
+    type=click.IntRange(1, 500),
+    default=LIST_LIMIT,
+    show_default=True,
+    help="How many runs to show, newest first.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def list_command(customer: str | None, limit: int, as_json: bool) -> None:
+    """Recent runs, newest first: of every customer, or of CUSTOMER (like `/monitor list`)."""
+
+    async def go() -> int:
+        settings = _settings()
+        catalog, _ = check_config(settings.config_dir)
+        chosen = catalog.customer(customer) if customer is not None else None  # NotFound: 2
+        async with build(settings, catalog, slack=False) as hub:
+            runs = await hub.runs.recent(chosen.id if chosen else None, limit=limit)
+        if as_json:
+            click.echo(json.dumps({"runs": [_listed_json(run) for run in runs]}))
+        else:
+            scope = chosen.name if chosen else None
+            click.echo(render_run_list(runs, catalog.customers, datetime.now(UTC), scope))
+        return EXIT_OK
+
+    _run(go())
+
+
+def _listed_json(run: Run) -> dict[str, Any]:
+    """A run in ``mhub list --json``: what it ran, not its results (``mhub status`` has them)."""
+    return {
+        "id": run.id,
+        "status": run.status,
+        "outcome": run.outcome,
+        "customer": run.customer_id,
+        "accounts": list(dict.fromkeys(t["account"] for t in run.targets)),
+        "checks": list(dict.fromkeys(t["check"] for t in run.targets)),
+        "requested_by": run.requested_by,
+        "source": run.source,
+        "retry_of": run.retry_of,
+        "created_at": run.created_at.isoformat() if run.created_at else None,
+        "finished_at": run.finished_at.isoformat() if run.finished_at else None,
+    }
+
+
+@main.command("customers", short_help="Customers, their accounts, checks and channel.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def customers_command(as_json: bool) -> None:
+    """Every customer: its time zone, Slack channel, and accounts with their checks."""
+    catalog = _listed_catalog(_settings_or_exit())
+    customers = sorted(catalog.customers.values(), key=lambda c: c.id)
+    if as_json:
+        click.echo(json.dumps({"customers": [_customer_json(c) for c in customers]}))
+    else:
+        click.echo(render_customers(customers))
+
+
+def _customer_json(customer: Customer) -> dict[str, Any]:
+    return {
+        "id": customer.id,
+        "name": customer.name,
+        "timezone": customer.timezone,
+        "channel": customer.slack.channel,
+        "accounts": [
+            {
+                "id": a.id,
+                "name": a.name,
+                "account_id": a.account_id,
+                "regions": list(a.regions),
+                "checks": list(a.checks),
+            }
+            for a in customer.accounts
+        ],
+    }
+
+
+@main.command("schedules", short_help="Schedules and when each fires next.")
+@click.argument("customer", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def schedules_command(customer: str | None, as_json: bool) -> None:
+    """Every schedule (or CUSTOMER's), soonest first, with when it fires next in its customer's
+    time zone (docs/schedules.md)."""
+    catalog = _listed_catalog(_settings_or_exit())
+    try:
+        chosen = [catalog.customer(customer)] if customer is not None else None
+    except HubError as exc:
+        click.echo(f"error: {exc.said(CLI)}", err=True)
+        sys.exit(EXIT_ERROR)
+    now = datetime.now(UTC)
+    items = [
+        (upcoming.customer, upcoming.schedule, upcoming.at)
+        for upcoming in next_fire_times(catalog, now)  # soonest first
+        if chosen is None or upcoming.customer in chosen
+    ]
+    if as_json:
+        click.echo(json.dumps({"schedules": [
+            {
+                "customer": c.id,
+                "name": s.name,
+                "kind": s.kind,
+                "cron": s.cron,
+                "timezone": c.timezone,
+                "checks": list(s.checks),
+                "channel": s.channel or c.slack.channel,
+                "next": at.isoformat(),
+            }
+            for c, s, at in items
+        ]}))  # fmt: skip
+    else:
+        click.echo(render_schedules(items))
+
+
+def _settings_or_exit() -> Settings:
+    """The settings, or every problem with them on stderr and exit 2 (commands without a
+    database or event loop)."""
+    try:
+        return Settings.from_env()
+    except EnvironmentInvalid as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(EXIT_ERROR)
+
+
+def _listed_catalog(settings: Settings) -> Catalog:
+    """The customers that load; the files that do not are said on stderr, not listed."""
+    catalog, problems = check_config(settings.config_dir)
+    if problems:
+        click.echo(
+            f"{len(problems)} problem(s) in the configuration leave something out; "
+            "`mhub config check` lists them.",
+            err=True,
+        )
+    return catalog
+
+
+@main.command("cancel", short_help="Cancel a queued or running run.")
+@click.argument("run_id")
+@click.option(
+    "--as", "who", metavar="USER", help="Who cancels, for the audit trail (default: cli:<login>)."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def cancel_command(run_id: str, who: str | None, as_json: bool) -> None:
+    """Cancel run RUN_ID (1842 or #1842): a queued run at once; a running one stops after the
+    checks in flight (finished checks stay on its card). Exits 0 when it cancelled, 1 when
+    the run had already ended (nothing changed), 2 on bad input."""
+
+    async def go() -> int:
+        wanted, by = parse_run_id(run_id), _who(who)
+        settings = _settings()
+        catalog, _ = check_config(settings.config_dir)
+        async with build(settings, catalog, slack=False) as hub:
+            outcome = await hub.runs.cancel(wanted, by)
+        said = outcome.said(CLI)
+        if as_json:
+            body = {"id": wanted, "status": outcome.run.status, "changed": outcome.changed}
+            click.echo(json.dumps({**body, "message": said}))
+        else:
+            click.echo(said, err=not outcome.changed)
+        return EXIT_OK if outcome.changed else EXIT_FINDINGS
+
+    _run(go())
+
+
+@main.command("retry", short_help="Run a finished run's checks again.")
+@click.argument("run_id")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("--no-wait", is_flag=True, help="Queue the retry, print its id and return.")
+def retry_command(run_id: str, as_json: bool, no_wait: bool) -> None:
+    """Run RUN_ID's checks again, with its window, as a new run linked to it; then wait and
+    print the result like `mhub run` (exit 0 all OK, 1 findings, 2 error). A run is retried
+    once: asking again shows that retry."""
+
+    async def go() -> int:
+        wanted = parse_run_id(run_id)
+        settings = _settings()
+        catalog, _ = check_config(settings.config_dir)
+        async with build(settings, catalog, slack=False) as hub:
+            original = (await hub.runs.get(wanted)).run
+            customer = catalog.customers.get(original.customer_id)
+            if customer is None:
+                raise NotFound(
+                    f"Run #{wanted} is of {original.customer_id}, which is no longer in "
+                    f"{settings.config_dir}; it cannot be retried."
+                )
+            plan = Plan(customer, tuple((t["account"], t["check"]) for t in original.targets))
+            run, created = await hub.runs.retry(wanted, plan, _who(None), Source.CLI)
+            if not created:
+                click.echo(f"#{wanted} was already retried as #{run.id}.", err=True)
+            if no_wait:
+                click.echo(
+                    json.dumps({"id": run.id, "status": run.status, "retry_of": wanted})
+                    if as_json
+                    else f"retrying #{wanted} as #{run.id}; `mhub status {run.id}` shows it"
+                )
+                return EXIT_OK
+            await _wait_with_progress(hub, run.id, show=not as_json and sys.stderr.isatty())
+            view = await hub.runs.get(run.id)
+            _print(hub, view, as_json)
+            return exit_code(view)
 
     _run(go())
 
@@ -671,6 +893,14 @@ def config_check() -> None:
     )
 
 
+@config_group.command("schema")
+def config_schema() -> None:
+    """Print the JSON Schema of a customer's YAML, for editors to validate and complete while
+    typing (docs/configuration.md#editor-support). configs/customer.schema.json is a copy:
+    `mhub config schema > configs/customer.schema.json` refreshes it."""
+    click.echo(schema_text(), nl=False)
+
+
 def _serving_problems(settings: Settings) -> list[str]:
     """What would stop ``mhub serve`` with these settings that the settings alone allow."""
     auth = settings.web_auth.get_secret_value() if settings.web_auth else None
@@ -698,6 +928,39 @@ def db_upgrade() -> None:
         finally:
             await db.close()
         click.echo(f"database is at revision {current}")
+        return EXIT_OK
+
+    _run(go())
+
+
+@db_group.command("prune")
+@click.option(
+    "--older-than",
+    "older_than",
+    required=True,
+    help="Delete what is older than this many days, such as 90d.",
+)
+@click.option("--dry-run", is_flag=True, help="Count what would be deleted; delete nothing.")
+def db_prune(older_than: str, dry_run: bool) -> None:
+    """Delete old runs, web reads and sent notices, keeping what digests, open findings, the
+    runboard and the monthly reports need (docs/operations.md#retention)."""
+    try:
+        age = retention.parse_age(older_than)
+    except UsageError as exc:
+        raise click.BadParameter(str(exc), param_hint="--older-than") from None
+
+    async def go() -> int:
+        db = Database(_settings().database_url)
+        try:
+            await db.ensure_schema()
+            before = retention.cutoff(datetime.now(UTC), age)
+            day = before.date().isoformat()
+            if dry_run:
+                click.echo(f"Would delete {await retention.count(db, before)}, from before {day}.")
+            else:
+                click.echo(f"Deleted {await retention.prune(db, before)}, from before {day}.")
+        finally:
+            await db.close()
         return EXIT_OK
 
     _run(go())
@@ -946,11 +1209,32 @@ def _expiry(token: ApiTokenView) -> str:
 
 @main.command("demo")
 @click.option("--keep", is_flag=True, help="Keep serving the sandbox until Ctrl-C.")
-def demo_command(keep: bool) -> None:
-    """A local sandbox: an AWS emulator with demo data, the demo customer, and a run."""
+@click.pass_context
+def demo_command(ctx: click.Context, keep: bool) -> None:
+    """A local sandbox: an AWS emulator with demo data, the demo customer, and a run.
+    It logs only warnings and errors, so the card reads alone (-v: everything)."""
     from app.sandbox.demo import run_demo  # the sandbox needs the optional "demo" extra
 
+    if not ctx.find_root().params.get("verbose"):
+        logs.at_least(logging.WARNING)
+
     _run(run_demo(keep=keep))
+
+
+@main.command("sandbox")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=click.IntRange(1, 65535), default=4566, show_default=True)
+@click.option(
+    "--ready-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Create this file once the estate is planted (a container's health check).",
+)
+def sandbox_command(host: str, port: int, ready_file: Path | None) -> None:
+    """Serve the demo's AWS emulator and estate (no hub) until stopped: for hubs elsewhere,
+    such as the compose demo (deploy/compose/), through AWS_ENDPOINT_URL."""
+    from app.sandbox.estate import serve_estate  # the sandbox needs the optional "demo" extra
+
+    sys.exit(serve_estate(host, port, ready_file))
 
 
 async def _wait_with_progress(hub: Hub, run_id: int, show: bool) -> None:

@@ -27,6 +27,7 @@ from pydantic import (
     Field,
     StringConstraints,
     ValidationInfo,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -287,13 +288,63 @@ def _severities(value: Any) -> Any:
     return value
 
 
-Alias = Annotated[str, AfterValidator(_alias)]
-SlackId = Annotated[str, AfterValidator(_slack_id)]
-AccountId = Annotated[str, BeforeValidator(_account_id)]
-CheckKind = Annotated[str, AfterValidator(_check_kind)]
-Region = Annotated[str, AfterValidator(_region)]
+def _described(pattern: str, description: str, *examples: str) -> WithJsonSchema:
+    """What the JSON Schema (``mhub config schema``) says of a text the validator checks: the
+    same rule for an editor, with examples. It changes nothing the validator does."""
+    return WithJsonSchema(
+        {"type": "string", "pattern": pattern, "description": description, "examples": examples}
+    )
+
+
+Alias = Annotated[
+    str,
+    AfterValidator(_alias),
+    _described(
+        "^[a-z0-9][a-z0-9_-]{0,39}$",
+        "An id: lowercase letters, digits, - and _, at most 40, starting with a letter or digit.",
+        "arbel",
+    ),
+]
+SlackId = Annotated[
+    str,
+    AfterValidator(_slack_id),
+    _described(
+        "^[A-Z0-9]{2,20}$",
+        "A Slack id (a channel's C…, a user's U…), not a #name or @name.",
+        "C0123456789",
+        "U0123ABCD",
+    ),
+]
+AccountId = Annotated[
+    str,
+    BeforeValidator(_account_id),
+    _described("^[0-9]{12}$", "The AWS account id: 12 digits, in quotes.", "111122223333"),
+]
+CheckKind = Annotated[
+    str,
+    AfterValidator(_check_kind),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "enum": list(kinds.NAMES),
+            "description": "A check kind (docs/checks.md).",
+        }
+    ),
+]
+_REGION_SCHEMA = _described(
+    "^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]$", "An AWS region name.", "ap-southeast-3"
+)
+Region = Annotated[str, AfterValidator(_region), _REGION_SCHEMA]
 Text = Annotated[str, Field(min_length=1)]
-EnvName = Annotated[str, AfterValidator(_env_name)]
+EnvName = Annotated[
+    str,
+    AfterValidator(_env_name),
+    _described(
+        "^[A-Z_][A-Z0-9_]{0,127}$",
+        "The name of the environment variable that holds the value — never the value itself.",
+        "PD_KEY_ARYANOBLE",
+    ),
+]
 """The name of an environment variable that holds a secret or a URL (never the value)."""
 RoutedSeverity = Literal["crit", "warn"]
 ROUTED_SEVERITIES: tuple[RoutedSeverity, ...] = ("crit", "warn")
@@ -301,29 +352,50 @@ Severities = Annotated[tuple[RoutedSeverity, ...], BeforeValidator(_severities)]
 
 
 class Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+    # A field's docstring is its description in the JSON Schema (``mhub config schema``).
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", allow_inf_nan=False, use_attribute_docstrings=True
+    )
 
 
 class Access(Frozen):
+    """Who may use this customer from Slack and the web view (docs/slack-setup.md); nobody
+    when empty."""
+
     users: tuple[SlackId, ...] = ()
+    """Slack users (U…) who may run checks and see results."""
     channels: tuple[SlackId, ...] = ()
+    """Slack channels (C…) whose members may run checks and see results."""
     admins: tuple[SlackId, ...] = ()
+    """Slack users (U…) who may also cancel and retry anyone's runs."""
 
 
 class SlackSettings(Frozen):
     channel: SlackId | None = None
+    """Where the customer's result cards and digests are posted (a channel id, C…)."""
     access: Access = Access()
+    """Who may see this customer; denied to everyone by default."""
 
 
 class Account(Frozen):
+    """One AWS account of the customer, reached through a read-only role or profile."""
+
     id: Alias
+    """The account's alias, used in commands: `mhub run arbel`; unique across customers."""
     name: Text
+    """The account's name as people say it."""
     account_id: AccountId
-    regions: tuple[str, ...]
+    """The 12-digit AWS account id, in quotes."""
+    regions: tuple[Annotated[str, _REGION_SCHEMA], ...]
+    """The regions its checks look at, such as [ap-southeast-3, us-east-1]."""
     profile: Text | None = None
+    """An AWS profile to use instead of role_arn (local use)."""
     role_arn: str | None = None
+    """The read-only role to assume in this account: arn:aws:iam::<account_id>:role/<name>."""
     external_id: Text | None = None
+    """The external id the role's trust policy asks for (with role_arn)."""
     checks: tuple[CheckKind, ...] = ()
+    """The check kinds run on this account by default (docs/checks.md)."""
 
     @field_validator("regions")
     @classmethod
@@ -391,10 +463,24 @@ class Schedule(Frozen):
     """
 
     name: Alias
-    cron: str
+    """The schedule's name, unique within the customer: `mhub digest send CUSTOMER NAME`."""
+    cron: Annotated[
+        str,
+        WithJsonSchema(
+            {
+                "type": "string",
+                "description": "When it fires: a 5-field cron (minute hour day month weekday) "
+                "read in the customer's time zone, in quotes.",
+                "examples": ["0 7 * * *", "0 9 1 * *"],
+            }
+        ),
+    ]
     kind: ScheduleKind = "digest"
+    """digest: run checks and post the digest; report: post last month's report PDF."""
     checks: tuple[CheckKind, ...] = ()
+    """The checks a digest runs; default: every account's configured checks."""
     channel: SlackId | None = None
+    """Where it posts; default: slack.channel."""
 
     @field_validator("cron")
     @classmethod
@@ -430,14 +516,17 @@ class Suppression(Frozen):
     counted, never listed as problems. See docs/findings.md."""
 
     check: CheckKind
+    """The check kind whose findings it mutes."""
     account: Alias | None = None
-    """None: every account of the customer."""
+    """The account alias it covers; left out (None): every account of the customer."""
     region: Region | None = None
-    """None: every region."""
+    """The region it covers; left out (None): every region."""
     resource: Annotated[str, BeforeValidator(_pattern)] = "*"
     """A glob over the resource label or its fingerprint."""
     reason: Annotated[str, BeforeValidator(reason_text)]
+    """Why these findings are quiet, for whoever reads it later (at most 500 characters)."""
     owner: SlackId | None = None
+    """Who to ask about it (a Slack user id)."""
     until: Annotated[date | datetime | None, BeforeValidator(_until)] = None
     """A date (the end of that day) or a date-time, in the customer's time zone."""
 
@@ -523,16 +612,21 @@ class MaintenanceWindow(Frozen):
     docs/maintenance.md."""
 
     name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128)]
+    """What the window is for, as people say it: RDS upgrades."""
     accounts: tuple[Alias, ...] | None = None
-    """None: every account of the customer."""
+    """The account aliases it covers; left out (None): every account of the customer."""
     checks: tuple[CheckKind, ...] | None = None
-    """None: every check."""
+    """The check kinds it covers; left out (None): every check."""
     cron: str | None = None
     """When each window starts, as wall-clock time in the customer's zone."""
     duration: Annotated[timedelta | None, BeforeValidator(_maintenance_duration)] = None
+    """How long each window of a recurring one lasts (with cron): 30m to 7d."""
     start: Annotated[datetime | None, BeforeValidator(_moment)] = None
+    """When a one-off window opens (with end), in the customer's zone."""
     end: Annotated[datetime | None, BeforeValidator(_moment)] = None
+    """When a one-off window closes, at most 7 days after start."""
     reason: Annotated[str | None, BeforeValidator(_optional_reason)] = None
+    """Why, shown beside the findings during it."""
 
     @field_validator("accounts", "checks")
     @classmethod
@@ -926,18 +1020,39 @@ def _written(moment: datetime | None) -> str:
 
 class Customer(Frozen):
     id: Alias
+    """The customer's id, the file's name without .yaml: `mhub run aryanoble`."""
     name: Text
-    timezone: str = "UTC"
+    """The customer's name as people say it, on cards, digests and reports."""
+    timezone: Annotated[
+        str,
+        WithJsonSchema(
+            {
+                "type": "string",
+                "description": "An IANA time zone: schedules, digests and every time shown "
+                "are in it.",
+                "examples": ["Asia/Jakarta", "Europe/London", "UTC"],
+            }
+        ),
+    ] = "UTC"
     slack: SlackSettings = SlackSettings()
+    """The customer's Slack channel and who may see it."""
     accounts: tuple[Account, ...]
+    """The customer's AWS accounts: at least one."""
     checks: dict[CheckKind, dict[str, Any]] = Field(default_factory=dict)
+    """Settings of each check kind (docs/checks.md); a kind left out keeps its defaults."""
     schedules: tuple[Schedule, ...] = ()
+    """Digests and reports posted on a cron (docs/schedules.md)."""
     suppress: tuple[Suppression, ...] = ()
+    """Mute rules: findings they match are counted, never listed as problems
+    (docs/findings.md)."""
     maintenance: tuple[MaintenanceWindow, ...] = ()
+    """Maintenance windows: findings during them are labelled, not routed
+    (docs/maintenance.md)."""
     console: Console | None = None
-    """None: findings get no console link."""
+    """How findings link to their resource in the AWS console; left out (None): no link."""
     routing: Routing | None = None
-    """None: findings are sent nowhere (only cards and digests)."""
+    """Where findings are sent as they change; left out (None): nowhere (only cards and
+    digests)."""
 
     @field_validator("timezone")
     @classmethod

@@ -1,5 +1,9 @@
 """The hub's own errors. Each message says what happened and what to do about it.
 
+A message that points at another command carries it as a :class:`Hint`, so each surface
+spells it its own way: ``str(error)`` is Slack's (``/monitor list``), ``error.said(CLI)`` the
+terminal's (``mhub list``).
+
 ::
 
     HubError                    shown to the user as is (CLI, Slack, web)
@@ -13,12 +17,46 @@
 from __future__ import annotations
 
 import unicodedata
+from dataclasses import dataclass
 
 QUOTE_LIMIT = 40
+SLACK = "/monitor"
+CLI = "mhub"
+"""How a command is spelled where the message is read: ``/monitor list`` in Slack, ``mhub
+list`` in a terminal."""
+
+
+@dataclass(frozen=True)
+class Hint:
+    """A sentence that points at another command: ``before``, the command (``words`` after its
+    name, such as ``retry 1842``), ``after``."""
+
+    words: str
+    before: str = ""
+    after: str = ""
+
+    def said(self, command: str = SLACK) -> str:
+        return f"{self.before}`{command} {self.words}`{self.after}."
 
 
 class HubError(Exception):
-    """An expected failure with a message fit for the person who caused it."""
+    """An expected failure with a message fit for the person who caused it, and maybe a
+    :class:`Hint` at the command to use instead."""
+
+    def __init__(self, message: str = "", hint: Hint | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.said(SLACK)
+
+    def said(self, command: str) -> str:
+        """The message with its hint spelled as ``command`` (:data:`SLACK` or :data:`CLI`)."""
+        hint: Hint | None = getattr(self, "hint", None)  # a subclass may skip __init__
+        if hint is None:
+            return super().__str__()
+        return f"{self.message} {hint.said(command)}"
 
 
 class UsageError(HubError):

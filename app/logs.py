@@ -1,4 +1,7 @@
-"""Logging: one line per event — JSON when not on a terminal, readable text on one.
+"""Logging: one line per event — readable text on a terminal, JSON otherwise (files, journald).
+
+``HUB_LOG_FORMAT`` (``auto``, ``text``, ``json``) and ``HUB_LOG_LEVEL`` (``DEBUG`` … ``ERROR``)
+choose otherwise; ``-v`` shows the app's DEBUG lines whatever the level.
 
 Context (run id, customer, Slack user) is carried in a contextvar and added to every line logged
 inside :func:`context`.
@@ -25,7 +28,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TextIO
 
 _CONTEXT: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("log_context", default={})  # noqa: B039
 _QUOTE = r"""\\*["']"""  # a quote, maybe escaped (JSON inside a string, or its repr)
@@ -181,21 +184,43 @@ class _Formatter(logging.Formatter):
         )
 
 
-def setup(verbose: int = 0, as_json: bool | None = None) -> None:
-    """Configure the root logger once, for the CLI and ``serve``: INFO; the app's DEBUG too
-    when ``verbose`` (``-v``); every library's DEBUG too from :data:`EVERYTHING` (``-vv``).
+FORMATS = ("auto", "text", "json")
+"""``HUB_LOG_FORMAT``: ``auto`` is text when stderr is a terminal and JSON otherwise."""
+LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+"""``HUB_LOG_LEVEL``: the least severe record logged (``-v`` lowers it to DEBUG)."""
+
+
+def wants_json(log_format: str, stream: TextIO | None = None) -> bool:
+    """Whether to log JSON lines for ``log_format`` (one of :data:`FORMATS`) to ``stream``
+    (stderr): ``auto`` means JSON unless it is a terminal."""
+    if log_format == "auto":
+        stream = stream if stream is not None else sys.stderr
+        return not (hasattr(stream, "isatty") and stream.isatty())
+    return log_format == "json"
+
+
+def setup(verbose: int = 0, as_json: bool | None = None, level: str = "INFO") -> None:
+    """Configure the root logger once, for the CLI and ``serve``: ``level`` (INFO); the app's
+    DEBUG too when ``verbose`` (``-v``); every library's DEBUG too from :data:`EVERYTHING`
+    (``-vv``). JSON lines when ``as_json``, text when False, and when None text on a terminal.
     Every line is redacted (:class:`Redact`), whatever logged it."""
     if as_json is None:
-        as_json = not sys.stderr.isatty()
+        as_json = wants_json("auto")
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_Formatter(as_json))
     handler.addFilter(Redact())
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(logging.DEBUG if verbose else logging.INFO)
+    root.setLevel(logging.DEBUG if verbose else logging.getLevelNamesMapping()[level.upper()])
     for name in NOISY:
         logging.getLogger(name).setLevel(
             logging.NOTSET if verbose >= EVERYTHING else logging.WARNING
         )
     if verbose >= EVERYTHING:
         logging.getLogger("sqlalchemy").setLevel(logging.NOTSET)  # it sets WARNING on import
+
+
+def at_least(level: int) -> None:
+    """Log nothing below ``level`` from now on (``mhub demo``: its card reads alone)."""
+    root = logging.getLogger()
+    root.setLevel(max(root.level, level))

@@ -18,11 +18,12 @@ import os
 import signal
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import handlers
+from app import systemd
 from app.access import Access
 from app.catalog import Catalog
 from app.db import DB_TROUBLE, Database
@@ -31,8 +32,9 @@ from app.engine.answers import Answers, rules_from
 from app.engine.changes import RunChanges
 from app.engine.executor import Executor, ExecutorOptions
 from app.engine.prewarm import keep_aws_ready
+from app.engine.retention import keep_pruning
 from app.engine.runs import RunService
-from app.errors import HubError
+from app.errors import ConfigError, HubError
 from app.loader import load_catalog
 from app.notify.deliverer import Notifier, failed_count
 from app.reports.files import pdf_bytes
@@ -47,18 +49,26 @@ from app.slack.cards import Cards
 from app.slack.deliverer import Deliverer, DeliveryOptions, deliver
 from app.slack.desk import Desk
 from app.slack.digests import Digests
-from app.slack.directory import app_team, channel_members
+from app.slack.directory import app_team, channel_members, channel_name, user_name
 from app.slack.home import HomeTab
 from app.slack.maintaining import Maintaining
 from app.slack.modal import Launcher
 from app.slack.outbox import Outgoing
 from app.slack.reports import report_maker, report_poster
 from app.slack.unfurls import Unfurls
+from app.waiting import wait_any
 from app.web import create_app
 from app.web.metrics import HubMetrics
+from app.web.names import Names
 from app.web.people import People
 from app.web.security import check_exposure
-from app.web.server import database_probe, executor_probe, serve_site, slack_probe
+from app.web.server import (
+    database_probe,
+    executor_probe,
+    serve_site,
+    slack_probe,
+    tell_systemd,
+)
 from app.web.session import Sessions
 from app.web.signin import SlackSignIn
 from checks.aws import AwsClients, AwsOptions
@@ -95,6 +105,9 @@ class Hub:
     notifier: Notifier
     reports: Reports
     side: SlackSide | None = None
+    reloaded: list[Callable[[], None]] = field(default_factory=list)
+    """Called after a reload swapped new customers into ``catalog`` (:func:`reload`): what
+    derives something from the catalog and keeps it (the scheduler's jobs, the Home tabs)."""
 
     @property
     def routes(self) -> bool:
@@ -141,6 +154,7 @@ async def build(
             test_slot_s=settings.test_slot_s,
             clock=clock,
         )
+        metrics.schedules = timer  # mhub_schedule_late_seconds
         answers = Answers(db, rules_from(catalog), clock or (lambda: datetime.now(UTC)))
         router = Router(db, lambda: catalog, clock or (lambda: datetime.now(UTC)))
         notifier = Notifier(
@@ -163,10 +177,14 @@ async def build(
             digests.on_put = side.deliverer.poke
             changes.subscribe(digests.changed)
             timer.post_report = report_poster(Outgoing(db), side.deliverer.poke)
-        yield Hub(
+        hub = Hub(
             settings, db, catalog, aws, changes, runs, engine, timer, digests, metrics, answers,
             router, notifier, reports, side,
         )  # fmt: skip
+        hub.reloaded.append(timer.reschedule)
+        if side is not None:  # each watcher's customers may have changed
+            hub.reloaded.append(side.home.findings_changed)
+        yield hub
     finally:
         aws.close()
         if notifier is not None:
@@ -273,9 +291,16 @@ def tasks_of(hub: Hub, stop: asyncio.Event, *, web: bool = True) -> Tasks:
         "aws": lambda: keep_aws_ready(hub.catalog, hub.aws, stop),
         "scheduler": lambda: hub.scheduler.serve(stop),
     }
+    days = settings.retention_days
+    if days is not None:  # docs/operations.md#retention
+        tasks["retention"] = lambda: keep_pruning(hub.db, days, stop)
     if hub.routes:
         tasks["notify"] = lambda: hub.notifier.serve(stop)
         tasks["routing"] = lambda: sweep_routes(hub.router, stop)
+    else:  # until a reload brings a customer that routes its findings out
+        routed = _routed(hub)
+        tasks["notify"] = lambda: _once(routed, stop, lambda: hub.notifier.serve(stop))
+        tasks["routing"] = lambda: _once(routed, stop, lambda: sweep_routes(hub.router, stop))
     side = hub.side
     if side is not None:
 
@@ -287,6 +312,9 @@ def tasks_of(hub: Hub, stop: asyncio.Event, *, web: bool = True) -> Tasks:
         tasks["digests"] = lambda: hub.digests.serve(stop)
     else:
         log.info("digests: not sent without Slack; scheduled runs still run")
+    bound = asyncio.Event() if web else None
+    if settings.notify_socket:
+        tasks["systemd"] = ready_for_systemd(hub, settings.notify_socket, stop, bound)
     if web:
         auth = settings.web_auth.get_secret_value() if settings.web_auth else None
         check_exposure(settings.web_host, settings.web_port, auth, sign_in=settings.sign_in)
@@ -310,9 +338,29 @@ def tasks_of(hub: Hub, stop: asyncio.Event, *, web: bool = True) -> Tasks:
             answers=hub.answers,
             reports=hub.reports,
             sign_in=sign_in_of(settings, hub.catalog),
+            names=names_of(settings) if side is not None else None,
         )
-        tasks["web"] = lambda: serve_site(site, settings.web_host, settings.web_port, stop)
+        tasks["web"] = lambda: serve_site(site, settings.web_host, settings.web_port, stop, bound)
     return tasks
+
+
+def ready_for_systemd(
+    hub: Hub, address: str, stop: asyncio.Event, bound: asyncio.Event | None
+) -> Callable[[], Coroutine[Any, Any, None]]:
+    """``Type=notify``: READY=1 once the database answers, the executor loops and the web view
+    (when served) answers — as ``/readyz`` says, but not waiting for Slack, whose outage must
+    not stop scheduled runs from starting; STOPPING=1 on the first SIGTERM."""
+    probes = {
+        "database": database_probe(hub.db),
+        "executor": executor_probe(lambda: hub.executor.last_loop_at),
+    }
+    return lambda: tell_systemd(address, probes, stop, bound)
+
+
+def names_of(settings: Settings) -> Names:
+    """Slack names for the people and channels the web view shows (docs/web.md)."""
+    client = web_client(settings)
+    return Names(user_name(client), channel_name(client))
 
 
 def sign_in_of(settings: Settings, catalog: Catalog) -> tuple[SlackSignIn, People] | None:
@@ -332,6 +380,27 @@ def sign_in_of(settings: Settings, catalog: Catalog) -> tuple[SlackSignIn, Peopl
         sessions=Sessions(secret, secure=settings.public_url.startswith("https://")),
     )
     return flow, People(catalog, channel_members(client))
+
+
+def _routed(hub: Hub) -> asyncio.Event:
+    """Set once a customer routes its findings out (checked after every reload)."""
+    routed = asyncio.Event()
+
+    def check() -> None:
+        if hub.routes:
+            routed.set()
+
+    hub.reloaded.append(check)
+    return routed
+
+
+async def _once(
+    ready: asyncio.Event, stop: asyncio.Event, run: Callable[[], Coroutine[Any, Any, None]]
+) -> None:
+    """``run`` once ``ready`` is set; nothing if ``stop`` comes first."""
+    await wait_any(ready, stop)
+    if not stop.is_set():
+        await run()
 
 
 SWEEP_ROUTES_S = 30.0
@@ -382,17 +451,65 @@ async def serve(hub: Hub, *, web: bool = True) -> None:
     # out of the collector's sight so full collections stay short and Slack acks stay fast.
     gc.collect()
     gc.freeze()
-    with _signals(stop, hub.executor.stop_now, hub.settings.grace_s):
+    with _signals(stop, hub.executor.stop_now, hub.settings.grace_s, lambda: reload(hub)):
         log.info("serving as %s: %s", hub.executor.owner, ", ".join(tasks))
         await supervise(tasks, stop)
     log.info("stopped")
 
 
+async def reload(hub: Hub) -> bool:
+    """Load the configuration again, with the same loader and checks as start-up, and swap it
+    in (SIGHUP, ``systemctl reload``). A configuration with problems is refused: one error
+    lists them as ``file:line: message`` and the one loaded before keeps serving. Runs already
+    queued or running keep their plan. systemd hears RELOADING=1 first and READY=1 after."""
+    settings = hub.settings
+    systemd.reloading(settings.notify_socket)
+    try:
+        # off the event loop: reading and validating many files must not delay Slack's acks
+        fresh = await asyncio.to_thread(load_catalog, settings.config_dir)
+    except ConfigError as exc:
+        log.error("reload refused, still serving the configuration loaded before: %s", exc)
+        systemd.notify(settings.notify_socket, "READY=1", "STATUS=reload refused; see the log")
+        return False
+    except Exception:
+        log.exception("reload failed, still serving the configuration loaded before")
+        systemd.notify(settings.notify_socket, "READY=1", "STATUS=reload failed; see the log")
+        return False
+    changes = hub.catalog.replace(fresh)
+    for then in hub.reloaded:
+        then()
+    log.info("reloaded the configuration from %s: %s", settings.config_dir, changes)
+    serving = f"STATUS=serving {len(hub.catalog)} customer(s)"
+    systemd.notify(settings.notify_socket, "READY=1", serving)
+    return True
+
+
 @contextlib.contextmanager
-def _signals(stop: asyncio.Event, hurry: Callable[[], None], grace_s: float) -> Iterator[None]:
-    """First SIGTERM/SIGINT: ``stop``. Second: ``hurry``."""
+def _signals(
+    stop: asyncio.Event,
+    hurry: Callable[[], None],
+    grace_s: float,
+    reload: Callable[[], Coroutine[Any, Any, bool]],
+) -> Iterator[None]:
+    """First SIGTERM/SIGINT: ``stop``. Second: ``hurry``. SIGHUP: ``reload``, one at a time
+    (never a stop, never a drain)."""
     loop = asyncio.get_running_loop()
     received = 0
+    reloads: set[asyncio.Task[bool]] = set()
+    one_at_a_time = asyncio.Lock()
+
+    async def reload_once() -> bool:
+        async with one_at_a_time:
+            return await reload()
+
+    def on_hangup() -> None:
+        if stop.is_set():
+            log.info("SIGHUP: stopping already; the configuration is not reloaded")
+            return
+        log.info("SIGHUP: reloading the configuration")
+        task = loop.create_task(reload_once(), name="reload")
+        reloads.add(task)
+        task.add_done_callback(reloads.discard)
 
     def on_signal(sig: signal.Signals) -> None:
         nonlocal received
@@ -410,11 +527,14 @@ def _signals(stop: asyncio.Event, hurry: Callable[[], None], grace_s: float) -> 
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_signal, sig)
+    loop.add_signal_handler(signal.SIGHUP, on_hangup)
     try:
         yield
     finally:
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.remove_signal_handler(sig)
+        for task in reloads:
+            task.cancel()
 
 
 async def supervise(tasks: Tasks, stop: asyncio.Event) -> None:

@@ -114,6 +114,7 @@ class Run(Base):
         Index("ix_runs_customer_created", "customer_id", "created_at"),  # reports: a month
         Index("ix_runs_created_at", "created_at"),
         Index("ix_runs_outcome_id", "outcome", "id"),  # web: /runs?outcome=… keyset pages
+        Index("ix_runs_retry_of", "retry_of"),  # retention: the retries of a pruned run
     )
 
 
@@ -135,6 +136,7 @@ class Result(Base):
     __table_args__ = (
         Index("uq_results_target", "run_id", "account", "check", unique=True),
         Index("ix_results_check_run", "check", "run_id"),  # web: /runs?check=… pages
+        Index("ix_results_check_severity_run", "check", "severity", "run_id"),  # …&outcome=…
     )
 
 
@@ -158,6 +160,13 @@ class RunEvent(Base):
             "id",
             sqlite_where=text("type != 'read'"),
             postgresql_where=text("type != 'read'"),
+        ),
+        # Retention: audit rows by age (app.engine.retention).
+        Index(
+            "ix_run_events_audit",
+            "created_at",
+            sqlite_where=text("run_id IS NULL"),
+            postgresql_where=text("run_id IS NULL"),
         ),
     )
 
@@ -183,7 +192,10 @@ class Outbox(Base):
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 
-    __table_args__ = (Index("ix_outbox_due", "status", "next_attempt_at"),)
+    __table_args__ = (
+        Index("ix_outbox_due", "status", "next_attempt_at"),
+        Index("ix_outbox_run", "run_id"),  # retention: a pruned run's rows
+    )
 
 
 class Finding(Base):

@@ -22,6 +22,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from app import logs
 from app.config import WindowError, parse_window
 from app.errors import ConfigError
 
@@ -56,6 +57,22 @@ def _grace(value: Any) -> timedelta:
     if grace is None or not timedelta(0) <= grace <= MAX_MISFIRE_GRACE:
         raise ValueError(f"HUB_MISFIRE_GRACE: {_GRACE_ADVICE}")
     return grace
+
+
+def _log_format(value: Any) -> str:
+    """``HUB_LOG_FORMAT``: auto, text or json, in any case."""
+    text = str(value).strip().lower()
+    if text not in logs.FORMATS:
+        raise ValueError("HUB_LOG_FORMAT: use auto (text on a terminal, else JSON), text or json")
+    return text
+
+
+def _log_level(value: Any) -> str:
+    """``HUB_LOG_LEVEL``: DEBUG, INFO, WARNING or ERROR, in any case."""
+    text = str(value).strip().upper()
+    if text not in logs.LEVELS:
+        raise ValueError("HUB_LOG_LEVEL: use DEBUG, INFO, WARNING or ERROR, such as INFO")
+    return text
 
 
 def _count(default: int, alias: str, most: int) -> Any:
@@ -155,6 +172,16 @@ class Settings(BaseSettings):
     pagerduty_events_url: str = Field(
         default=PAGERDUTY_EVENTS_URL, alias="HUB_PAGERDUTY_EVENTS_URL"
     )
+    notify_socket: str | None = Field(default=None, alias="NOTIFY_SOCKET")
+    """Set by systemd for ``Type=notify`` units: where to say ready and reloading."""
+    log_format: Annotated[str, BeforeValidator(_log_format)] = Field(
+        default="auto", alias="HUB_LOG_FORMAT"
+    )
+    """``text``, ``json``, or ``auto``: text when stderr is a terminal, JSON otherwise."""
+    log_level: Annotated[str, BeforeValidator(_log_level)] = Field(
+        default="INFO", alias="HUB_LOG_LEVEL"
+    )
+    """The least severe record logged: DEBUG, INFO, WARNING or ERROR (``-v``: DEBUG)."""
 
     # Executor tuning. Defaults suit one machine; see docs/architecture.md.
     max_concurrent_runs: int = _count(4, "HUB_MAX_RUNS", 1000)
@@ -181,6 +208,16 @@ class Settings(BaseSettings):
         description="use a whole number of seconds from 1 to 86,400, or leave it unset",
     )
     """Tests only: every schedule fires every N seconds instead of on its cron."""
+    retention_days: int | None = Field(
+        default=None,
+        alias="HUB_RETENTION_DAYS",
+        ge=1,
+        le=36500,
+        description="use a whole number of days from 1 to 36,500 (90 is a good start), or "
+        "leave it unset to keep everything",
+    )
+    """Delete runs, reads and notices older than this many days, keeping what digests,
+    findings and reports need (app.engine.retention); None: keep everything."""
 
     @field_validator(
         "slack_bot_token",

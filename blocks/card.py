@@ -29,8 +29,9 @@ from blocks.marks import (
     STATUS_MARK,
     bar,
     clock,
-    sparkline,
     took,
+    trend,
+    unit_of,
 )
 from checks import kinds
 
@@ -292,7 +293,7 @@ def _resource(res: Mapping[str, Any], series: Mapping[str, Any]) -> str:
     if isinstance(points, Sequence) and points:
         numbers = [float(p) for p in points if isinstance(p, int | float)]
         if numbers:
-            line += f"  {sparkline(numbers)}"
+            line += f"  {trend(numbers, unit_of(str(res.get('series'))))}"
     elif isinstance(res.get("fraction"), int | float):
         line += f"  {bar(float(res['fraction']))}"
     return line

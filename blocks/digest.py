@@ -62,7 +62,8 @@ from blocks.marks import (
     bar,
     duration,
     mark,
-    sparkline,
+    trend,
+    unit_of,
 )
 from checks import kinds
 from checks.base import Severity
@@ -254,7 +255,7 @@ def _drawing(res: Mapping[str, Any], series: Mapping[str, Any]) -> str:
     if isinstance(points, Sequence) and points:
         numbers = [float(p) for p in points if isinstance(p, int | float)]
         if numbers:
-            return sparkline(numbers)
+            return trend(numbers, unit_of(str(res.get("series"))))
     if isinstance(res.get("fraction"), int | float):
         return bar(float(res["fraction"]))
     return ""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from datetime import datetime, timedelta, tzinfo
 
@@ -36,22 +37,79 @@ def mark(status: str, outcome: str | None) -> str:
     return SEVERITY_MARK.get(outcome or "ok", "❔")
 
 
-def sparkline(values: Sequence[float], width: int = 12) -> str:
-    """``▁▂▃▄▅▆▇█`` for a series, resampled to at most ``width`` characters (by max)."""
-    points = [v for v in values if v is not None]
+SPARK_SPAN = 0.5
+"""The smallest change a sparkline draws full height, as a share of the series' largest
+magnitude: a smaller change is drawn that much smaller, about the middle, so 8.2 → 7.5 GiB moves
+a step or two instead of falling from top to bottom."""
+_UNITS = (("_gib", " GiB"), ("_mib", " MiB"), ("_pct", " %"), ("cpu", " %"))
+
+
+def _resampled(values: Sequence[float | None], width: int) -> list[float]:
+    """The finite values, at most ``width`` of them (each the max of its stretch)."""
+    points = [float(v) for v in values if v is not None and math.isfinite(v)]
+    if len(points) <= width:
+        return points
+    size = len(points) / width
+    return [
+        max(points[int(i * size) : max(int((i + 1) * size), int(i * size) + 1)])
+        for i in range(width)
+    ]
+
+
+def _scale(points: Sequence[float]) -> tuple[float, float]:
+    """The bottom and height of the drawing: the series' own range, widened about its middle
+    to at least :data:`SPARK_SPAN` of its largest magnitude."""
+    low, high = min(points), max(points)
+    span = max(high - low, SPARK_SPAN * max(abs(low), abs(high)))
+    return (low + high - span) / 2, span
+
+
+def sparkline(values: Sequence[float | None], width: int = 12) -> str:
+    """``▁▂▃▄▅▆▇█`` for a series, resampled to at most ``width`` characters (by max).
+
+    A flat series is a flat line in the middle; a series that moves by little next to its size
+    stays near the middle (see :data:`SPARK_SPAN`), so the height of a step means the same
+    share of the values whatever the series.
+    """
+    points = _resampled(values, width)
     if not points:
         return ""
-    if len(points) > width:
-        size = len(points) / width
-        points = [
-            max(points[int(i * size) : max(int((i + 1) * size), int(i * size) + 1)])
-            for i in range(width)
-        ]
-    low, high = min(points), max(points)
-    if high == low:
+    size = max(abs(v) for v in points)
+    if min(points) == max(points):
         return SPARKS[3] * len(points)
-    scale = (len(SPARKS) - 1) / (high - low)
-    return "".join(SPARKS[round((v - low) * scale)] for v in points)
+    points = [v / size for v in points]  # -1 to 1: no sum below overflows
+    bottom, span = _scale(points)
+    top = len(SPARKS) - 1
+    # half-way rounds down, so a value at the middle draws like a flat series
+    return "".join(
+        SPARKS[min(top, max(0, math.ceil((v - bottom) / span * top - 0.5)))] for v in points
+    )
+
+
+def unit_of(series: str) -> str:
+    """The unit a series is in, from its name (``db:free_storage_gib`` → `` GiB``), else ""."""
+    name = series.rsplit(":", 1)[-1].lower()
+    return next((unit for end, unit in _UNITS if name.endswith(end)), "")
+
+
+def trend(values: Sequence[float | None], unit: str = "", width: int = 12) -> str:
+    """The sparkline, and the range it spans (``▅▅▄▄▃ 7.5–8.2 GiB``) when that is small next
+    to the values, the drawing widened to show it: its height alone would not say how small."""
+    line = sparkline(values, width)
+    points = _resampled(values, len(values))  # the range of every value, not of the drawing's
+    if not points or min(points) == max(points):
+        return line
+    low, high = min(points), max(points)
+    if high - low >= SPARK_SPAN * max(abs(low), abs(high)):
+        return line
+    return f"{line} {_figure(low)}–{_figure(high)}{unit}"
+
+
+def _figure(value: float) -> str:
+    """7.46 → "7.5", 1234.4 → "1,234" (the checks' wording of a figure)."""
+    if abs(value) >= 1000:
+        return f"{value:,.0f}"
+    return f"{value:.1f}".removesuffix(".0")
 
 
 def bar(fraction: float, width: int = 10) -> str:

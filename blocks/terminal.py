@@ -27,8 +27,9 @@ from blocks.marks import (
     STATUS_MARK,
     bar,
     mark,
-    sparkline,
     took,
+    trend,
+    unit_of,
 )
 from checks import kinds
 
@@ -114,7 +115,7 @@ def resource_line(res: dict[str, Any], series: dict[str, Any]) -> str:
     """``arbel-prod-db   CPU max 93 % (crit ≥ 90 %)   ▂▃▃▄▅▇█``"""
     extra = ""
     if res.get("series") and series.get(res["series"]):
-        extra = "   " + sparkline(series[res["series"]])
+        extra = "   " + trend(series[res["series"]], unit_of(str(res["series"])))
     elif res.get("fraction") is not None:
         extra = "   " + bar(float(res["fraction"]))
     mark_ = SEVERITY_MARK.get(res.get("severity", ""), " ")

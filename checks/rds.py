@@ -248,6 +248,8 @@ class RdsCheck(Check):
                     if f.series and data.get(name, {}).get(f.series):
                         extra["series"] = key = f"{prefix}:{f.series}"
                         series[key] = data[name][f.series]
+                    if f.series == "free_storage_gib":  # its thresholds are % of this
+                        extra["allocated_gib"] = float(db.get("AllocatedStorage") or 0)
                     resources.append(
                         resource(
                             self.kind,

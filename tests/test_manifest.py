@@ -46,6 +46,7 @@ def test_it_asks_for_the_least_bot_scopes() -> None:
         "groups:read",
         "links:read",  # link_shared: a web-view link was posted
         "links:write",  # chat.unfurl: its status card
+        "users:read",  # users.info: people by name on the web view (docs/web.md)
     ]
 
 

@@ -20,7 +20,7 @@ from app.db import Database
 from app.engine import transitions as tx
 from app.engine.changes import Change, RunChanges
 from app.engine.events import Event, NewEvent, add_events
-from app.errors import NotFound, UsageError, quoted
+from app.errors import SLACK, Hint, NotFound, UsageError, quoted
 from app.models import TERMINAL_STATUSES, Result, Run, RunEvent, RunStatus, Source
 
 
@@ -65,7 +65,17 @@ class RunView:
 class CancelOutcome:
     run: Run
     changed: bool
-    message: str
+    text: str
+    hint: Hint | None = None
+    """What to do instead (retry a finished run), spelled where it is read."""
+
+    @property
+    def message(self) -> str:
+        """The answer as Slack (and the web) says it."""
+        return self.said(SLACK)
+
+    def said(self, command: str) -> str:
+        return f"{self.text} {self.hint.said(command)}" if self.hint else self.text
 
 
 _RUN_ID = re.compile(r"#?([0-9]{1,16})", re.ASCII)
@@ -193,7 +203,9 @@ class RunService:
         async with self.db.read() as session:
             run = await session.get(Run, run_id)
             if run is None:
-                raise NotFound(f"There is no run #{run_id}. `/monitor list` shows recent runs.")
+                raise NotFound(
+                    f"There is no run #{run_id}.", Hint("list", after=" shows recent runs")
+                )
             results = (
                 (
                     await session.execute(
@@ -231,8 +243,8 @@ class RunService:
             return CancelOutcome(
                 run,
                 False,
-                f"Run #{run_id} has already {_finished(run)} — "
-                f"nothing to cancel. Retry it with `/monitor retry {run_id}`.",
+                f"Run #{run_id} has already {_finished(run)} — nothing to cancel.",
+                Hint(f"retry {run_id}", "Retry it with "),
             )
         try:
             async with self.db.write() as session:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import time
+from importlib import resources
 from pathlib import Path
 
 import click
@@ -29,10 +30,12 @@ DATA = Path("data/demo")
 
 
 def _config_dir() -> Path:
-    here = Path("configs/demo")
-    if here.is_dir():
-        return here
-    return Path(__file__).resolve().parents[2] / "configs" / "demo"
+    """The demo customer's folder: ``configs/demo`` here or in the checkout this code runs
+    from, else the copy the wheel ships inside this package (``demo_config``)."""
+    for candidate in (Path("configs/demo"), Path(__file__).resolve().parents[2] / "configs/demo"):
+        if candidate.is_dir():
+            return candidate
+    return Path(str(resources.files(__package__ or "app.sandbox") / "demo_config"))
 
 
 def _fresh(directory: Path) -> None:

@@ -15,6 +15,10 @@ UNIQUE, see :class:`~app.schedules.slots.ReportDue`), with the same grace, retri
 and misses; whether a slot was fired is read from that row. Without ``post_report`` (no Slack
 side) a report slot is logged and skipped.
 
+A reload (SIGHUP) calls :meth:`Scheduler.reschedule`: a job for each schedule added, none for
+each removed, a new trigger where a cron or a time zone changed. A schedule added by a reload
+starts at its next slot (only start-up catches up).
+
 Tests and benchmarks may set ``HUB_TEST_SLOT_SECONDS``: every schedule then fires every N seconds
 (at multiples of N since the epoch) instead of on its cron, with the same keys, grace and
 digests. It only changes *when* slots are; ``serve`` warns loudly when it is set.
@@ -100,6 +104,8 @@ class Scheduler:
         self.test_slot_s = test_slot_s
         self.clock = clock or _utcnow
         self.retry_s = retry_s
+        self._ticking: AsyncIOScheduler | None = None
+        """The running APScheduler while :meth:`serve` runs."""
 
     def cadence(self, customer: Customer, schedule: Schedule) -> Cadence:
         if self.test_slot_s:
@@ -268,20 +274,49 @@ class Scheduler:
     def build(self) -> AsyncIOScheduler:
         """An APScheduler with one job per schedule, firing at exactly its slots."""
         scheduler = AsyncIOScheduler(timezone=UTC)
-        grace_s = max(1, int(self.grace.total_seconds()))
         for customer, schedule in self.schedules():
-            scheduler.add_job(
-                self.tick,
-                trigger=SlotTrigger(self.cadence(customer, schedule)),
-                args=[customer.id, schedule.name],
-                id=f"{customer.id}/{schedule.name}",
-                name=f"schedule {customer.id}/{schedule.name}",
-                misfire_grace_time=grace_s,
-                coalesce=True,
-                max_instances=1,
-            )
+            self._add(scheduler, customer, schedule)
         scheduler.add_listener(self._on_missed, EVENT_JOB_MISSED)
         return scheduler
+
+    def _add(self, scheduler: AsyncIOScheduler, customer: Customer, schedule: Schedule) -> None:
+        scheduler.add_job(
+            self.tick,
+            trigger=SlotTrigger(self.cadence(customer, schedule)),
+            args=[customer.id, schedule.name],
+            id=f"{customer.id}/{schedule.name}",
+            name=f"schedule {customer.id}/{schedule.name}",
+            misfire_grace_time=max(1, int(self.grace.total_seconds())),
+            coalesce=True,
+            max_instances=1,
+        )
+
+    def reschedule(self) -> None:
+        """Bring the running jobs in line with the catalog (after a reload): add a job for
+        each new schedule, remove those of schedules gone, give a job whose cron or time zone
+        changed its new slots (from now). Nothing when the timer is not running."""
+        scheduler = self._ticking
+        if scheduler is None:
+            return
+        wanted = {f"{c.id}/{s.name}": (c, s) for c, s in self.schedules()}
+        for job in scheduler.get_jobs():
+            if job.id not in wanted:
+                job.remove()
+        for job_id, (customer, schedule) in wanted.items():
+            cadence = self.cadence(customer, schedule)
+            job = scheduler.get_job(job_id)
+            if job is None:
+                self._add(scheduler, customer, schedule)
+            elif job.trigger.cadence != cadence:
+                job.reschedule(SlotTrigger(cadence))
+        log.info("scheduler: %d schedule(s) after the reload", len(scheduler.get_jobs()))
+
+    def jobs(self) -> dict[str, datetime | None]:
+        """The running jobs (``customer/schedule``) and when each next fires."""
+        scheduler = self._ticking
+        if scheduler is None:
+            return {}
+        return {job.id: job.next_run_time for job in scheduler.get_jobs()}
 
     def _on_missed(self, event: JobExecutionEvent) -> None:
         customer_id, _, name = str(event.job_id).partition("/")
@@ -302,6 +337,7 @@ class Scheduler:
             quiet.setLevel(logging.WARNING)  # "Running job …" twice per slot is noise
         scheduler = self.build()
         scheduler.start()
+        self._ticking = scheduler
         count = len(scheduler.get_jobs())
         log.info(
             "scheduler: %d schedule(s), misfire grace %s",
@@ -315,6 +351,7 @@ class Scheduler:
                 log.error("scheduler: catching up failed: %s", exc)
             await stop.wait()
         finally:
+            self._ticking = None
             scheduler.shutdown(wait=False)
             await asyncio.sleep(0)  # let the shutdown (queued on the loop) run
 

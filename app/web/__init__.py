@@ -42,6 +42,7 @@ from app.web.keys import (
     CLOCK,
     DB,
     METRICS,
+    NAMES,
     NOTES,
     PROBES,
     REPORTS,
@@ -50,6 +51,7 @@ from app.web.keys import (
     Probe,
 )
 from app.web.metrics import HubMetrics, RunObserver
+from app.web.names import Names
 from app.web.people import People
 from app.web.signin import SIGNIN, SlackSignIn
 
@@ -79,6 +81,7 @@ def create_app(
     access: Access | None = None,
     tokens: Tokens | None = None,
     sign_in: tuple[SlackSignIn, People] | None = None,
+    names: Names | None = None,
     clock: Callable[[], datetime] = _utcnow,
     board_cache_s: float = 5.0,
 ) -> web.Application:
@@ -97,7 +100,8 @@ def create_app(
     ``access`` records every read (without it, one is built on ``db``); ``tokens`` are the
     API tokens (without it, one store is built on ``db`` and ``clock``). ``sign_in`` turns on
     Sign in with Slack: every page then shows only the customers the signed-in person may see
-    (``People``), and ``auth`` answers for ``/readyz`` and ``/metrics`` only.
+    (``People``), and ``auth`` answers for ``/readyz`` and ``/metrics`` only. ``names``
+    shows people and channels by their Slack names (without it, by their ids).
     """
     hosts = security.known_hosts(public_url) if auth is None and sign_in is None else None
     tokens = tokens if tokens is not None else Tokens(db, clock)
@@ -129,6 +133,8 @@ def create_app(
     app[NOTES] = dict(notes or {})
     app[CLOCK] = clock
     app[BOARD_CACHE] = PageCache(board_cache_s)
+    if names is not None:
+        app[NAMES] = names
     aiohttp_jinja2.setup(
         app,
         loader=jinja2.FileSystemLoader(HERE / "templates"),

@@ -16,6 +16,7 @@ from app.engine.tokens import Tokens
 from app.reports.gather import Reports
 from app.web.cache import PageCache
 from app.web.metrics import HubMetrics
+from app.web.names import Names
 
 Probe = Callable[[], Awaitable[str | None]]
 """A readiness probe: None when fine, else a short reason."""
@@ -35,3 +36,5 @@ ACCESS = web.AppKey("access", Access)
 """Access decisions and their audit rows: every web read of a customer's data is recorded."""
 TOKENS = web.AppKey("tokens", Tokens)
 """The API tokens (``Authorization: Bearer``), checked by the identity middleware."""
+NAMES = web.AppKey("names", Names)
+"""Slack names for the ids the pages show (absent without Slack: the pages show the ids)."""

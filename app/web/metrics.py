@@ -13,25 +13,47 @@ Two kinds of figures:
   They are the same on every replica (aggregate with ``max``).
 - **from this process**, recorded as things happen: run and check durations of the runs this
   process executed, Slack delivery failures, ack latency. Sum them across replicas.
+
+Also the process's own: ``mhub_build_info{version,python}`` (always 1), the standard
+``process_*`` (CPU, resident memory, open files, start time; Linux), ``python_info`` and
+``python_gc_*`` series, and the Slack connection: ``mhub_slack_enabled`` (0 or 1) and, only
+where Slack is on, ``mhub_slack_connected`` — so "Slack is down" cannot fire where it is off.
+With the scheduler given (``schedules``), ``mhub_schedule_late_seconds`` says how long each
+schedule's latest slot has been due without being fired (:mod:`app.web.lateness`).
 """
 
 from __future__ import annotations
 
 import logging
+import platform
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from datetime import datetime
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    GC_COLLECTOR,
+    PLATFORM_COLLECTOR,
+    PROCESS_COLLECTOR,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    Info,
+    generate_latest,
+)
+from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.registry import Collector
 
 from app.catalog import Catalog
 from app.db import Database
 from app.engine import coverage
 from app.engine.changes import Follower
 from app.models import RunStatus
-from app.web import queries
+from app.schedules.timer import Scheduler
+from app.version import current
+from app.web import lateness, queries
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +72,8 @@ class HubMetrics:
         metrics.slack_acked(0.12)                                   # seconds to ack()
 
     ``slack_connected`` (set by whoever runs Slack) is asked at scrape time for the
-    ``mhub_slack_connected`` gauge.
+    ``mhub_slack_connected`` gauge; ``schedules`` (the scheduler, set by the composition root)
+    for ``mhub_schedule_late_seconds``.
     """
 
     def __init__(
@@ -59,8 +82,16 @@ class HubMetrics:
         self.registry = registry or CollectorRegistry(auto_describe=True)
         self.database_ttl_s = database_ttl_s
         self._read_at: float | None = None
-        self.slack_connected: Callable[[], Awaitable[bool]] | None = None
+        self.slack = SlackState()
+        self.schedules: Scheduler | None = None
         r = self.registry
+        # The process's own figures, as every Prometheus client exports them.
+        for standard in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
+            r.register(standard)
+        Info(
+            "mhub_build", "The running version of Monitoring Hub, and of Python.", registry=r
+        ).info({"version": current(), "python": platform.python_version()})
+        r.register(self.slack)
         self.runs = Gauge("mhub_runs", "Runs in the database by status.", ["status"], registry=r)
         self.outcomes = Gauge(
             "mhub_run_outcomes",
@@ -125,9 +156,11 @@ class HubMetrics:
             buckets=ACK_BUCKETS,
             registry=r,
         )
-        self.slack_up = Gauge(
-            "mhub_slack_connected",
-            "1 while the Socket Mode connection is up (absent when Slack is off).",
+        self.schedule_late = Gauge(
+            "mhub_schedule_late_seconds",
+            "Seconds since each schedule's latest slot was due while no replica has fired it, "
+            "0 once fired (and while the slot before was not fired either: a new schedule).",
+            ["customer", "schedule"],
             registry=r,
         )
         self.scrape_errors = Counter(
@@ -137,6 +170,16 @@ class HubMetrics:
         )
 
     # -- for the Slack side ---------------------------------------------------------------
+
+    @property
+    def slack_connected(self) -> Callable[[], Awaitable[bool]] | None:
+        """Asked at scrape time whether Socket Mode is up; None (the default) when Slack is
+        off."""
+        return self.slack.ask
+
+    @slack_connected.setter
+    def slack_connected(self, ask: Callable[[], Awaitable[bool]] | None) -> None:
+        self.slack.ask = ask
 
     def slack_delivery_failed(self, kind: str, *, permanent: bool) -> None:
         self.slack_failures.labels(kind=kind, permanent=str(permanent).lower()).inc()
@@ -199,13 +242,55 @@ class HubMetrics:
                 customers = list(catalog.customers) if catalog is not None else []
                 figures = await queries.figures(db, customers, now)
                 self.set_database_figures(figures, now, catalog)
+                await self._set_lateness(db, now)
                 self._read_at = time.monotonic()
             except Exception:
                 log.exception("metrics: could not read the database figures")
                 self.scrape_errors.inc()
-        if self.slack_connected is not None:
-            self.slack_up.set(1 if await self.slack_connected() else 0)
+        await self.slack.read()
         return generate_latest(self.registry)
+
+    async def _set_lateness(self, db: Database, now: datetime) -> None:
+        self.schedule_late.clear()
+        if self.schedules is None:
+            return
+        for (customer, schedule), seconds in (await lateness.late(db, self.schedules, now)).items():
+            self.schedule_late.labels(customer=customer, schedule=schedule).set(seconds)
+
+
+class SlackState(Collector):
+    """``mhub_slack_enabled`` always; ``mhub_slack_connected`` only once Slack's state is
+    known (Slack on), so an alert on it never fires where Slack is off."""
+
+    def __init__(self) -> None:
+        self.ask: Callable[[], Awaitable[bool]] | None = None
+        self.connected = False
+
+    async def read(self) -> None:
+        if self.ask is not None:
+            self.connected = await self.ask()
+
+    def describe(self) -> list[Metric]:
+        return [self._enabled(), self._connected()]
+
+    def collect(self) -> Iterator[Metric]:
+        yield self._enabled()
+        if self.ask is not None:
+            yield self._connected()
+
+    def _enabled(self) -> GaugeMetricFamily:
+        return GaugeMetricFamily(
+            "mhub_slack_enabled",
+            "1 when this process runs the Slack side (both tokens set, not --no-slack).",
+            value=1 if self.ask is not None else 0,
+        )
+
+    def _connected(self) -> GaugeMetricFamily:
+        return GaugeMetricFamily(
+            "mhub_slack_connected",
+            "1 while the Socket Mode connection is up (absent when Slack is off).",
+            value=1 if self.connected else 0,
+        )
 
 
 class RunObserver(Follower):

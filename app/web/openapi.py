@@ -140,7 +140,12 @@ def _paths() -> dict[str, Any]:
                 "parameters": [
                     _query("customer", "Only this customer's runs."),
                     _query("status", "Only runs in this status.", choices=STATUSES),
-                    _query("outcome", "Only runs with this outcome.", choices=OUTCOMES),
+                    _query(
+                        "outcome",
+                        "Only runs with this outcome (the worst result's severity); with check, "
+                        "runs where that check had this outcome in some account.",
+                        choices=OUTCOMES,
+                    ),
                     _query("check", "Only runs that ran this check.", choices=kinds.NAMES),
                     _query("from", "Created on or after this day (YYYY-MM-DD).", format="date"),
                     _query("to", "Created on or before this day (YYYY-MM-DD).", format="date"),

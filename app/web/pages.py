@@ -20,10 +20,11 @@ from app.engine.runs import RunView
 from app.reports import charts, words
 from app.reports.model import Period, Report, Summary
 from app.web import present, queries, standings
+from app.web.names import Namer, no_names
 from app.web.params import OUTCOMES, STATUSES
 from app.web.queries import Page
 from blocks import delivery
-from blocks.marks import SEVERITY_MARK, STANDING_MARK
+from blocks.marks import SEVERITY_MARK, SEVERITY_WORD, STANDING_MARK
 from checks import kinds
 
 FORM_KEYS = ("customer", "status", "outcome", "check", "from", "to")
@@ -56,15 +57,16 @@ def runboard(
     now: datetime,
     spots: Sequence[BlindSpot] = (),
     windows: queries.Windows = queries.NO_WINDOWS,
+    names: Namer = no_names,
 ) -> dict[str, Any]:
     """The runboard; ``spots`` are the blind spots of the customers it shows, oldest first;
-    ``windows`` their maintenance windows open now and coming."""
-    customers = catalog.customers
+    ``windows`` their maintenance windows open now and coming. It spans customers: every time
+    in :data:`present.MIXED_ZONE`."""
+    customers, tz = catalog.customers, present.MIXED_ZONE
 
     def row(run: Any, with_steps: bool = False) -> present.RunRow:
-        return present.run_row(
-            run, customers.get(run.customer_id), board.steps.get(run.id, {}), now, with_steps
-        )
+        customer, steps = customers.get(run.customer_id), board.steps.get(run.id, {})
+        return present.run_row(run, customer, steps, now, with_steps, tz=tz, names=names)
 
     blind = present.blind_counts(spots)
     tiles = [_tile(c, board, now, blind.get(c.id, 0)) for c in customers.values()]
@@ -82,20 +84,31 @@ def runboard(
         "recent": [row(r) for r in board.recent],
         "tiles": tiles,
         "day": day,
-        "fires": present.next_fires(customers.values(), now)[:6],
-        "failed": present.failed_deliveries(board.failed, customers, now),
-        "notices": present.failed_notices(board.notices, customers, now),
-        "blind": _blind(spots, customers, now, BOARD_BLIND),
-        "maintenance": _maintenance(windows, now, BOARD_MAINTENANCE),
+        "fires": present.next_fires(customers.values(), now, tz)[:6],
+        "failed": present.failed_deliveries(board.failed, customers, now, tz, names),
+        "notices": present.failed_notices(board.notices, customers, now, tz),
+        "blind": _blind(spots, customers, now, BOARD_BLIND, tz),
+        "maintenance": _maintenance(windows, now, BOARD_MAINTENANCE, tz, names),
         "now": now,
+        "zone": zone_label(tz, now),
     }
 
 
+def zone_label(tz: ZoneInfo, now: datetime) -> str:
+    """``UTC``, or ``WIB (Asia/Jakarta)``: what a page's times are in, said once."""
+    short = now.astimezone(tz).tzname() or tz.key
+    return short if short == tz.key else f"{short} ({tz.key})"
+
+
 def _blind(
-    spots: Sequence[BlindSpot], customers: Mapping[str, Customer], now: datetime, limit: int
+    spots: Sequence[BlindSpot],
+    customers: Mapping[str, Customer],
+    now: datetime,
+    limit: int,
+    tz: ZoneInfo | None = None,
 ) -> dict[str, Any]:
     """The "Not checked" block: the first ``limit`` lines (the oldest), and how many more."""
-    rows = [present.blind_row(s, customers.get(s.customer), now) for s in spots[:limit]]
+    rows = [present.blind_row(s, customers.get(s.customer), now, tz) for s in spots[:limit]]
     return {
         "mark": present.BLIND_MARK,
         "rows": rows,
@@ -104,11 +117,21 @@ def _blind(
     }
 
 
-def _maintenance(windows: queries.Windows, now: datetime, limit: int) -> dict[str, Any]:
+def _maintenance(
+    windows: queries.Windows,
+    now: datetime,
+    limit: int,
+    tz: ZoneInfo | None = None,
+    names: Namer = no_names,
+) -> dict[str, Any]:
     """The "Maintenance" block: the first ``limit`` windows open now (each with when it ends)
     and the first ``limit`` opening within 7 days (each with its span), and how many more."""
-    active = [present.window_row(w, c, now, opening=False) for c, w in windows.active[:limit]]
-    coming = [present.window_row(w, c, now, opening=True) for c, w in windows.upcoming[:limit]]
+
+    def line(customer: Customer, window: maintenance.Window, opening: bool) -> Any:
+        return present.window_row(window, customer, now, opening=opening, tz=tz, names=names)
+
+    active = [line(c, w, False) for c, w in windows.active[:limit]]
+    coming = [line(c, w, True) for c, w in windows.upcoming[:limit]]
     return {
         "mark": present.MAINTENANCE_MARK,
         "active": active,
@@ -137,7 +160,7 @@ def _tile(customer: Customer, board: Runboard, now: datetime, blind: int = 0) ->
             return Tile(customer.id, customer.name, present.BLIND_MARK, "error", text, None)
         return Tile(customer.id, customer.name, "·", "none", text, None)
     severities = board.steps.get(run.id, {})
-    row = present.run_row(run, customer, severities, now)
+    row = present.run_row(run, customer, severities, now, tz=present.MIXED_ZONE)
     chips = row.problems
     mark, tone = row.mark, row.tone
     if run.status == "failed":
@@ -161,10 +184,15 @@ def runs_list(
     filters: dict[str, str],
     tz: ZoneInfo,
     now: datetime,
+    names: Namer = no_names,
 ) -> dict[str, Any]:
+    """All runs, or one customer's: their times in ``tz``, the zone the filter's dates are
+    read in (the customer's, else UTC as any list spanning customers)."""
     customers = catalog.customers
     rows = [
-        present.run_row(r, customers.get(r.customer_id), page.steps.get(r.id, {}), now)
+        present.run_row(
+            r, customers.get(r.customer_id), page.steps.get(r.id, {}), now, tz=tz, names=names
+        )
         for r in page.runs
     ]
     older = f"/runs?{urlencode({**filters, 'before': page.older})}" if page.older else None
@@ -182,7 +210,7 @@ def runs_list(
         "filtered": bool(filters),
         "customers": sorted(customers.values(), key=lambda c: c.name.lower()),
         "statuses": STATUSES,
-        "outcomes": [(o, SEVERITY_MARK[o]) for o in OUTCOMES],
+        "outcomes": [(o, SEVERITY_MARK[o], SEVERITY_WORD[o]) for o in OUTCOMES],
         "checks": [(k.name, k.title) for k in kinds.KINDS],
         "zone": tz.key if tz.key != "UTC" else "UTC",
         "api": f"/api/runs?{urlencode({**filters, **_cursor(query)})}",
@@ -194,12 +222,17 @@ def _cursor(query: Mapping[str, str]) -> dict[str, str]:
 
 
 def run_page(
-    view: RunView, customer: Customer | None, now: datetime, version: str
+    view: RunView,
+    customer: Customer | None,
+    now: datetime,
+    version: str,
+    names: Namer = no_names,
 ) -> dict[str, Any]:
+    """A run, in its customer's zone: its results, problems first, and its timeline."""
     run = view.run
     tz = present.zone(customer)
     severities = {(r.account, r.check): r.severity for r in view.results}
-    row = present.run_row(run, customer, severities, now, with_steps=True)
+    row = present.run_row(run, customer, severities, now, with_steps=True, names=names)
     blocks = present.result_blocks(view.results)
     return {
         "title": f"Run #{run.id}",
@@ -211,7 +244,7 @@ def run_page(
         "window": present.window(run),
         "attempt": run.attempt,
         "error": run.error,
-        "zone": tz.key,
+        "zone": zone_label(tz, now),
         "started": present.stamp(run.started_at, tz, now, seconds=True) if run.started_at else None,
         "finished": present.stamp(run.finished_at, tz, now, seconds=True)
         if run.finished_at
@@ -219,8 +252,8 @@ def run_page(
         "problems": [b for b in blocks if b.tone not in present.QUIET],
         "quiet": [b for b in blocks if b.tone in present.QUIET],
         "pending": present.pending(run, view.results, view.terminal),
-        "events": [present.event_row(e, tz, now) for e in view.events],
-        "deliveries": [present.event_row(e, tz, now) for e in delivery.failures(view.events)],
+        "events": present.timeline(view.events, tz, now, names),
+        "deliveries": present.timeline(delivery.failures(view.events), tz, now, names),
         "terminal": view.terminal,
         "known": customer is not None,
     }
@@ -232,17 +265,20 @@ def customer_page(
     now: datetime,
     spots: Sequence[BlindSpot] = (),
     windows: queries.Windows = queries.NO_WINDOWS,
+    names: Namer = no_names,
 ) -> dict[str, Any]:
     """A customer's accounts, settings, schedules and recent runs; its blind spots first, then
-    its maintenance windows open now and coming."""
-    rows = [present.run_row(r, customer, page.steps.get(r.id, {}), now) for r in page.runs]
+    its maintenance windows open now and coming. In the customer's zone."""
+    rows = [
+        present.run_row(r, customer, page.steps.get(r.id, {}), now, names=names) for r in page.runs
+    ]
     tz = customer.tz
     schedules = [
         {
             "name": s.name,
             "cron": s.cron,
             "checks": ", ".join(s.checks) or "each account's configured checks",
-            "channel": s.channel or customer.slack.channel or "",
+            "channel": present.channel(s.channel or customer.slack.channel or "", names),
             "next": [present.stamp(m, tz, now) for m in present.fire_times(s.cron, tz, now, 3)],
         }
         for s in customer.schedules
@@ -253,6 +289,8 @@ def customer_page(
         "live": False,
         "customer": customer,
         "zone_now": present.stamp(now, customer.tz, now).text,
+        "zone": zone_label(tz, now),
+        "channel": present.channel(customer.slack.channel or "", names),
         "accounts": [
             {
                 "id": a.id,
@@ -273,7 +311,7 @@ def customer_page(
         "more": f"/runs?{urlencode({'customer': customer.id})}",
         "blind": _blind(spots, {customer.id: customer}, now, CUSTOMER_BLIND),
         "blind_api": f"/api/blind-spots?{urlencode({'customer': customer.id})}",
-        "maintenance": _maintenance(windows, now, CUSTOMER_MAINTENANCE),
+        "maintenance": _maintenance(windows, now, CUSTOMER_MAINTENANCE, names=names),
         "maintenance_api": f"/api/maintenance?{urlencode({'customer': customer.id})}",
         "reports": _report_links(customer, now),
     }
@@ -367,6 +405,7 @@ def findings_page(
     now: datetime,
     show: str | None = None,
     spots: Sequence[BlindSpot] = (),
+    names: Namer = no_names,
 ) -> dict[str, Any]:
     """Open (and acknowledged), snoozed, muted, resolved in the last 7 days, the mute rules
     beside them; ``show`` lists one group alone. With blind ``spots`` it never reads as all
@@ -382,7 +421,7 @@ def findings_page(
     }
     groups = []
     for group in [show] if show else standings.GROUPS:
-        rows = [present.finding_row(f, s, tz, now) for f, s in board.lines.get(group, ())]
+        rows = [present.finding_row(f, s, tz, now, names) for f, s in board.lines.get(group, ())]
         title, empty = GROUP_TITLE[group]
         more = total[group] > len(rows) and not show
         groups.append(
@@ -402,7 +441,8 @@ def findings_page(
         "show": show,
         "here": here,
         "rules": [
-            present.rule_row(r, board.muted_by.get(r.key, 0), tz, now) for r in mute_rules(rules)
+            present.rule_row(r, board.muted_by.get(r.key, 0), tz, now, names)
+            for r in mute_rules(rules)
         ],
         "partial": board.partial,
         "scan": standings.OPEN_SCAN,

@@ -1,8 +1,12 @@
 """From rows to what the pages show: marks, words, local times, ordered results, charts.
 
 Pure functions, no I/O. The wording and ordering follow the terminal card (``blocks.terminal``) and
-the marks are the shared ones (``blocks.marks``): problems first, OK folded, run ids as #1842,
-times in the customer's zone with its abbreviation.
+the marks are the shared ones (``blocks.marks``): problems first, OK folded, run ids as #1842.
+Slack ids are shown by name where a :data:`~app.web.names.Namer` knows it (``@alice``, ``#ops``).
+
+Times, one rule: what is about one customer (its page, its findings, a run of it, a list of its
+runs) is in that customer's zone; a list that spans customers (the runboard, all runs) is in UTC
+(:data:`MIXED_ZONE`), said in its heading. Every time carries its zone's abbreviation.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
-from typing import Any, Literal, cast
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 from markupsafe import Markup
@@ -25,7 +29,8 @@ from app.engine.maintenance import Window, as_json
 from app.engine.runboard import FailedDeliveries, FailedNotices
 from app.models import Finding, Result, Run, RunEvent
 from app.schedules import slots
-from app.web import svg
+from app.web import svg, thresholds
+from app.web.names import CHANNEL_ID, Namer, no_names
 from app.web.standings import Line
 from blocks import delivery, findings, marks
 from blocks import text as slack_text
@@ -36,15 +41,10 @@ ORDER = {"crit": 0, "error": 1, "warn": 2, "skipped": 3, "ok": 4}
 """Result order, as on the card: problems first (``blocks.terminal``)."""
 QUIET = frozenset({"ok", "skipped"})
 UTC_ZONE = ZoneInfo("UTC")
+MIXED_ZONE = UTC_ZONE
+"""The zone of every time in a list that spans customers (each customer's own page uses its)."""
 STALE_S = 30.0
 """A running run whose heartbeat is older than this is shown as possibly stuck (the lease)."""
-
-RDS_LIMITS: dict[str, tuple[str, str, Literal["max", "min"]]] = {
-    "cpu": ("cpu_warn_pct", "cpu_crit_pct", "max"),
-    "freeable_memory_mib": ("freeable_memory_warn_mib", "freeable_memory_crit_mib", "min"),
-    "connections": ("connections_warn", "connections_crit", "max"),
-}
-"""Series suffix → (warn key, crit key, which extreme matters) in the RDS thresholds."""
 
 
 @dataclass(frozen=True)
@@ -54,11 +54,30 @@ class Stamp:
     title: str
 
 
+SAID = {
+    "crit": "Critical",
+    "warn": "Warning",
+    "ok": "OK",
+    "error": "Error — could not check",
+    "skipped": "Skipped",
+    "running": "Running",
+    "queued": "Queued",
+    "cancelled": "Cancelled",
+    "failed": "Failed",
+    "none": "",
+}
+"""What a screen reader says for a mark of each tone (the marks are emoji and colours)."""
+
+
 @dataclass(frozen=True)
 class Step:
     mark: str
     tone: str
     label: str
+
+    @property
+    def said(self) -> str:
+        return SAID.get(self.tone, "")
 
 
 @dataclass(frozen=True)
@@ -170,8 +189,17 @@ _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
-def stamp(moment: datetime, tz: ZoneInfo, now: datetime, seconds: bool = False) -> Stamp:
-    """``07:03 WIB`` today, ``yesterday 07:03 WIB``, else ``Sat 21 Nov 07:03 WIB``.
+def stamp(
+    moment: datetime,
+    tz: ZoneInfo,
+    now: datetime,
+    seconds: bool = False,
+    *,
+    own: ZoneInfo | None = None,
+) -> Stamp:
+    """``07:03 WIB`` today, ``yesterday 07:03 WIB``, else ``Sat 21 Nov 07:03 WIB``. In a list
+    shown in UTC, ``own`` (the customer's zone) adds the customer's own time to the title
+    (``… 00:03 UTC · 07:03 WIB``), so hovering says what the customer's clock said.
 
     Formatted by hand, not with ``strftime``: a findings page shows a few hundred of these."""
     local = moment.astimezone(tz)
@@ -190,10 +218,14 @@ def stamp(moment: datetime, tz: ZoneInfo, now: datetime, seconds: bool = False) 
         day = f"{_DAYS[date.weekday()]} {date.day:02d} {_MONTHS[date.month - 1]} "
     else:
         day = f"{date.day:02d} {_MONTHS[date.month - 1]} {date.year} "
+    title = f"{date.isoformat()} {hms} {zone_name}"
+    if own is not None and own != tz:
+        theirs = moment.astimezone(own)
+        title += f" · {theirs.date().isoformat()} {theirs:%H:%M} {theirs.tzname() or ''}".rstrip()
     return Stamp(
         iso=moment.astimezone(UTC).isoformat(),
         text=f"{day}{hms if seconds else hm} {zone_name}".strip(),
-        title=f"{date.isoformat()} {hms} {zone_name}",
+        title=title,
     )
 
 
@@ -221,8 +253,10 @@ def _fire_times(cron: str, tz: ZoneInfo, minute: datetime, count: int) -> tuple[
     return tuple(fire.astimezone(tz) for fire in fires)
 
 
-def next_fires(customers: Iterable[Customer], now: datetime) -> list[Fire]:
-    """The next fire time of every schedule, soonest first, in each customer's zone."""
+def next_fires(
+    customers: Iterable[Customer], now: datetime, tz: ZoneInfo | None = None
+) -> list[Fire]:
+    """The next fire time of every schedule, soonest first, in ``tz`` (else each customer's)."""
     fires = [
         Fire(
             customer.id,
@@ -231,7 +265,7 @@ def next_fires(customers: Iterable[Customer], now: datetime) -> list[Fire]:
             "last month's report"
             if schedule.kind == "report"
             else ", ".join(schedule.checks) or "configured checks",
-            stamp(moment, customer.tz, now),
+            stamp(moment, tz or customer.tz, now, own=customer.tz),
             moment,
         )
         for customer in customers
@@ -305,8 +339,13 @@ def run_row(
     severities: Mapping[tuple[str, str], str],
     now: datetime,
     with_steps: bool = False,
+    *,
+    tz: ZoneInfo | None = None,
+    names: Namer = no_names,
 ) -> RunRow:
-    tz = zone(customer)
+    """A run's line; its times in ``tz`` (a list spanning customers), else its customer's."""
+    local = zone(customer)
+    tz = tz or local
     return RunRow(
         id=run.id,
         ref=f"#{run.id}",
@@ -317,9 +356,9 @@ def run_row(
         customer=customer.name if customer else run.customer_id,
         accounts=", ".join(_unique(t["account"] for t in run.targets)),
         checks=", ".join(_unique(t["check"] for t in run.targets)),
-        requested_by=run.requested_by,
+        requested_by=person(run.requested_by, names),
         source=run.source,
-        created=stamp(run.created_at, tz, now),
+        created=stamp(run.created_at, tz, now, own=local),
         took=took(run.started_at, run.finished_at),
         done=len(severities),
         total=len(run.targets),
@@ -329,7 +368,7 @@ def run_row(
         and (run.heartbeat_at is None or (now - run.heartbeat_at).total_seconds() > STALE_S),
         steps=steps(run, severities) if with_steps else (),
         problems=problems(severities),
-        cancelled_by=run.cancel_requested_by,
+        cancelled_by=person(run.cancel_requested_by, names) or None,
         retry_of=run.retry_of,
     )
 
@@ -390,7 +429,8 @@ def pending(run: Run, results: Iterable[Result], terminal: bool) -> list[Pending
 
 def resource_row(res: Mapping[str, Any], result: Result) -> ResourceRow:
     severity = str(res.get("severity", "ok"))
-    summary = str(res.get("summary", ""))
+    rid = str(res.get("id", "?"))
+    summary = own_words(str(res.get("summary", "")), rid, str(res.get("label") or ""))
     note = str(res.get("reason") or res.get("status_message") or "")
     if note and note in summary:
         note = ""
@@ -398,12 +438,24 @@ def resource_row(res: Mapping[str, Any], result: Result) -> ResourceRow:
     return ResourceRow(
         mark=SEVERITY_MARK.get(severity, "❔"),
         tone=severity,
-        id=str(res.get("id", "?")),
+        id=rid,
         summary=summary,
         where=where,
         note=note,
         chart=chart(res, result),
     )
+
+
+def own_words(summary: str, rid: str, label: str) -> str:
+    """A resource's summary without what its line already shows before it (its id, its
+    label): ``shop-prod-db: failed in vault Default`` → ``failed in vault Default``."""
+    for lead in (rid, label):
+        for joint in (": ", " · ", " — ", " "):
+            head = f"{lead}{joint}"
+            if lead and summary.startswith(head) and len(summary) > len(head):
+                summary = summary[len(head) :]
+                break
+    return summary
 
 
 def chart(res: Mapping[str, Any], result: Result) -> Markup:
@@ -412,7 +464,7 @@ def chart(res: Mapping[str, Any], result: Result) -> Markup:
     key = res.get("series")
     values = result.series.get(key) if isinstance(key, str) else None
     if values and isinstance(key, str):
-        lines, extreme = limits(res, result, key)
+        lines, extreme = thresholds.limits(res, result, key)
         return svg.sparkline(
             values,
             thresholds=lines if severity not in QUIET else (),
@@ -432,34 +484,6 @@ def chart(res: Mapping[str, Any], result: Result) -> Markup:
     return Markup("")
 
 
-def limits(
-    res: Mapping[str, Any], result: Result, key: str
-) -> tuple[list[svg.Threshold], Literal["max", "min"] | None]:
-    """The warn and crit lines for a series: the resource's own ``limits`` when it has them
-    (``{"warn": 80, "crit": 90, "direction": "high"}``), else the RDS settings."""
-    own = res.get("limits")
-    if isinstance(own, Mapping):
-        extreme: Literal["max", "min"] = "min" if own.get("direction") == "low" else "max"
-        return _lines(own.get("warn"), own.get("crit")), extreme
-    if result.check != "rds":
-        return [], None
-    known = RDS_LIMITS.get(key.rsplit(":", 1)[-1])
-    if known is None:
-        return [], None
-    thresholds = result.details.get("thresholds") or {}
-    warn_key, crit_key, extreme = known
-    return _lines(thresholds.get(warn_key), thresholds.get(crit_key)), extreme
-
-
-def _lines(warn: Any, crit: Any) -> list[svg.Threshold]:
-    lines = []
-    if isinstance(warn, int | float):
-        lines.append(svg.Threshold(float(warn), "warn"))
-    if isinstance(crit, int | float):
-        lines.append(svg.Threshold(float(crit), "crit"))
-    return lines
-
-
 def _slug(text: str) -> str:
     return "".join(c if c.isalnum() or c in "-_" else "-" for c in text)
 
@@ -468,7 +492,9 @@ def _slug(text: str) -> str:
 
 _EVENT_MARK = {
     "created": "🆕",
+    "access": "🔑",
     "claimed": "▶",
+    "check_retried": "🔁",
     "cancel_requested": "✋",
     "cancelled": STATUS_MARK["cancelled"],
     "completed": "🏁",
@@ -478,32 +504,111 @@ _EVENT_MARK = {
     "delivered": "💬",
     "delivery_failed": delivery.MARK,
 }
+SOURCE_WORDS = {
+    "slash": "Asked for in Slack with /monitor",
+    "button": "Asked for in Slack with a button",
+    "modal": "Asked for in Slack with the Run checks form",
+    "schedule": "Started by its schedule",
+    "cli": "Asked for on the command line",
+    "web": "Asked for through the API",
+}
+FIXED_WORDS = {
+    "cancel_requested": "Cancel asked for",
+    "cancelled": "Cancelled",
+    "retried": "Retried",
+}
+PEOPLE_EVENTS = frozenset({"created", "access", "cancel_requested", "cancelled", "retried"})
+"""Events a person may do: their actor is shown (by name). The others are the hub's own
+(a replica picking up a run, a check finishing), whose actor is a worker id nobody needs."""
+LOST = "the worker running it stopped responding"
+"""How a requeue or failure after a replica stopped reads (``app.engine.transitions``)."""
 
 
-def event_row(event: RunEvent, tz: ZoneInfo, now: datetime) -> EventRow:
-    data = event.data or {}
-    kind = event.type
+def timeline(
+    events: Iterable[RunEvent], tz: ZoneInfo, now: datetime, names: Namer = no_names
+) -> list[EventRow]:
+    """A run's events in plain words, oldest first: who did what (never a worker id)."""
+    rows, after = [], ""
+    for event in events:
+        rows.append(event_row(event, tz, now, names, after))
+        if event.type == "requeued":
+            after = str((event.data or {}).get("reason") or "")
+        elif event.type == "claimed":
+            after = ""
+    return rows
+
+
+def event_row(
+    event: RunEvent, tz: ZoneInfo, now: datetime, names: Namer = no_names, after: str = ""
+) -> EventRow:
+    """One event; ``after`` is why the run was last put back in the queue (for a claim)."""
+    data = dict(event.data or {})
+    if data.get("channel"):
+        data["channel"] = channel(str(data["channel"]), names)
+    text, symbol = event_text(event.type, data, after)
+    actor = person(event.actor, names) if event.type in PEOPLE_EVENTS else ""
+    if event.type == "created" and actor.startswith("schedule:"):
+        text, actor = f"Started by the {actor.removeprefix('schedule:')} schedule", ""
+    elif actor == "cli":  # the text says so
+        actor = ""
+    return EventRow(stamp(event.created_at, tz, now, seconds=True), symbol, text, actor)
+
+
+def event_text(kind: str, data: Mapping[str, Any], after: str = "") -> tuple[str, str]:
+    """What happened, in words, and its mark."""
+    symbol = _EVENT_MARK.get(kind, "•")
     if kind == "check_finished":
         severity = str(data.get("severity", ""))
         title = kinds.title(str(data.get("check", "?")))
-        text = (
-            f"{data.get('account', '?')} · {title} finished: "
-            f"{SEVERITY_WORD.get(severity, severity)}"
-        )
-        symbol = SEVERITY_MARK.get(severity, "•")
-    elif kind == "delivery_failed":
-        text, symbol = delivery.timeline_text(data), delivery.MARK
-    elif kind == "delivered" and data.get("what"):
+        text = f"{data.get('account', '?')} · {title}: {SEVERITY_WORD.get(severity, severity)}"
+        return text, SEVERITY_MARK.get(severity, "•")
+    if kind == "delivery_failed":
+        return delivery.timeline_text(data), delivery.MARK
+    if kind == "delivered" and data.get("what"):
         where = f" to {data['channel']}" if data.get("channel") else ""
-        text, symbol = f"Delivered · {data['what']}{where}", _EVENT_MARK[kind]
-    else:
-        text = _event_text(kind, data)
-        symbol = _EVENT_MARK.get(kind, "•")
-    return EventRow(stamp(event.created_at, tz, now, seconds=True), symbol, text, event.actor)
+        return f"Delivered · {data['what']}{where}", symbol
+    return _plain_words(kind, data, after), symbol
+
+
+def _plain_words(kind: str, data: Mapping[str, Any], after: str) -> str:
+    reason = str(data.get("reason") or data.get("error") or "")
+    if kind == "created":
+        text = SOURCE_WORDS.get(str(data.get("source") or ""), "Asked for")
+        return text + (f" · a retry of #{data['retry_of']}" if data.get("retry_of") else "")
+    if kind == "access":
+        verdict = "allowed" if data.get("allowed") else "refused"
+        return f"Access checked: {verdict}" + (f" — {reason}" if reason else "")
+    if kind == "claimed":
+        attempt = int(data.get("attempt") or 1)
+        if attempt <= 1:
+            return "Started"
+        why = "after a replica stopped" if LOST in after else "again"
+        return f"Picked up {why} (attempt {attempt})"
+    if kind == "check_retried":
+        check = f"{data.get('account', '?')} · {kinds.title(str(data.get('check', '?')))}"
+        return f"{check}: trying again (try {data.get('try', '?')})" + _dash(reason)
+    if kind == "requeued":
+        if LOST in reason:
+            return "Back in the queue: the replica running it stopped responding"
+        return "Back in the queue" + _dash(reason)
+    if kind == "completed":
+        outcome = str(data.get("outcome") or "ok")
+        return f"Finished: {SEVERITY_WORD.get(outcome, outcome)}"
+    if kind == "failed":
+        return "Failed" + _dash(reason)
+    return FIXED_WORDS.get(kind) or kind.replace("_", " ").capitalize() + _dash(reason)
+
+
+def _dash(words: str) -> str:
+    return f" — {words}" if words else ""
 
 
 def failed_deliveries(
-    failed: FailedDeliveries, customers: Mapping[str, Customer], now: datetime
+    failed: FailedDeliveries,
+    customers: Mapping[str, Customer],
+    now: datetime,
+    tz: ZoneInfo | None = None,
+    names: Namer = no_names,
 ) -> FailedNote | None:
     """``⚠️ 2 Slack deliveries failed in the last 24 h · latest 07:05 WIB: card of #1842 to
     C0OPS · channel_not_found — …``; None when there were none."""
@@ -517,9 +622,9 @@ def failed_deliveries(
     name = delivery.thing(last.kind)
     words = delivery.explain(last.error, what=name, ref=last.key, run_id=last.run_id)
     which = f"{name} of #{last.run_id}" if last.run_id is not None else name
-    where = f" to {last.channel}" if last.channel else ""
+    where = f" to {channel(last.channel, names)}" if last.channel else ""
     latest = f"{which}{where} · {delivery.error_code(last.error)} — {words.reason}: {words.fix}"
-    tz = zone(customers.get(last.customer_id or ""))
+    tz = tz or zone(customers.get(last.customer_id or ""))
     return FailedNote(failed.count, text, latest, stamp(last.at, tz, now), last.run_id)
 
 
@@ -527,7 +632,10 @@ DESTINATIONS = {"pagerduty": "PagerDuty"}
 
 
 def failed_notices(
-    failed: FailedNotices, customers: Mapping[str, Customer], now: datetime
+    failed: FailedNotices,
+    customers: Mapping[str, Customer],
+    now: datetime,
+    tz: ZoneInfo | None = None,
 ) -> FailedNote | None:
     """``⚠️ 1 PagerDuty or webhook event failed in the last 24 h · latest 03:05 WIB: trigger
     for aryanoble to PagerDuty — PagerDuty refused the event (400: …): check …``; None when
@@ -541,25 +649,8 @@ def failed_notices(
         return FailedNote(failed.count, text, "", None, None)
     where = DESTINATIONS.get(last.destination, last.destination.replace(":", " "))
     latest = f"{last.action} for {last.customer_id} to {where} — {last.error}"
-    tz = zone(customers.get(last.customer_id))
+    tz = tz or zone(customers.get(last.customer_id))
     return FailedNote(failed.count, text, latest, stamp(last.at, tz, now), None)
-
-
-def _event_text(kind: str, data: Mapping[str, Any]) -> str:
-    text = kind.replace("_", " ").capitalize()
-    extras = []
-    if data.get("source"):
-        extras.append(f"from {data['source']}")
-    if data.get("retry_of"):
-        extras.append(f"retry of #{data['retry_of']}")
-    if data.get("attempt"):
-        extras.append(f"attempt {data['attempt']}")
-    if data.get("outcome"):
-        extras.append(f"outcome {data['outcome']}")
-    for key in ("reason", "error"):
-        if data.get(key):
-            extras.append(str(data[key]))
-    return text + (" — " + ", ".join(extras) if extras else "")
 
 
 # -- findings ----------------------------------------------------------------------------------
@@ -609,19 +700,29 @@ class RuleRow:
 ORIGIN_WORD = {"yaml": "YAML", "slack": "Slack"}
 
 
-def person(ref: str | None) -> str:
-    """``@U0ALICE`` for a Slack user id (as Slack would mention them), anything else as is."""
+def person(ref: str | None, names: Namer = no_names) -> str:
+    """``@alice`` for a Slack user id Slack named (``@U0ALICE`` when it did not), anything else
+    (``cli``, ``schedule:daily``) as is."""
     if not ref:
         return ""
-    return f"@{ref}" if slack_text.user(ref).startswith("<@") else ref
+    if not slack_text.user(ref).startswith("<@"):
+        return ref
+    return names(ref) or f"@{ref}"
 
 
-def _by(ref: str | None) -> str:
-    return f" by {person(ref)}" if ref else ""
+def channel(ref: str, names: Namer = no_names) -> str:
+    """``#ops`` for a Slack channel id Slack named, else the id; anything else as is."""
+    return (names(ref) or ref) if CHANNEL_ID.match(ref) else ref
 
 
-def finding_row(found: Line, now_is: Standing, tz: ZoneInfo, now: datetime) -> FindingRow:
+def finding_row(
+    found: Line, now_is: Standing, tz: ZoneInfo, now: datetime, names: Namer = no_names
+) -> FindingRow:
     """A finding's line: where, what, how long, what changed, and who answered it."""
+
+    def _by(ref: str | None) -> str:
+        return f" by {person(ref, names)}" if ref else ""
+
     resolved = now_is.state == "resolved"
     notes: list[Note] = []
     if now_is.back:
@@ -675,7 +776,9 @@ def _why(reason: str | None) -> str:
     return f"— {reason}" if reason else ""
 
 
-def rule_row(rule: Rule, mutes: int, tz: ZoneInfo, now: datetime) -> RuleRow:
+def rule_row(
+    rule: Rule, mutes: int, tz: ZoneInfo, now: datetime, names: Namer = no_names
+) -> RuleRow:
     where = [
         kinds.title(rule.check),
         rule.account or "every account",
@@ -688,7 +791,7 @@ def rule_row(rule: Rule, mutes: int, tz: ZoneInfo, now: datetime) -> RuleRow:
         scope=" · ".join(where),
         resource=rule.resource,
         reason=rule.reason,
-        who=person(rule.by or rule.owner),
+        who=person(rule.by or rule.owner, names),
         at=stamp(rule.at, tz, now) if rule.at else None,
         until=stamp(rule.until, tz, now) if rule.until else None,
         mutes=mutes,
@@ -719,8 +822,13 @@ class BlindRow:
     """``3 looks in a row``."""
 
 
-def blind_row(spot: BlindSpot, customer: Customer | None, now: datetime) -> BlindRow:
-    since = stamp(spot.since, zone(customer), now) if spot.since else None
+def blind_row(
+    spot: BlindSpot, customer: Customer | None, now: datetime, tz: ZoneInfo | None = None
+) -> BlindRow:
+    """A blind spot's line, its time in ``tz`` (a list spanning customers), else its
+    customer's zone."""
+    local = zone(customer)
+    since = stamp(spot.since, tz or local, now, own=local) if spot.since else None
     looks = f"{spot.failed} look{'s' if spot.failed != 1 else ''} in a row could not look"
     name = customer.name if customer is not None else spot.customer
     return BlindRow(
@@ -814,16 +922,29 @@ def span(opens: datetime, closes: datetime, tz: ZoneInfo, now: datetime) -> Stam
     return Stamp(first.iso, text.strip(), f"{first.title} – {last.title}")
 
 
-def window_row(window: Window, customer: Customer, now: datetime, *, opening: bool) -> WindowRow:
-    """A window open now (its end), or one ``opening`` soon (its span), in the customer's zone."""
-    tz = customer.tz
+def window_row(
+    window: Window,
+    customer: Customer,
+    now: datetime,
+    *,
+    opening: bool,
+    tz: ZoneInfo | None = None,
+    names: Namer = no_names,
+) -> WindowRow:
+    """A window open now (its end), or one ``opening`` soon (its span), in ``tz`` (a list
+    spanning customers), else the customer's zone."""
+    tz = tz or customer.tz
     when = (
         span(window.starts_at, window.ends_at, tz, now)
         if opening
         else stamp(window.ends_at, tz, now)
     )
     slack = window.source == "slack"
-    who = f"{'by' if opening else 'started by'} {person(window.by)}" if slack and window.by else ""
+    who = (
+        f"{'by' if opening else 'started by'} {person(window.by, names)}"
+        if slack and window.by
+        else ""
+    )
     if not slack:
         via = "in the YAML"
     elif slack_text.user(window.by or "").startswith("<@"):

@@ -9,6 +9,8 @@ runs page, no filter       the primary key (keyset on id)
 … by outcome               ``ix_runs_outcome_id`` (outcome, id)
 … by check                 ``ix_results_check_run`` (check, run_id): at most CHECK_SCAN
                            entries per page, then primary-key lookups
+… by check and outcome     ``ix_results_check_severity_run`` (check, severity, run_id),
+                           the same bounded scan: runs where that check had that outcome
 … by date range            two probes of ``ix_runs_created_at`` turn dates into id bounds
 results of listed runs     ``uq_results_target`` (run_id, …)
 metrics counts             ``ix_runs_status_id`` and ``ix_runs_outcome_id``, index only
@@ -50,7 +52,12 @@ CHECK_SCAN = 2000
 
 @dataclass(frozen=True)
 class RunFilter:
-    """The filters of ``/runs`` and ``/api/runs``; ``since`` inclusive, ``until`` exclusive."""
+    """The filters of ``/runs`` and ``/api/runs``; ``since`` inclusive, ``until`` exclusive.
+
+    ``outcome`` alone is the run's outcome (its worst result, the mark its row shows); with
+    ``check`` it is that check's: the runs where a result of that check (in any account) had
+    that severity.
+    """
 
     customer: str | None = None
     status: str | None = None
@@ -162,7 +169,7 @@ def _where(query: Select[Run], flt: RunFilter, low: int | None, high: int | None
         query = query.where(Run.customer_id.in_(sorted(flt.among)))
     if flt.status is not None:
         query = query.where(Run.status == flt.status)
-    if flt.outcome is not None:
+    if flt.outcome is not None and flt.check is None:
         query = query.where(Run.outcome == flt.outcome)
     if low is not None:
         query = query.where(Run.id >= low)
@@ -174,12 +181,16 @@ def _where(query: Select[Run], flt: RunFilter, low: int | None, high: int | None
 def _check_candidates(
     flt: RunFilter, low: int | None, high: int | None, backwards: bool
 ) -> Select[int] | None:
-    """For a check filter: the run ids of the next ``CHECK_SCAN`` results of that check, from
-    ``ix_results_check_run``. Scanning runs and probing each for a result of a rarely used
-    check would read the whole table; this reads at most ``CHECK_SCAN`` index entries."""
+    """For a check filter: the run ids of the next ``CHECK_SCAN`` results of that check (with
+    an outcome: of that check with that severity), from ``ix_results_check_run`` (or
+    ``ix_results_check_severity_run``). Scanning runs and probing each for a result of a
+    rarely used check would read the whole table; this reads at most ``CHECK_SCAN`` index
+    entries."""
     if flt.check is None:
         return None
     candidates = select(Result.run_id).where(Result.check == flt.check)
+    if flt.outcome is not None:
+        candidates = candidates.where(Result.severity == flt.outcome)
     if low is not None:
         candidates = candidates.where(Result.run_id >= low)
     if high is not None:

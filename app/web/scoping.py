@@ -28,11 +28,13 @@ from app.web.viewer import Viewer, viewer
 
 def catalog_of(request: web.Request) -> Catalog:
     """The customers the viewer may see, as a catalog."""
-    return _narrowed(request.app[CATALOG], viewer(request).customers)
+    catalog = request.app[CATALOG]
+    return _narrowed(catalog, catalog.generation, viewer(request).customers)
 
 
 @lru_cache(maxsize=256)
-def _narrowed(catalog: Catalog, customers: frozenset[str] | None) -> Catalog:
+def _narrowed(catalog: Catalog, generation: int, customers: frozenset[str] | None) -> Catalog:
+    """``generation``: a reload swaps customers into the same catalog, so it is in the key."""
     if customers is None:
         return catalog
     return Catalog(c for c in catalog.customers.values() if c.id in customers)

@@ -9,14 +9,17 @@ failing later in a background task, then runs :func:`serve_site` on
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
+from app import systemd
 from app.db import Database
+from app.version import current
 from app.web import queries
 from app.web.keys import Probe
 
@@ -24,6 +27,8 @@ log = logging.getLogger(__name__)
 
 DB_TIMEOUT_S = 2.0
 EXECUTOR_STALE_S = 30.0
+READY_POLL_S = 0.2
+"""How often, until it is ready, the process asks its probes whether to tell systemd."""
 QUIET_PATHS = frozenset({"/api/version", "/healthz", "/readyz", "/metrics"})
 
 
@@ -79,18 +84,53 @@ def slack_probe(connected: Callable[[], Awaitable[bool]]) -> Probe:
     return probe
 
 
-async def serve_site(app: web.Application, host: str, port: int, stop: asyncio.Event) -> None:
+async def serve_site(
+    app: web.Application,
+    host: str,
+    port: int,
+    stop: asyncio.Event,
+    bound: asyncio.Event | None = None,
+) -> None:
     """Bind ``host:port``, serve ``app`` until ``stop`` is set, then shut the site down (the
-    supervised "web" task of ``mhub serve``)."""
+    supervised "web" task of ``mhub serve``); ``bound`` is set once it answers."""
     runner = web.AppRunner(app, access_log_class=AccessLogger, shutdown_timeout=5.0)
     await runner.setup()
     try:
         site = web.TCPSite(runner, host, port)
         await site.start()
         log.info("web view on %s", url(host, port))
+        if bound is not None:
+            bound.set()
         await stop.wait()
     finally:
         await runner.cleanup()
+
+
+async def tell_systemd(
+    address: str,
+    probes: Mapping[str, Probe],
+    stop: asyncio.Event,
+    bound: asyncio.Event | None = None,
+    poll_s: float = READY_POLL_S,
+) -> None:
+    """``Type=notify`` (the supervised "systemd" task): ``READY=1`` once every probe passes
+    and, with ``bound``, the web view answers; ``STOPPING=1`` when ``stop`` is set."""
+    while not stop.is_set():
+        if (bound is None or bound.is_set()) and await _passing(probes):
+            systemd.notify(address, "READY=1", f"STATUS=Ready (Monitoring Hub {current()})")
+            log.info("told systemd: ready")
+            break
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), poll_s)
+    await stop.wait()
+    systemd.notify(address, "STOPPING=1", "STATUS=Stopping: draining running checks")
+
+
+async def _passing(probes: Mapping[str, Probe]) -> bool:
+    for probe in probes.values():
+        if await probe() is not None:
+            return False
+    return True
 
 
 def url(host: str, port: int) -> str:

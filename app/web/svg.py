@@ -7,7 +7,7 @@ attributes come out (the CSP forbids inline styles), so colours come from CSS cl
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -19,7 +19,14 @@ SEVERITIES = ("ok", "warn", "crit", "error", "skipped")
 @dataclass(frozen=True)
 class Threshold:
     value: float
+    """Where the line is drawn, in the series' unit."""
     severity: Literal["warn", "crit"]
+    label: str = ""
+    """What the line means (``crit ≥ 90 %``), written beside it and as its tooltip."""
+
+
+LABEL_SIZE = 9
+"""The font size of a threshold's label, in viewBox units."""
 
 
 def _sev(severity: str) -> str:
@@ -40,7 +47,8 @@ def sparkline(
     width: int = 180,
     height: int = 40,
 ) -> Markup:
-    """A line over ``values`` (oldest first) with each threshold drawn as a dashed line.
+    """A line over ``values`` (oldest first) with each threshold drawn as a dashed line, its
+    label (when it has one) written at its right end and given as its tooltip.
 
     The vertical range always includes the thresholds, so a line is never drawn off the
     chart; ``extreme`` marks the highest or lowest point with a dot.
@@ -71,13 +79,10 @@ def sparkline(
         f"<title>{escape(label)}</title>" if label else "",
         f'<polygon class="area" points="{area}"/>',
     ]
-    for t in thresholds:
-        ty = _num(y(t.value))
-        parts.append(
-            f'<line class="limit limit-{_sev(t.severity)}" x1="0" x2="{width}" '
-            f'y1="{ty}" y2="{ty}"/>'
-        )
+    lines, labels = _limits([t for t in thresholds if math.isfinite(t.value)], y, width, height)
+    parts += lines
     parts.append(f'<polyline class="line" points="{line}"/>')
+    parts += labels  # over the series, on a halo of the background (hub.css)
     if extreme is not None:
         pick = max if extreme == "max" else min
         index = pick(range(len(points)), key=lambda i: points[i])
@@ -85,6 +90,46 @@ def sparkline(
         parts.append(f'<circle class="dot" cx="{_num(cx)}" cy="{_num(cy)}" r="2.5"/>')
     parts.append("</svg>")
     return Markup("".join(parts))
+
+
+def _limits(
+    thresholds: Sequence[Threshold], y: Callable[[float], float], width: int, height: int
+) -> tuple[list[str], list[str]]:
+    """Each threshold's dashed line (its label as its tooltip), and its label as text: just
+    above its line at the right end, else below it, else at the left end, where it stays on
+    the chart and clear of the labels placed before it."""
+    lines: list[str] = []
+    labels: list[str] = []
+    taken: list[tuple[bool, float]] = []
+    for t in sorted(thresholds, key=lambda t: y(t.value)):
+        ty, said = y(t.value), escape(t.label)
+        tip = f"<title>{said}</title>" if t.label else ""
+        lines.append(
+            f'<line class="limit limit-{_sev(t.severity)}" x1="0" x2="{width}" '
+            f'y1="{_num(ty)}" y2="{_num(ty)}">{tip}</line>'
+        )
+        if not t.label:
+            continue
+        right, at = _place(ty, taken, height)
+        taken.append((right, at))
+        x, anchor = (width - 2, "end") if right else (2, "start")
+        labels.append(
+            f'<text class="limit-label limit-label-{_sev(t.severity)}" x="{x}" '
+            f'y="{_num(at)}" text-anchor="{anchor}" font-size="{LABEL_SIZE}">'
+            f"{tip}{said}</text>"
+        )
+    return lines, labels
+
+
+def _place(ty: float, taken: Sequence[tuple[bool, float]], height: int) -> tuple[bool, float]:
+    """(at the right end?, baseline) for the label of a line at ``ty``."""
+    options = [(right, at) for right in (True, False) for at in (ty - 2, ty + LABEL_SIZE + 1)]
+    for right, at in options:
+        inside = LABEL_SIZE - 1 <= at <= height
+        clear = all(side != right or abs(at - other) >= LABEL_SIZE for side, other in taken)
+        if inside and clear:
+            return right, at
+    return options[0]
 
 
 def bar(

@@ -21,6 +21,7 @@ from app.reports.csvs import zip_bytes
 from app.reports.files import pdf_bytes
 from app.reports.model import Report
 from app.reports.period import ReportError
+from app.version import current
 from app.web import pages, params, present, queries, render, scoping, standings
 from app.web.keys import (
     ANSWERS,
@@ -29,11 +30,13 @@ from app.web.keys import (
     CLOCK,
     DB,
     METRICS,
+    NAMES,
     NOTES,
     PROBES,
     REPORTS,
 )
 from app.web.metrics import CONTENT_TYPE
+from app.web.names import named
 from app.web.viewer import viewer
 
 ROUTES = web.RouteTableDef()
@@ -61,9 +64,10 @@ async def board(request: web.Request) -> web.Response:
         board = board.visible_to(who.customers)
     spots = await queries.blind_spots(app[DB], catalog.customers.values(), now)
     windows = await queries.maintenance_windows(app[DB], catalog.customers.values(), now)
-    response = render.page(
-        "runboard.html", request, pages.runboard(board, catalog, now, spots, windows)
+    context = await named(
+        app.get(NAMES), lambda names: pages.runboard(board, catalog, now, spots, windows, names)
     )
+    response = render.page("runboard.html", request, context)
     if isinstance(response.body, bytes):
         cache.put(f"{board.version}|{scope}", response.body)
     return response
@@ -82,7 +86,11 @@ async def runs(request: web.Request) -> web.Response:
     page = await queries.runs_page(request.app[DB], flt, before=before, after=after)
     await scoping.audited(request, (r.customer_id for r in page.runs))
     filters = params.filter_query(query)
-    context = pages.runs_list(page, catalog, query, filters, tz, request.app[CLOCK]())
+    now = request.app[CLOCK]()
+    context = await named(
+        request.app.get(NAMES),
+        lambda names: pages.runs_list(page, catalog, query, filters, tz, now, names),
+    )
     return render.page("runs.html", request, context)
 
 
@@ -91,7 +99,10 @@ async def run(request: web.Request) -> web.Response:
     view = await scoping.run_of(request, int(request.match_info["id"]), events=True)
     customer = request.app[CATALOG].customers.get(view.run.customer_id)
     version = "" if view.terminal else await runboard.version(request.app[DB])
-    context = pages.run_page(view, customer, request.app[CLOCK](), version)
+    now = request.app[CLOCK]()
+    context = await named(
+        request.app.get(NAMES), lambda names: pages.run_page(view, customer, now, version, names)
+    )
     return render.page("run.html", request, context)
 
 
@@ -102,7 +113,10 @@ async def customer(request: web.Request) -> web.Response:
     page = await queries.runs_page(request.app[DB], queries.RunFilter(customer=found.id), limit=10)
     spots = await queries.blind_spots(request.app[DB], [found], now)
     windows = await queries.maintenance_windows(request.app[DB], [found], now)
-    context = pages.customer_page(found, page, now, spots, windows)
+    context = await named(
+        request.app.get(NAMES),
+        lambda names: pages.customer_page(found, page, now, spots, windows, names),
+    )
     return render.page("customer.html", request, context)
 
 
@@ -116,7 +130,10 @@ async def customer_findings(request: web.Request) -> web.Response:
     shown = {show: findings.LIST_LIMIT} if show else standings.SHOWN
     board = await standings.board(request.app[DB], found.id, rules, now, shown)
     spots = await queries.blind_spots(request.app[DB], [found], now)
-    context = pages.findings_page(found, board, rules, now, show, spots)
+    context = await named(
+        request.app.get(NAMES),
+        lambda names: pages.findings_page(found, board, rules, now, show, spots, names),
+    )
     return render.page("findings.html", request, context)
 
 
@@ -246,7 +263,7 @@ async def readyz(request: web.Request) -> web.Response:
         checks[name] = await probe() or "ok"
     ready = all(v == "ok" for v in checks.values())
     notes = {name: said for name, note in request.app[NOTES].items() if (said := await note())}
-    body: dict[str, Any] = {"ready": ready, "checks": checks}
+    body: dict[str, Any] = {"ready": ready, "version": current(), "checks": checks}
     if notes:
         body["notes"] = notes
     return _json(body, status=200 if ready else 503)

@@ -1034,7 +1034,10 @@ def test_it_says_how_to_list_targets_when_nothing_is_close(catalog: Catalog) -> 
         catalog.resolve("zzzz")
 
     assert str(raised.value) == (
-        'I don\'t know "zzzz". Customers are the files in configs/customers/.'
+        'I don\'t know "zzzz". `/monitor customers` lists the customers and their accounts.'
+    )
+    assert raised.value.said("mhub").endswith(
+        "`mhub customers` lists the customers and their accounts."
     )
 
 

@@ -1,17 +1,24 @@
-"""The log redacts every secret, whoever logs it, at any level, however the line is built."""
+"""The log redacts every secret, whoever logs it, at any level, however the line is built; it
+reads as text on a terminal and as JSON lines elsewhere, at the level the environment sets."""
 
 from __future__ import annotations
 
 import io
 import json
 import logging
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from app import logs
+from app.settings import EnvironmentInvalid, Settings
+from tests.conftest import mhub
 
 TICKET_URL = "wss://wss-primary.slack.com/link/?ticket=0f3a-live-ticket&app_id=A0FAKE"
 HOOK = "https://hooks.slack.com/commands/T0FAKE/1234/s3cretHookPart"
@@ -208,3 +215,134 @@ def test_verbosity_decides_which_libraries_log_at_debug(restored: None) -> None:
     assert logging.getLogger("sqlalchemy.engine.Engine").isEnabledFor(logging.DEBUG)
     [handler] = logging.getLogger().handlers
     assert any(isinstance(f, logs.Redact) for f in handler.filters)
+
+
+# -- format and level: text on a terminal, JSON otherwise, both settable --------------------------
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_auto_is_text_on_a_terminal_and_json_anywhere_else() -> None:
+    assert logs.wants_json("auto", Terminal()) is False
+    assert logs.wants_json("auto", io.StringIO()) is True  # a file, a pipe, journald
+    assert logs.wants_json("text", io.StringIO()) is False
+    assert logs.wants_json("json", Terminal()) is True
+
+
+def test_text_lines_read_as_text_and_are_redacted_too(restored: None) -> None:
+    logs.setup(0, as_json=False)
+    buffer = io.StringIO()
+    handler = logging.getLogger().handlers[0]
+    assert isinstance(handler, logging.StreamHandler)
+    handler.setStream(buffer)
+    with logs.context(run_id=7):
+        logging.getLogger("app.engine").info("posting with %s", "xoxb-1-secret")
+    [line] = buffer.getvalue().splitlines()
+    assert not line.startswith("{")
+    assert " INFO    app.engine: posting with xox?-***  [run_id=7]" in line
+    assert "secret" not in line
+
+
+def test_the_level_setting_decides_what_is_logged_and_v_still_shows_debug(
+    restored: None,
+) -> None:
+    logs.setup(0, as_json=True, level="WARNING")
+    app = logging.getLogger("app.engine")
+    assert not app.isEnabledFor(logging.INFO) and app.isEnabledFor(logging.WARNING)
+    logs.setup(1, as_json=True, level="ERROR")
+    assert app.isEnabledFor(logging.DEBUG)
+    logs.setup(0, as_json=True)
+    logs.at_least(logging.WARNING)  # what `mhub demo` does: its card reads alone
+    assert not app.isEnabledFor(logging.INFO)
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "says"),
+    [
+        ("HUB_LOG_FORMAT", "yaml", "HUB_LOG_FORMAT: use auto (text on a terminal, else JSON), "),
+        ("HUB_LOG_LEVEL", "loud", "HUB_LOG_LEVEL: use DEBUG, INFO, WARNING or ERROR"),
+    ],
+)
+def test_a_bad_format_or_level_is_an_environment_problem_that_says_what_to_use(
+    name: str, value: str, says: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(EnvironmentInvalid) as caught:
+        Settings.from_env()
+    [problem] = caught.value.problems
+    assert problem.startswith(says) and value not in problem
+
+
+def test_format_and_level_are_read_in_any_case(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HUB_LOG_FORMAT", "JSON")
+    monkeypatch.setenv("HUB_LOG_LEVEL", "warning")
+    settings = Settings.from_env()
+    assert (settings.log_format, settings.log_level) == ("json", "WARNING")
+    monkeypatch.delenv("HUB_LOG_FORMAT")
+    monkeypatch.delenv("HUB_LOG_LEVEL")
+    assert (Settings.from_env().log_format, Settings.from_env().log_level) == ("auto", "INFO")
+
+
+HTTP_ONLY = """\
+id: local
+name: Local
+accounts:
+  - {id: here, name: Here, account_id: "000000000001", regions: [eu-west-1], checks: [http]}
+checks:
+  http: {endpoints: [{name: closed, url: "http://127.0.0.1:9/"}]}
+"""
+
+
+@pytest.mark.parametrize(
+    ("settings", "expect"),
+    [
+        ({"HUB_LOG_FORMAT": "json"}, "json"),
+        ({"HUB_LOG_FORMAT": "text"}, "text"),
+        ({"HUB_LOG_FORMAT": "text", "HUB_LOG_LEVEL": "WARNING"}, "nothing"),
+    ],
+)
+def test_mhub_logs_as_the_environment_says(
+    settings: dict[str, str], expect: str, tmp_path: Path
+) -> None:
+    customers = tmp_path / "config" / "customers"
+    customers.mkdir(parents=True)
+    (customers / "local.yaml").write_text(HTTP_ONLY)
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "SLACK_", "HUB_"))},
+        "HUB_CONFIG_DIR": str(customers.parent),
+        "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/hub.db",
+        **settings,
+    }
+    done = mhub(env, "run", "here", "--json")
+    assert done.returncode == 2, done.stderr  # the endpoint is closed: an error, not a finding
+    assert json.loads(done.stdout)["status"] == "completed"  # stdout holds the JSON alone
+    said = [line for line in done.stderr.splitlines() if "run #1 completed" in line]
+    if expect == "nothing":
+        assert said == []
+    elif expect == "json":
+        [line] = said
+        record = json.loads(line)
+        assert (record["level"], record["logger"]) == ("info", "app.engine.executor")
+        assert record["run_id"] == 1
+    else:
+        [line] = said
+        assert " INFO    app.engine.executor: run #1 completed" in line and "{" not in line
+
+
+def test_the_demo_prints_its_card_with_no_log_line_in_between(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "SLACK_", "HUB_"))}
+    done = subprocess.run(
+        [sys.executable, "-m", "app.cli", "demo"],
+        env=env,  # stderr is no terminal: the log would be JSON lines
+        cwd=tmp_path,  # its database goes to ./data/demo
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "🔴 Critical · Demo Retail" in done.stdout
+    logged = [line for line in done.stderr.splitlines() if " INFO " in line or "{" in line]
+    assert logged == []  # not even the run's "run #1 completed"

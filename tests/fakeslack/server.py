@@ -27,6 +27,10 @@
   credentials, not the bot token); :meth:`oidc_client` registers an app, :meth:`sign_in_as` is
   who is signed in to Slack in the browser, :meth:`oidc_tamper` spoils the next ID token.
 - ``conversations.members`` (paginated like Slack) answers from :meth:`set_members`.
+- ``users.info`` (``user``) and ``conversations.info`` (``channel``) answer Slack's user and
+  conversation objects for the people and channels :meth:`add_user` and :meth:`add_channel`
+  made, ``user_not_found`` / ``channel_not_found`` for any other id (a call without the
+  argument is a violation, answered ``invalid_arguments``).
 
 Every payload is validated with :mod:`tests.fakeslack.validate`; problems are kept in
 ``violations`` (tests assert it stays empty) and answered the way Slack would (``invalid_blocks``).
@@ -223,6 +227,10 @@ class FakeSlack:
         self.oidc = oidc.Oidc()
         self.channel_members: dict[str, list[str]] = {}
         """What ``conversations.members`` answers, by channel (:meth:`set_members`)."""
+        self.users: dict[str, dict[str, Any]] = {}
+        """What ``users.info`` answers, by user id (:meth:`add_user`)."""
+        self.channels: dict[str, dict[str, Any]] = {}
+        """What ``conversations.info`` answers, by channel id (:meth:`add_channel`)."""
         self.connections_opened = 0
         self._lock = threading.RLock()
         self._seq = itertools.count(1)
@@ -492,6 +500,54 @@ class FakeSlack:
 
     async def aset_members(self, channel: str, users: Iterable[str]) -> None:
         self.set_members(channel, users)
+
+    def add_user(
+        self, user: str, real_name: str, display_name: str = "", *, deleted: bool = False
+    ) -> None:
+        """A person ``users.info`` knows: a user object shaped like Slack's."""
+        handle = (display_name or real_name).lower().replace(" ", ".")
+        with self._lock:
+            self.users[user] = {
+                "id": user,
+                "team_id": TEAM,
+                "name": handle,
+                "deleted": deleted,
+                "real_name": real_name,
+                "tz": "Asia/Jakarta",
+                "tz_label": "Western Indonesia Time",
+                "tz_offset": 25200,
+                "is_bot": False,
+                "is_app_user": False,
+                "updated": int(time.time()),
+                "profile": {
+                    "real_name": real_name,
+                    "real_name_normalized": real_name,
+                    "display_name": display_name,
+                    "display_name_normalized": display_name,
+                    "team": TEAM,
+                },
+            }
+
+    def add_channel(self, channel: str, name: str, *, private: bool = False) -> None:
+        """A channel ``conversations.info`` knows: a conversation object shaped like Slack's."""
+        with self._lock:
+            self.channels[channel] = {
+                "id": channel,
+                "name": name,
+                "name_normalized": name,
+                "is_channel": not private,
+                "is_group": private,
+                "is_im": False,
+                "is_mpim": False,
+                "is_private": private,
+                "is_archived": False,
+                "is_general": False,
+                "is_member": channel in self.members,
+                "created": 1449252889,
+                "context_team_id": TEAM,
+                "topic": {"value": "", "creator": "", "last_set": 0},
+                "purpose": {"value": "", "creator": "", "last_set": 0},
+            }
 
     def reset(self) -> None:
         """Forget switches (not the record)."""
@@ -1343,6 +1399,30 @@ def _conversation_members(fake: FakeSlack, params: dict[str, Any]) -> dict[str, 
     }
 
 
+def _users_info(fake: FakeSlack, params: dict[str, Any]) -> dict[str, Any]:
+    """users.info: a user object, or ``user_not_found``."""
+    user = params.get("user")
+    if not user:
+        fake._violation("users.info called without a user")
+        return {"ok": False, "error": "invalid_arguments"}
+    found = fake.users.get(str(user))
+    if found is None:
+        return {"ok": False, "error": "user_not_found"}
+    return {"ok": True, "user": found}
+
+
+def _conversations_info(fake: FakeSlack, params: dict[str, Any]) -> dict[str, Any]:
+    """conversations.info: a conversation object, or ``channel_not_found``."""
+    channel = params.get("channel")
+    if not channel:
+        fake._violation("conversations.info called without a channel")
+        return {"ok": False, "error": "invalid_arguments"}
+    found = fake.channels.get(str(channel))
+    if found is None:
+        return {"ok": False, "error": "channel_not_found"}
+    return {"ok": True, "channel": found}
+
+
 def _unfurl(fake: FakeSlack, params: dict[str, Any]) -> dict[str, Any]:
     """chat.unfurl: cards for links of a message a person shared, once its link_shared event
     was acknowledged (Slack answers ``cannot_unfurl_url`` before)."""
@@ -1414,6 +1494,8 @@ _METHODS: dict[str, Callable[[FakeSlack, dict[str, Any]], dict[str, Any]]] = {
     "conversations.history": _history,
     "conversations.replies": _replies,
     "conversations.members": _conversation_members,
+    "conversations.info": _conversations_info,
+    "users.info": _users_info,
     "views.open": _view,
     "views.update": _view,
     "views.publish": _view,

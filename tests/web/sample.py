@@ -180,6 +180,7 @@ def rds_low_storage() -> R:
                     "free 7.5 GiB (7 %) (warn ≤ 10 %)",
                     series="shop-staging-db:free_storage_gib",
                     status="available",
+                    allocated_gib=107,
                 ),
             ],
             "instances": 1,

@@ -13,6 +13,7 @@ from app.db import Database
 from app.engine import findings
 from app.engine.runs import RunService, run_json
 from app.models import Result
+from app.version import current
 from app.web.keys import Probe
 from app.web.metrics import HubMetrics, RunObserver
 from tests.web.conftest import start
@@ -116,7 +117,11 @@ async def test_it_is_ready_only_when_every_probe_is(db: Database) -> None:
     try:
         response = await web.get("/readyz")
         assert response.status == 200
-        assert await response.json() == {"ready": True, "checks": {"executor": "ok", "slack": "ok"}}
+        assert await response.json() == {
+            "ready": True,
+            "version": current(),
+            "checks": {"executor": "ok", "slack": "ok"},
+        }
         state["slack"] = "Slack (Socket Mode) is not connected"
         response = await web.get("/readyz")
         assert response.status == 503

@@ -1,8 +1,10 @@
 """The web view in a real browser: Debian's Chromium, driven by Playwright.
 
 Loads the runboard and a run page and fails on any console error, page error or failed
-request (a CSP violation is a console error). Screenshots go to ``tmp_path``, or to the
-directory in ``MHUB_SCREENSHOTS`` (``MHUB_SCREENSHOTS=docs/images`` refreshes the README's).
+request (a CSP violation is a console error); reads them as people do (Slack names, one time
+zone said once, plain words, what a screen reader hears) and keeps the reader's place through a
+live update. Screenshots go to ``tmp_path``, or to the directory in ``MHUB_SCREENSHOTS``
+(``MHUB_SCREENSHOTS=docs/images`` refreshes the README's).
 """
 
 from __future__ import annotations
@@ -10,18 +12,22 @@ from __future__ import annotations
 import os
 import shutil
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 from aiohttp import web
+from slack_sdk.web.async_client import AsyncWebClient
 
 from app.db import Database
 from app.engine.runs import RunService
+from app.slack.directory import channel_name, user_name
 from app.web import create_app
 from app.web.metrics import HubMetrics
+from app.web.names import Names
+from tests.fakeslack.server import BOT_TOKEN, FakeSlack
 from tests.web.sample import CATALOG, Estate, plant
 
 if TYPE_CHECKING:
@@ -52,12 +58,31 @@ def sqlite(tmp_path: Path) -> str:
 
 
 @pytest.fixture
-async def site(sqlite: str) -> AsyncIterator[tuple[str, Database, Estate]]:
+def slack() -> Iterator[FakeSlack]:
+    with FakeSlack() as fake:
+        fake.add_user("U0ALICE", "Alice Example", "alice")
+        fake.add_user("U0BOB", "Bob Builder", "bob")
+        fake.add_user("U0CAROL", "Carol Chen", "carol")
+        fake.add_user("U0DAVE", "Dave Dewi")
+        fake.add_channel("C0DEMO0001", "demo-retail")
+        yield fake
+        assert fake.violations == []
+
+
+@pytest.fixture
+async def site(sqlite: str, slack: FakeSlack) -> AsyncIterator[tuple[str, Database, Estate]]:
     db = Database(sqlite)
     await db.upgrade()
     now = datetime.now(UTC)
     estate = await plant(db, now)
-    app = create_app(db=db, runs=RunService(db), catalog=CATALOG, metrics=HubMetrics())
+    bot = AsyncWebClient(token=BOT_TOKEN, base_url=slack.api_url)
+    app = create_app(
+        db=db,
+        runs=RunService(db),
+        catalog=CATALOG,
+        metrics=HubMetrics(),
+        names=Names(user_name(bot), channel_name(bot)),
+    )
     runner = web.AppRunner(app)
     await runner.setup()
     with socket.socket() as s:
@@ -138,5 +163,71 @@ async def test_it_updates_the_open_runboard_when_a_run_changes(
             # the page polls once a second; waiting for what a reader would see, not timing it
             await expect(page.locator(".stat b").first).to_have_text("0", timeout=15_000)
             assert "Cancelled" in await page.locator("#s-recent").inner_text()
+        finally:
+            await browser.close()
+
+
+async def test_it_reads_as_people_do_names_one_zone_plain_words_and_spoken_marks(
+    site: tuple[str, Database, Estate],
+) -> None:
+    from playwright.async_api import async_playwright
+
+    base, _, estate = site
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            page = await browser.new_page(viewport=DESKTOP)
+            await page.goto(f"{base}/")
+            board = await page.locator("#main").inner_text()
+            assert "@alice" in board and "U0ALICE" not in board
+            assert await page.locator("h2 .zone").all_inner_texts() == ["times in UTC"] * 4
+            assert "WIB" not in board and "GMT" not in board
+            assert await page.get_by_role("img", name="Critical").count() >= 1
+            footer = await page.locator("footer").inner_text()
+            assert "Monitoring Hub " in footer
+
+            await page.goto(f"{base}/runs/{estate.hot}")
+            timeline = await page.locator("#s-timeline").inner_text()
+            assert "times in WIB (Asia/Jakarta)" in timeline
+            assert "Asked for in Slack with /monitor" in timeline and "@alice" in timeline
+            assert "Started" in timeline and "Finished: Critical" in timeline
+            assert "worker" not in timeline and "claimed" not in timeline.lower()
+            results = page.locator("#s-results")
+            assert await results.get_by_role("img", name="Critical").count() >= 3
+            assert await results.get_by_role("img", name="Warning").count() >= 2
+
+            await page.goto(f"{base}/customers/demo")
+            assert "#demo-retail" in await page.locator(".run-head").inner_text()
+        finally:
+            await browser.close()
+
+
+async def test_a_live_update_keeps_the_readers_focus_and_place(
+    site: tuple[str, Database, Estate],
+) -> None:
+    from playwright.async_api import async_playwright, expect
+
+    base, db, estate = site
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            page = await browser.new_page(viewport=PHONE)
+            await page.goto(f"{base}/runs/{estate.running}")
+            await page.wait_for_selector("#live.on")
+            link = page.locator(f'#s-timeline a[href="/api/runs/{estate.running}"]')
+            await link.focus()
+            await page.evaluate("window.scrollTo(0, document.body.scrollHeight)")
+            place = await page.evaluate("window.scrollY")
+            assert place > 0
+            await RunService(db).cancel(estate.running, "U0BOB")
+            # the page polls once a second; waiting for what a reader would see, not timing it
+            await expect(page.locator("#s-timeline")).to_contain_text(
+                "Cancel asked for", timeout=15_000
+            )
+            assert "cancel requested by @bob" in await page.locator("#s-head").inner_text()
+            focused = await page.evaluate("document.activeElement.getAttribute('href')")
+            assert focused == f"/api/runs/{estate.running}"
+            assert await page.evaluate("window.scrollY") == place
+            assert await page.locator("#live-news").get_attribute("aria-live") == "polite"
         finally:
             await browser.close()

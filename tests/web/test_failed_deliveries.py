@@ -60,7 +60,7 @@ async def test_it_counts_the_last_days_failed_deliveries_on_the_runboard_and_nam
     await failed_row(db, f"card:{estate.hot}", NOW - timedelta(hours=1), run_id=estate.hot)
     await failed_row(db, "card:pending", NOW, status="pending", error="ratelimited")
     page = text_of(await (await client.get("/")).text())
-    assert "⚠️ 2 Slack deliveries failed in the last 24 h · latest 06:05 WIB" in page
+    assert "⚠️ 2 Slack deliveries failed in the last 24 h · latest yesterday 23:05 UTC" in page
     assert (
         f"card of #{estate.hot} to C0GONE · channel_not_found — {WHY.reason}: {WHY.fix}"
     ) in page
@@ -120,7 +120,7 @@ async def test_it_shows_a_failed_delivery_above_the_run_and_in_its_timeline(
     assert page.count(line) == 2  # at the top, and in the timeline
     head, timeline = page.split("Timeline", 1)
     assert line in head and f"/monitor status {estate.hot}` shows its latest state" in head
-    assert "⚠️ " + line in timeline and "slack" in timeline
+    assert "⚠️ " + line in timeline
 
 
 async def test_a_monthly_report_that_failed_names_its_customer_and_what_to_do(

@@ -77,6 +77,19 @@ UPCOMING_LINES = [
     "🛠️ Upcoming: RDS upgrades · Demo Retail · shop-prod · rds"
     " · opens Sat 28 Nov 06:00–09:00 WIB — Weekly engine patching · in the YAML",
 ]
+BOARD_LINES = [
+    # The runboard spans customers: every time in UTC (a customer's page: in its zone).
+    "🛠️ Maintenance: RDS upgrades · Demo Retail · shop-prod · rds · until 02:00 UTC"
+    " — Weekly engine patching · in the YAML",
+    "🛠️ Maintenance: Maintenance of billing-prod · Billing Co · billing-prod · every check"
+    " · until 02:05 UTC — Engine upgrade · started by @U0ALICE yesterday 23:35 UTC from Slack",
+    "🛠️ Upcoming: Data-centre migration · Demo Retail · every account · every check"
+    " · opens tomorrow 15:00–21:00 UTC · in the YAML",
+    "🛠️ Upcoming: Failover test · Demo Retail · shop-prod, shop-staging · rds, budget"
+    " · opens Mon 23 Nov 19:00–21:00 UTC — Quarterly drill · in the YAML",
+    "🛠️ Upcoming: RDS upgrades · Demo Retail · shop-prod · rds"
+    " · opens Fri 27 Nov 23:00 UTC – Sat 28 Nov 02:00 UTC — Weekly engine patching · in the YAML",
+]
 
 
 async def begin(
@@ -137,11 +150,11 @@ def lines(html: str) -> list[str]:
     return [" ".join(unescape(re.sub(r"<[^>]+>", "", item)).split()) for item in found]
 
 
-async def test_the_runboard_lists_active_then_upcoming_windows_in_each_customers_zone(
+async def test_the_runboard_lists_active_then_upcoming_windows_in_utc(
     web: TestClient,
 ) -> None:
     html = await html_of(web, "/")
-    assert lines(html) == [WEEKLY_LINE, SLACK_LINE, *UPCOMING_LINES]
+    assert lines(html) == BOARD_LINES
     said = " ".join(lines(html))
     for gone in ("Last move", "Year-end freeze", "Ended early", "Expired", "Former"):
         assert gone not in said
@@ -225,7 +238,7 @@ async def test_it_shows_nothing_of_a_customer_the_view_does_not_show(
     view = await start(db, metrics, catalog=Catalog([DEMO_MAINT]))
     try:
         board = await html_of(view, "/")
-        assert lines(board) == [WEEKLY_LINE, *UPCOMING_LINES]
+        assert lines(board) == [BOARD_LINES[0], *BOARD_LINES[2:]]
         assert "billing-prod" not in board and "Billing Co" not in board
         body = await (await view.get("/api/maintenance")).json()
         assert {w["customer"] for w in body["active"] + body["upcoming"]} == {"demo"}
@@ -250,7 +263,7 @@ async def test_it_caps_the_lines_and_says_how_many_more(db: Database, metrics: H
         assert len(shown) == 20
         assert shown[0] == (
             "🛠️ Upcoming: Snapshots · Demo Retail · every account · every check"
-            " · opens 07:30–07:40 WIB · in the YAML"
+            " · opens 00:30–00:40 UTC · in the YAML"
         )
         assert "and 148 more in the next 7 days" in text_of(board)
 

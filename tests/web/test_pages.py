@@ -35,8 +35,9 @@ async def test_it_shows_the_runboard_with_queue_running_recent_and_customers(
     assert f"#{estate.hot}" in page and "Critical" in page
     assert "🔴 Demo Retail" in page and "✅ Billing Co" in page
     assert "07:02 WIB: 🔴 3 critical" not in page  # chips, not nested marks
-    assert "07:02 WIB: 3 critical (alarms, backup, rds)" in page
-    assert "Demo Retail daily" in page and "tomorrow 07:00 WIB" in page
+    assert "00:02 UTC: 3 critical (alarms, backup, rds)" in page  # the board spans customers: UTC
+    assert "Demo Retail daily" in page and "00:00 UTC" in page and "WIB" not in page
+    assert page.count("times in UTC") == 4  # said in each section's heading
 
 
 async def test_it_marks_a_running_run_whose_heartbeat_stopped_as_maybe_stuck(
@@ -165,7 +166,8 @@ async def test_it_shows_every_result_of_a_run_with_its_details_and_timeline(
     assert html.count('<svg class="spark') == 3  # hot CPU, the healthy replica, low storage
     assert '<line class="limit limit-crit"' in html and '<svg class="bar' in html
     assert "&#34;period_s&#34;: 1800" in html  # the raw details, escaped
-    assert "Created — from slash" in page and "shop-prod · RDS finished: Critical" in page
+    assert "Asked for in Slack with /monitor @U0ALICE" in page
+    assert "Started" in page and "shop-prod · RDS: Critical" in page
     assert "07:02:30 WIB" in page
 
 
@@ -202,7 +204,7 @@ async def test_it_shows_why_a_failed_run_failed(client: TestClient, estate: Esta
 
 async def test_it_says_who_cancelled_a_run(client: TestClient, estate: Estate) -> None:
     page = text_of(await (await client.get(f"/runs/{estate.cancelled}")).text())
-    assert "Cancelled by U0BOB · Demo Retail / shop-staging" in page
+    assert "Cancelled by @U0BOB · Demo Retail / shop-staging" in page
 
 
 async def test_it_answers_404_for_an_unknown_run_or_customer(client: TestClient) -> None:
@@ -226,12 +228,20 @@ async def test_it_shows_a_customer_with_accounts_checks_and_next_fire_times(
     assert f"#{estate.hot}" in page and f"#{estate.queued}" not in page
 
 
-async def test_it_shows_times_in_each_customers_zone(client: TestClient, estate: Estate) -> None:
-    page = text_of(await (await client.get("/runs")).text())
-    assert "07:02 WIB" in page  # Demo Retail, Asia/Jakarta
-    assert "yesterday 17:05 GMT" in page  # Billing Co, Europe/London
+async def test_it_shows_one_customers_times_in_its_zone_and_several_customers_in_utc(
+    client: TestClient, estate: Estate
+) -> None:
+    html = await (await client.get("/runs")).text()
+    page = text_of(html)
+    assert "00:02 UTC" in page and "yesterday 17:05 UTC" in page  # Demo Retail, Billing Co
+    assert "WIB" not in page and "GMT" not in page  # never 07:02 WIB above 17:05 GMT
+    # Hovering a time still says what the customer's own clock read.
+    assert re.search(r'title="[^"]* 00:02:\d\d UTC · [-\d]+ 07:02 WIB"', html)
+    demo = text_of(await (await client.get("/runs?customer=demo")).text())
+    assert "07:02 WIB" in demo and "UTC" not in demo.split("Read-only view")[0]
     billing = text_of(await (await client.get("/customers/billing")).text())
     assert "Mon 23 Nov 06:30 GMT" in billing  # weekdays only: not on Saturday or Sunday
+    assert "times in GMT (Europe/London)" in billing
 
 
 async def test_it_renders_check_output_as_text_never_as_markup(
