@@ -159,17 +159,7 @@ def run_command(
             run, _ = await hub.runs.submit(
                 Submit(plan, requested_by="cli", source=Source.CLI, window=span)
             )
-            if no_wait:
-                click.echo(
-                    json.dumps({"id": run.id, "status": run.status})
-                    if as_json
-                    else f"queued #{run.id}; `mhub status {run.id}` shows it"
-                )
-                return EXIT_OK
-            await _wait_with_progress(hub, run.id, show=not as_json and sys.stderr.isatty())
-            view = await hub.runs.get(run.id)
-            _print(hub, view, as_json)
-            return exit_code(view)
+            return await _queued_or_done(hub, run, f"queued #{run.id}", {}, as_json, no_wait)
 
     _run(go())
 
@@ -383,17 +373,8 @@ def retry_command(run_id: str, as_json: bool, no_wait: bool) -> None:
             run, created = await hub.runs.retry(wanted, plan, _who(None), Source.CLI)
             if not created:
                 click.echo(f"#{wanted} was already retried as #{run.id}.", err=True)
-            if no_wait:
-                click.echo(
-                    json.dumps({"id": run.id, "status": run.status, "retry_of": wanted})
-                    if as_json
-                    else f"retrying #{wanted} as #{run.id}; `mhub status {run.id}` shows it"
-                )
-                return EXIT_OK
-            await _wait_with_progress(hub, run.id, show=not as_json and sys.stderr.isatty())
-            view = await hub.runs.get(run.id)
-            _print(hub, view, as_json)
-            return exit_code(view)
+            said = f"retrying #{wanted} as #{run.id}"
+            return await _queued_or_done(hub, run, said, {"retry_of": wanted}, as_json, no_wait)
 
     _run(go())
 
@@ -1235,6 +1216,24 @@ def sandbox_command(host: str, port: int, ready_file: Path | None) -> None:
     from app.sandbox.estate import serve_estate  # the sandbox needs the optional "demo" extra
 
     sys.exit(serve_estate(host, port, ready_file))
+
+
+async def _queued_or_done(
+    hub: Hub, run: Run, said: str, extra: dict[str, Any], as_json: bool, no_wait: bool
+) -> int:
+    """``--no-wait``: say the run is queued (``said``) and return 0. Otherwise wait for it,
+    print it like `mhub status`, and return its exit code (0 all OK, 1 findings, 2 error)."""
+    if no_wait:
+        click.echo(
+            json.dumps({"id": run.id, "status": run.status, **extra})
+            if as_json
+            else f"{said}; `mhub status {run.id}` shows it"
+        )
+        return EXIT_OK
+    await _wait_with_progress(hub, run.id, show=not as_json and sys.stderr.isatty())
+    view = await hub.runs.get(run.id)
+    _print(hub, view, as_json)
+    return exit_code(view)
 
 
 async def _wait_with_progress(hub: Hub, run_id: int, show: bool) -> None:

@@ -229,6 +229,7 @@ async def count(db: Database, before: datetime) -> Pruned:
 
     async def number(query: Select[Any]) -> int:
         async with db.read() as session:
+            await _no_jit(session, db)
             return int((await session.execute(query)).scalar_one())
 
     return Pruned(
@@ -241,10 +242,19 @@ async def count(db: Database, before: datetime) -> Pruned:
     )
 
 
+async def _no_jit(session: AsyncSession, db: Database) -> None:
+    """PostgreSQL: no JIT for this transaction. The planner prices the keep-rules' subplans
+    high, so JIT would compile every batch's query: ~370 ms of compiling for ~1 ms of work
+    (bench/prune.py, docs/benchmarks.md)."""
+    if not db.is_sqlite:
+        await session.execute(text("SET LOCAL jit = off"))
+
+
 async def _turn(session: AsyncSession, db: Database) -> bool:
     """Whether this replica may prune now (PostgreSQL: nobody else holds the lock)."""
     if db.is_sqlite:
         return True
+    await _no_jit(session, db)
     taken = await session.execute(text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": _LOCK})
     return bool(taken.scalar_one())
 

@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 PAGE = 1000
 """Members asked for per call (Slack's most)."""
@@ -52,17 +53,25 @@ UNKNOWN = frozenset({"user_not_found", "user_not_visible", "channel_not_found"})
 """Slack's answers for an id it has no name for: shown as the id, not a failure."""
 
 
+async def _known(call: Awaitable[AsyncSlackResponse]) -> AsyncSlackResponse | None:
+    """Slack's answer to an ``*.info`` call; None when it has no such id (:data:`UNKNOWN`);
+    :class:`NameUnknown` when it could not say."""
+    try:
+        return await call
+    except SlackApiError as exc:
+        if _error(exc) in UNKNOWN:
+            return None
+        raise NameUnknown(f"Slack answered {_error(exc) or 'something not JSON'}") from None
+
+
 def user_name(client: AsyncWebClient) -> Callable[[str], Awaitable[str | None]]:
     """A user's name as Slack shows it (``users.info``): the display name, else the full name,
     else the username; None for a user Slack does not know."""
 
     async def name(user: str) -> str | None:
-        try:
-            answer = await client.users_info(user=user)
-        except SlackApiError as exc:
-            if _error(exc) in UNKNOWN:
-                return None
-            raise NameUnknown(f"Slack answered {_error(exc) or 'something not JSON'}") from None
+        answer = await _known(client.users_info(user=user))
+        if answer is None:
+            return None
         found = answer.get("user") or {}
         profile = found.get("profile") or {}
         for said in (profile.get("display_name"), found.get("real_name"), found.get("name")):
@@ -77,12 +86,9 @@ def channel_name(client: AsyncWebClient) -> Callable[[str], Awaitable[str | None
     """A channel's name (``conversations.info``); None for one Slack does not show the app."""
 
     async def name(channel: str) -> str | None:
-        try:
-            answer = await client.conversations_info(channel=channel)
-        except SlackApiError as exc:
-            if _error(exc) in UNKNOWN:
-                return None
-            raise NameUnknown(f"Slack answered {_error(exc) or 'something not JSON'}") from None
+        answer = await _known(client.conversations_info(channel=channel))
+        if answer is None:
+            return None
         said = (answer.get("channel") or {}).get("name")
         return str(said) if said else None
 
