@@ -292,21 +292,26 @@ async def _delete_runs(session: AsyncSession, ids: Sequence[int]) -> Pruned:
 
 
 async def _audit_batch(db: Database, before: datetime, batch: int) -> tuple[Pruned, bool]:
-    async with db.write() as session:
-        if not await _turn(session, db):
-            return Pruned(), False
-        ids = await _ids(session, old_audit(before), batch)
-        gone = await _deleted(session, delete(RunEvent).where(RunEvent.id.in_(ids))) if ids else 0
-    return Pruned(audit=gone), len(ids) == batch
+    gone, full = await _rows_batch(db, old_audit(before), RunEvent, batch)
+    return Pruned(audit=gone), full
 
 
 async def _notices_batch(db: Database, before: datetime, batch: int) -> tuple[Pruned, bool]:
+    gone, full = await _rows_batch(db, old_notices(before), Notice, batch)
+    return Pruned(notices=gone), full
+
+
+async def _rows_batch(
+    db: Database, query: Select[int], table: type[RunEvent] | type[Notice], batch: int
+) -> tuple[int, bool]:
+    """Delete the first ``batch`` rows of ``table`` that ``query`` picks: (how many went,
+    whether the batch was full)."""
     async with db.write() as session:
         if not await _turn(session, db):
-            return Pruned(), False
-        ids = await _ids(session, old_notices(before), batch)
-        gone = await _deleted(session, delete(Notice).where(Notice.id.in_(ids))) if ids else 0
-    return Pruned(notices=gone), len(ids) == batch
+            return 0, False
+        ids = await _ids(session, query, batch)
+        gone = await _deleted(session, delete(table).where(table.id.in_(ids))) if ids else 0
+    return gone, len(ids) == batch
 
 
 async def _deleted(session: AsyncSession, statement: Any) -> int:
