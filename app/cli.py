@@ -17,8 +17,12 @@ from typing import Any, TypeVar
 
 import click
 from sqlalchemy import select
+from sqlalchemy.engine import make_url
 
 from app import logs, version
+from app.accounts import merge, store
+from app.accounts.merge import Discovered
+from app.accounts.sync import Syncer
 from app.catalog import Catalog, Plan
 from app.config import MAX_REASON, Customer, WindowError, clip, parse_window
 from app.db import Database
@@ -47,6 +51,7 @@ from app.engine.tokens import (
     token_name,
 )
 from app.errors import CLI, HubError, NotFound, UsageError
+from app.iam import everything, kinds_of, member_policy, org_reader_policy
 from app.loader import ConfigInvalid, check_config, load_catalog
 from app.main import Hub, build, serve
 from app.models import Finding, Mute, Run, Source
@@ -59,8 +64,11 @@ from app.reports.text import render_text
 from app.schedules.slots import next_fire_times
 from app.schema import schema_text
 from app.settings import EnvironmentInvalid, Settings
+from app.slack.accounts import AccountsChannel
 from app.slack.digests import send_now
+from app.slack.outbox import Outgoing
 from app.web.security import WebRefused, check_exposure
+from blocks.accounts import list_text, sync_text
 from blocks.findings import clock
 from blocks.terminal import (
     answer_text,
@@ -150,12 +158,12 @@ def run_command(
     async def go() -> int:
         settings = _settings()
         catalog = load_catalog(settings.config_dir)
-        plan = catalog.plan(target, checks)
         try:
             span = parse_window(window) if window else None
         except WindowError as exc:
             raise click.BadParameter(str(exc), param_hint="--window") from None
-        async with build(settings, catalog) as hub:
+        async with build(settings, catalog) as hub:  # with the accounts discovered last
+            plan = hub.catalog.plan(target, checks)
             run, _ = await hub.runs.submit(
                 Submit(plan, requested_by="cli", source=Source.CLI, window=span)
             )
@@ -234,8 +242,12 @@ def _listed_json(run: Run) -> dict[str, Any]:
 @main.command("customers", short_help="Customers, their accounts, checks and channel.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def customers_command(as_json: bool) -> None:
-    """Every customer: its time zone, Slack channel, and accounts with their checks."""
-    catalog = _listed_catalog(_settings_or_exit())
+    """Every customer: its time zone, Slack channel, and accounts with their checks (those
+    discovered from an organization too)."""
+    settings = _settings_or_exit()
+    catalog = _listed_catalog(settings)
+    if any(c.organization for c in catalog.customers.values()):
+        asyncio.run(_discovered_into(settings, catalog))
     customers = sorted(catalog.customers.values(), key=lambda c: c.id)
     if as_json:
         click.echo(json.dumps({"customers": [_customer_json(c) for c in customers]}))
@@ -296,6 +308,33 @@ def schedules_command(customer: str | None, as_json: bool) -> None:
         ]}))  # fmt: skip
     else:
         click.echo(render_schedules(items))
+
+
+async def _discovered_into(settings: Settings, catalog: Catalog) -> None:
+    """The accounts the organization syncs stored, merged into ``catalog``; said on stderr
+    when the database cannot say."""
+    if not _database_exists(settings):
+        return
+    db = Database(settings.database_url)
+    try:
+        current, head = await db.schema_state()
+        if current == head:
+            await Discovered(db, catalog).refresh()
+        elif current is not None:  # None: nothing stored yet
+            click.echo("The database is not migrated (`mhub db upgrade`): the accounts "
+                       "discovered from organizations are left out.", err=True)  # fmt: skip
+    except HubError as exc:
+        click.echo(f"The accounts discovered from organizations are left out: {exc}", err=True)
+    finally:
+        await db.close()
+
+
+def _database_exists(settings: Settings) -> bool:
+    """False for a SQLite file not made yet (reading it would make it)."""
+    url = make_url(settings.database_url)
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return True
+    return Path(url.database).exists()
 
 
 def _settings_or_exit() -> Settings:
@@ -438,9 +477,9 @@ def findings_list(target: str, state: str | None, show_rules: bool, as_json: boo
             raise UsageError("--rules lists the mute rules; it takes no --state.")
         settings = _settings()
         catalog, _ = check_config(settings.config_dir)
-        customer, accounts = catalog.resolve(target)
-        only = None if accounts == customer.accounts else [a.id for a in accounts]
         async with _answering(settings, catalog) as answers:
+            customer, accounts = catalog.resolve(target)  # a discovered alias too
+            only = None if accounts == customer.accounts else [a.id for a in accounts]
             rules = await answers.rules(customer.id)
             now = answers.clock()
             if show_rules:
@@ -707,6 +746,7 @@ async def _answering(settings: Settings, catalog: Catalog) -> AsyncIterator[Answ
     db = Database(settings.database_url)
     try:
         await db.ensure_schema()
+        await Discovered(db, catalog).refresh()  # the accounts discovered from organizations
         answers = Answers(db, rules_from(catalog))
         # What an answer changes for PagerDuty and webhooks is queued with it; `mhub serve`
         # sends it (its notifier looks every second).
@@ -859,7 +899,14 @@ def config_check() -> None:
         click.echo(f"{len(exc.problems)} problem(s) found; fix the environment first.", err=True)
         sys.exit(EXIT_FINDINGS)
     catalog, found = check_config(settings.config_dir, datetime.now(UTC))
-    problems = [*_serving_problems(settings), *(str(problem) for problem in found)]
+    synced, notes = (
+        asyncio.run(_discovered_problems(settings, catalog))
+        if any(c.organization for c in catalog.customers.values())
+        else ([], [])
+    )
+    problems = [*_serving_problems(settings), *(str(problem) for problem in found), *synced]
+    for note in notes:
+        click.echo(f"note: {note}")
     for problem in problems:
         click.echo(problem, err=True)
     if problems:
@@ -882,6 +929,32 @@ def config_schema() -> None:
     click.echo(schema_text(), nl=False)
 
 
+async def _discovered_problems(settings: Settings, catalog: Catalog) -> tuple[list[str], list[str]]:
+    """(problems, notes) of the accounts the last organization syncs stored: aliases that
+    collide, listed accounts the organization also holds, syncs that failed; a note when the
+    database cannot say."""
+    if not _database_exists(settings):
+        return [], []  # nothing synced yet, and nothing to create here
+    db = Database(settings.database_url)
+    try:
+        current, head = await db.schema_state()
+        if current is None:
+            return [], []
+        if current != head:
+            return [], ["the database is not migrated (`mhub db upgrade`): the discovered "
+                        "accounts were not checked"]  # fmt: skip
+        known, syncs = await store.known(db), await store.syncs(db)
+    except HubError as exc:
+        return [], [f"the discovered accounts were not checked: {exc}"]
+    finally:
+        await db.close()
+    problems, notes = merge.clashes(catalog, known)
+    for customer_id, sync in sorted(syncs.items()):
+        if sync.problem and customer_id in catalog.customers:
+            problems.append(f"{customer_id}: the last organization sync failed: {sync.problem}")
+    return problems, notes
+
+
 def _serving_problems(settings: Settings) -> list[str]:
     """What would stop ``mhub serve`` with these settings that the settings alone allow."""
     auth = settings.web_auth.get_secret_value() if settings.web_auth else None
@@ -890,6 +963,168 @@ def _serving_problems(settings: Settings) -> list[str]:
     except WebRefused as exc:
         return [f"HUB_WEB_HOST: {exc}"]
     return []
+
+
+@main.group("iam")
+def iam_group() -> None:
+    """The IAM the hub's roles need (docs/iam.md)."""
+
+
+@iam_group.command("policy")
+@click.argument("customer", required=False)
+@click.option(
+    "--all", "every", is_flag=True, help="Every check kind's (what member-role.yaml grants)."
+)
+@click.option("--org", is_flag=True, help="The organization reader's (org-reader.yaml).")
+def iam_policy(customer: str | None, every: bool, org: bool) -> None:
+    """Print the least-privilege policy of the monitoring role for the check kinds CUSTOMER's
+    accounts run (without CUSTOMER: the kinds any customer runs), as JSON."""
+    if (customer is not None) + every + org > 1:
+        click.echo("error: give CUSTOMER, --all or --org, one at a time.", err=True)
+        sys.exit(EXIT_ERROR)
+    if every or org:
+        click.echo(json.dumps(org_reader_policy() if org else everything(), indent=2))
+        return
+    settings = _settings_or_exit()
+    catalog = _listed_catalog(settings)
+    try:
+        chosen = [catalog.customer(customer)] if customer else list(catalog.customers.values())
+    except HubError as exc:
+        click.echo(f"error: {exc.said(CLI)}", err=True)
+        sys.exit(EXIT_ERROR)
+    if not chosen:
+        click.echo(
+            f"error: no customer loaded from {settings.config_dir}, so no check kind "
+            "is used; `mhub iam policy --all` prints every kind's policy.",
+            err=True,
+        )
+        sys.exit(EXIT_ERROR)
+    click.echo(json.dumps(member_policy(kinds_of(chosen)), indent=2))
+
+
+@main.group("accounts")
+def accounts_group() -> None:
+    """Accounts discovered from AWS Organizations (docs/organizations.md)."""
+
+
+def _with_organizations(catalog: Catalog, customer: str | None) -> list[Customer]:
+    """CUSTOMER (it must have an organization), or every customer that has one."""
+    if customer is not None:
+        chosen = catalog.customer(customer)
+        if chosen.organization is None:
+            raise UsageError(
+                f"{chosen.id} has no organization: to discover its accounts add organization: "
+                "to its file (docs/organizations.md)."
+            )
+        return [chosen]
+    found = sorted((c for c in catalog.customers.values() if c.organization), key=lambda c: c.id)
+    if not found:
+        raise UsageError(
+            "No customer has an organization: add organization: to a customer's file to "
+            "discover its accounts (docs/organizations.md)."
+        )
+    return found
+
+
+@accounts_group.command("sync")
+@click.argument("customer", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def accounts_sync(customer: str | None, as_json: bool) -> None:
+    """Read CUSTOMER's AWS organization now (default: every customer's that has one), keep
+    the accounts found and post what changed to the customer's channel. Exit 1: synced, with
+    problems (accounts skipped); 2: a sync failed (nothing changed for it)."""
+
+    async def go() -> int:
+        settings = _settings()
+        base = load_catalog(settings.config_dir)
+        chosen = _with_organizations(base, customer)
+        db = Database(settings.database_url)
+        try:
+            await db.ensure_schema()
+            syncer = Syncer(db, AccountsChannel(Outgoing(db)))
+            outcomes = []
+            for one in chosen:
+                await store.claim(db, one.id, None)  # the serve loop counts it as a sync
+                outcomes.append(await syncer.sync(one, base))
+        finally:
+            await db.close()
+        if as_json:
+            click.echo(json.dumps({"customers": [_outcome_json(o) for o in outcomes]}))
+        else:
+            for one, outcome in zip(chosen, outcomes, strict=True):
+                click.echo(sync_text(one, outcome, one.tz))
+        if not all(o.ok for o in outcomes):
+            return EXIT_ERROR
+        return EXIT_FINDINGS if any(o.stored and o.stored.notes for o in outcomes) else EXIT_OK
+
+    _run(go())
+
+
+def _outcome_json(outcome: Any) -> dict[str, Any]:
+    if outcome.stored is None or outcome.found is None:
+        return {"customer": outcome.customer_id, "ok": False, "problem": outcome.problem}
+    news = outcome.stored.news
+    return {
+        "customer": outcome.customer_id,
+        "ok": True,
+        "organization": outcome.found.organization_id,
+        "accounts": [_known_json(k) for k in outcome.stored.rows],
+        "excluded": list(outcome.found.excluded),
+        "new": [k.alias for k in news.new],
+        "gone": [{"alias": k.alias, "why": why} for k, why in news.gone],
+        "suspended": [k.alias for k in news.suspended],
+        "problems": list(outcome.stored.notes),
+    }
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
+
+
+def _known_json(known: Any) -> dict[str, Any]:
+    return {
+        "alias": known.alias,
+        "account_id": known.account_id,
+        "name": known.name,
+        "state": known.state,
+        "regions": list(known.regions) if known.regions is not None else None,
+        "note": known.note,
+    }
+
+
+@accounts_group.command("list")
+@click.argument("customer", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def accounts_list(customer: str | None, as_json: bool) -> None:
+    """The accounts the last syncs of CUSTOMER's organization (default: every customer's)
+    found, where each stands, and when each organization was last synced."""
+
+    async def go() -> int:
+        settings = _settings()
+        base, _ = check_config(settings.config_dir)
+        chosen = _with_organizations(base, customer)
+        db = Database(settings.database_url)
+        try:
+            await db.ensure_schema()
+            known, syncs = await store.known(db), await store.syncs(db)
+        finally:
+            await db.close()
+        if as_json:
+            click.echo(json.dumps({"customers": [
+                {
+                    "customer": c.id,
+                    "synced_at": _iso(s.synced_at if (s := syncs.get(c.id)) else None),
+                    "problem": s.problem if s else None,
+                    "accounts": [_known_json(k) for k in known.get(c.id, ())],
+                }
+                for c in chosen
+            ]}))  # fmt: skip
+        else:
+            for c in chosen:
+                click.echo(list_text(c, known.get(c.id, ()), syncs.get(c.id), c.tz))
+        return EXIT_OK
+
+    _run(go())
 
 
 @main.group("db")

@@ -449,6 +449,148 @@ class Account(Frozen):
         return self
 
 
+_ORG_PARENT = re.compile(r"^(ou-[0-9a-z]{4,32}-[0-9a-z]{4,32}|r-[0-9a-z]{4,32})\Z", re.ASCII)
+_TAG_KEY = re.compile(r"^[\w .:/=+@-]{1,128}\Z", re.ASCII)
+DEFAULT_ACCOUNT_ROLE = "MonitoringReadOnly"
+"""The role assumed in each account discovered from an organization, unless told otherwise."""
+
+
+def _org_parent(value: str) -> str:
+    if not _ORG_PARENT.match(value):
+        raise ValueError(
+            f'"{clip(value)}" is not an organizational unit id (ou-ab12-cdef3456) or the root\'s '
+            "id (r-ab12); copy it from AWS Organizations → AWS accounts"
+        )
+    return value
+
+
+def _role_name(value: str) -> str:
+    if not _ROLE_NAME.match(value):
+        raise ValueError(
+            f'"{clip(value, 80)}" is not a role name; write the name alone (at most 64 '
+            f"letters, digits and +=,.@_-), such as {DEFAULT_ACCOUNT_ROLE}, not its ARN"
+        )
+    return value
+
+
+def _tag_key(value: str) -> str:
+    if not _TAG_KEY.match(value):
+        raise ValueError(
+            f'"{clip(value)}" is not a tag key; write the key alone (at most 128 letters, '
+            "digits, spaces and _.:/=+-@), such as monitoring-alias"
+        )
+    return value
+
+
+OrgParent = Annotated[
+    str,
+    AfterValidator(_org_parent),
+    _described(
+        "^(ou-[0-9a-z]{4,32}-[0-9a-z]{4,32}|r-[0-9a-z]{4,32})$",
+        "An organizational unit id (ou-…) or the organization root's id (r-…).",
+        "ou-ab12-cdef3456",
+        "r-ab12",
+    ),
+]
+
+
+class OrganizationDefaults(Frozen):
+    """What every account discovered from the organization gets, as an explicit account
+    would write it."""
+
+    regions: tuple[Annotated[str, _REGION_SCHEMA], ...]
+    """The regions to look at; each account gets those of them it has enabled."""
+    checks: tuple[CheckKind, ...] = ()
+    """The check kinds run on each discovered account by default (docs/checks.md)."""
+
+    @field_validator("regions")
+    @classmethod
+    def _regions(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return Account._regions(value)  # the rule of an account's regions
+
+    @field_validator("checks")
+    @classmethod
+    def _checks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return _no_repeats(value, "check")
+
+
+class Organization(Frozen):
+    """Accounts discovered from AWS Organizations (docs/organizations.md), beside the ones
+    listed under ``accounts:``: read through ``role_arn`` in the management (or delegated
+    administrator) account, every ``HUB_ORG_SYNC_HOURS`` and by ``mhub accounts sync``."""
+
+    role_arn: str
+    """The role that reads the organization: arn:aws:iam::<management account>:role/<name>."""
+    external_id: Text | None = None
+    """The external id the roles' trust policies ask for (the organization role's and each
+    account's)."""
+    include_ous: tuple[OrgParent, ...] | None = None
+    """The organizational units whose accounts are monitored (and those of the OUs under
+    them); left out (None): the whole organization."""
+    exclude_accounts: tuple[AccountId, ...] = ()
+    """Account ids never monitored from the organization."""
+    account_role: Annotated[
+        str,
+        AfterValidator(_role_name),
+        _described("^[\\w+=,.@-]{1,64}$", "An IAM role name.", DEFAULT_ACCOUNT_ROLE),
+    ] = DEFAULT_ACCOUNT_ROLE
+    """The role assumed in each discovered account (its name; the same in every account)."""
+    alias_from_tag: Annotated[
+        str | None,
+        AfterValidator(lambda v: None if v is None else _tag_key(v)),
+        WithJsonSchema(
+            {
+                "type": "string",
+                "description": "A tag key on the accounts whose value is the alias.",
+                "examples": ["monitoring-alias"],
+            }
+        ),
+    ] = None
+    """The account tag whose value is its alias; left out (None), or an account without the
+    tag: a slug of the account's name."""
+    defaults: OrganizationDefaults
+    """The regions and checks of every discovered account."""
+
+    @field_validator("role_arn")
+    @classmethod
+    def _role_arn(cls, value: str) -> str:
+        checked = Account._role_arn(value)  # the rule of an account's role_arn
+        assert checked is not None
+        return checked
+
+    @field_validator("include_ous")
+    @classmethod
+    def _some_ous(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        if value is None:
+            return None
+        if not value:
+            raise ValueError(
+                "list at least one OU id, or leave include_ous out to monitor the whole "
+                "organization"
+            )
+        return _no_repeats(value, "OU")
+
+    @field_validator("exclude_accounts")
+    @classmethod
+    def _excluded(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return _no_repeats(value, "account")
+
+    @property
+    def account_id(self) -> str:
+        """The account that holds ``role_arn``: the management or delegated administrator."""
+        match = ROLE_ARN.match(self.role_arn)
+        assert match is not None
+        return match.group(1)
+
+    @property
+    def partition(self) -> str:
+        return self.role_arn.split(":", 2)[1]
+
+    def member_role_arn(self, account_id: str) -> str:
+        """The role assumed in a discovered account."""
+        return f"arn:{self.partition}:iam::{account_id}:role/{self.account_role}"
+
+
 ScheduleKind = Literal["digest", "report"]
 
 
@@ -966,6 +1108,12 @@ def _not_ours(
     )
 
 
+def _maybe_discovered(discovers: bool, owner: str | None, customer: str | None) -> bool:
+    """Whether an alias this customer does not list may be one of its accounts discovered
+    from its organization: it has one, and no other customer lists the alias."""
+    return discovers and (owner is None or owner == customer)
+
+
 def _span_problem(
     window: MaintenanceWindow, starts: datetime, ends: datetime, tz: tzinfo
 ) -> str | None:
@@ -1036,8 +1184,11 @@ class Customer(Frozen):
     ] = "UTC"
     slack: SlackSettings = SlackSettings()
     """The customer's Slack channel and who may see it."""
-    accounts: tuple[Account, ...]
-    """The customer's AWS accounts: at least one."""
+    accounts: tuple[Account, ...] = ()
+    """The customer's AWS accounts: at least one, unless ``organization`` discovers them."""
+    organization: Organization | None = None
+    """Accounts discovered from AWS Organizations, beside ``accounts`` (docs/organizations.md);
+    left out (None): only the accounts listed."""
     checks: dict[CheckKind, dict[str, Any]] = Field(default_factory=dict)
     """Settings of each check kind (docs/checks.md); a kind left out keeps its defaults."""
     schedules: tuple[Schedule, ...] = ()
@@ -1075,13 +1226,6 @@ class Customer(Frozen):
             return {kind: {} if raw is None else raw for kind, raw in value.items()}
         return value
 
-    @field_validator("accounts")
-    @classmethod
-    def _some_accounts(cls, value: tuple[Account, ...]) -> tuple[Account, ...]:
-        if not value:
-            raise ValueError("list at least one account")
-        return value
-
     @field_validator("suppress")
     @classmethod
     def _suppressions(
@@ -1093,6 +1237,7 @@ class Customer(Frozen):
         accounts: tuple[Account, ...] | None = info.data.get("accounts")
         timezone: str | None = info.data.get("timezone")
         checking = info.context if isinstance(info.context, Checking) else None
+        discovers = info.data.get("organization") is not None
         found: list[tuple[Loc, str]] = []
         for index, rule in enumerate(value):
             if (
@@ -1101,8 +1246,9 @@ class Customer(Frozen):
                 and not any(a.id == rule.account for a in accounts)
             ):
                 owner = checking.owners.get(rule.account) if checking else None
-                message = _not_ours(rule.account, info.data.get("id"), accounts, owner)
-                found.append(((index, "account"), message))
+                if not _maybe_discovered(discovers, owner, info.data.get("id")):
+                    message = _not_ours(rule.account, info.data.get("id"), accounts, owner)
+                    found.append(((index, "account"), message))
             if checking is not None and checking.now is not None and timezone is not None:
                 tz = ZoneInfo(timezone)
                 ends = rule.ends(tz)
@@ -1121,6 +1267,7 @@ class Customer(Frozen):
         accounts: tuple[Account, ...] | None = info.data.get("accounts")
         timezone: str | None = info.data.get("timezone")
         checking = info.context if isinstance(info.context, Checking) else None
+        organization: Organization | None = info.data.get("organization")
         tz = ZoneInfo(timezone) if timezone else UTC
         found: list[tuple[Loc, str]] = []
         for index, window in enumerate(value):
@@ -1129,12 +1276,16 @@ class Customer(Frozen):
                     if not any(a.id == alias for a in accounts):
                         owner = checking.owners.get(alias) if checking else None
                         customer_id = info.data.get("id")
+                        if _maybe_discovered(organization is not None, owner, customer_id):
+                            continue
                         message = _not_ours(alias, customer_id, accounts, owner, window=True)
                         found.append(((index, "accounts", position), message))
                 covered = [
                     a for a in accounts if window.accounts is None or a.id in window.accounts
                 ]
                 runs = {check for account in covered for check in account.checks}
+                if organization is not None:
+                    runs.update(organization.defaults.checks)
                 found.extend(
                     (
                         (index, "checks", position),
@@ -1155,6 +1306,14 @@ class Customer(Frozen):
     @model_validator(mode="after")
     def _consistent(self) -> Customer:
         found: list[tuple[Loc, str]] = []
+        if not self.accounts and self.organization is None:
+            found.append(
+                (
+                    ("accounts",),
+                    "list at least one account, or add organization: to discover them from "
+                    "AWS Organizations (docs/organizations.md)",
+                )
+            )
         for index, account in enumerate(self.accounts):
             if any(a.id == account.id for a in self.accounts[:index]):
                 found.append(
@@ -1164,6 +1323,8 @@ class Customer(Frozen):
                     )
                 )
         runs = {check for account in self.accounts for check in account.checks}
+        if self.organization is not None:
+            runs.update(self.organization.defaults.checks)
         for index, schedule in enumerate(self.schedules):
             if any(s.name == schedule.name for s in self.schedules[:index]):
                 found.append(

@@ -394,6 +394,12 @@ def _first_uses(data: dict[Any, Any]) -> dict[str, Loc]:
         for position, kind in enumerate(kinds if isinstance(kinds, list) else []):
             if isinstance(kind, str):
                 uses.setdefault(kind, ("accounts", index, "checks", position))
+    organization = data.get("organization")
+    defaults = organization.get("defaults") if isinstance(organization, dict) else None
+    kinds = defaults.get("checks") if isinstance(defaults, dict) else None
+    for position, kind in enumerate(kinds if isinstance(kinds, list) else []):
+        if isinstance(kind, str):
+            uses.setdefault(kind, ("organization", "defaults", "checks", position))
     return uses
 
 

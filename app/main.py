@@ -25,6 +25,8 @@ from typing import Any
 import handlers
 from app import systemd
 from app.access import Access
+from app.accounts.merge import Discovered
+from app.accounts.sync import Syncer, keep_synced
 from app.catalog import Catalog
 from app.db import DB_TROUBLE, Database
 from app.engine.alerts import Router
@@ -42,6 +44,7 @@ from app.reports.gather import Reports
 from app.reports.words import headline
 from app.schedules.timer import Scheduler
 from app.settings import Settings
+from app.slack.accounts import AccountsChannel
 from app.slack.alerts import AlertsChannel
 from app.slack.answering import Answering
 from app.slack.bolt import Slack, web_client
@@ -108,6 +111,17 @@ class Hub:
     reloaded: list[Callable[[], None]] = field(default_factory=list)
     """Called after a reload swapped new customers into ``catalog`` (:func:`reload`): what
     derives something from the catalog and keeps it (the scheduler's jobs, the Home tabs)."""
+    accounts: Discovered | None = None
+    """The YAML's customers beside the catalog, which also holds the accounts discovered from
+    AWS Organizations (app.accounts); None only in a hub assembled by hand."""
+    syncer: Syncer | None = None
+    """Syncs organizations: the ``accounts`` task every ``HUB_ORG_SYNC_HOURS``."""
+
+    def changed(self) -> None:
+        """The catalog's customers were swapped (a reload, a sync's accounts): tell
+        everything that derives from them."""
+        for then in self.reloaded:
+            then()
 
     @property
     def routes(self) -> bool:
@@ -142,6 +156,8 @@ async def build(
     notifier: Notifier | None = None
     try:
         await db.ensure_schema()
+        discovered = Discovered(db, catalog)  # the accounts last discovered, from the start
+        await discovered.refresh()
         metrics = HubMetrics()
         changes = RunChanges()
         runs = RunService(db, settings.max_attempts, changes)
@@ -181,6 +197,8 @@ async def build(
             settings, db, catalog, aws, changes, runs, engine, timer, digests, metrics, answers,
             router, notifier, reports, side,
         )  # fmt: skip
+        hub.accounts = discovered
+        hub.syncer = Syncer(db, AccountsChannel(Outgoing(db)))
         hub.reloaded.append(timer.reschedule)
         if side is not None:  # each watcher's customers may have changed
             hub.reloaded.append(side.home.findings_changed)
@@ -291,6 +309,10 @@ def tasks_of(hub: Hub, stop: asyncio.Event, *, web: bool = True) -> Tasks:
         "aws": lambda: keep_aws_ready(hub.catalog, hub.aws, stop),
         "scheduler": lambda: hub.scheduler.serve(stop),
     }
+    if hub.accounts is not None and hub.syncer is not None:  # docs/organizations.md
+        accounts, syncer = hub.accounts, hub.syncer
+        hours = settings.org_sync_hours
+        tasks["accounts"] = lambda: keep_synced(syncer, accounts, hours, stop, hub.changed)
     days = settings.retention_days
     if days is not None:  # docs/operations.md#retention
         tasks["retention"] = lambda: keep_pruning(hub.db, days, stop)
@@ -475,9 +497,9 @@ async def reload(hub: Hub) -> bool:
         log.exception("reload failed, still serving the configuration loaded before")
         systemd.notify(settings.notify_socket, "READY=1", "STATUS=reload failed; see the log")
         return False
-    changes = hub.catalog.replace(fresh)
-    for then in hub.reloaded:
-        then()
+    # the accounts last discovered from AWS Organizations are merged into the new YAML again
+    changes = hub.accounts.rebase(fresh) if hub.accounts else hub.catalog.replace(fresh)
+    hub.changed()
     log.info("reloaded the configuration from %s: %s", settings.config_dir, changes)
     serving = f"STATUS=serving {len(hub.catalog)} customer(s)"
     systemd.notify(settings.notify_socket, "READY=1", serving)

@@ -118,6 +118,41 @@ class Run(Base):
     )
 
 
+class ShardStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    CANCELLED = "cancelled"
+
+
+OPEN_SHARD_STATUSES = frozenset({ShardStatus.QUEUED, ShardStatus.RUNNING})
+
+
+class RunShard(Base):
+    """A slice of a large run's targets: the unit any replica claims (``app.engine.shards``).
+    The run itself (its card, digest and end) stays one row, owned by one replica."""
+
+    __tablename__ = "run_shards"
+
+    run_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True
+    )
+    shard: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    targets: Mapped[list[Any]] = mapped_column(JSON)
+    """``[{"account": "arbel", "check": "rds"}, ...]``: this shard's slice of the run's."""
+    size: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16), default=ShardStatus.QUEUED)
+    attempt: Mapped[int] = mapped_column(Integer, default=0)
+    lease_owner: Mapped[str | None] = mapped_column(String(128))
+    lease_expires_at: Mapped[datetime | None]
+    heartbeat_at: Mapped[datetime | None]
+    done_by: Mapped[str | None] = mapped_column(String(128))
+    """The executor that finished it (``host:pid:random``), or ``sweeper:…`` after it gave up."""
+    finished_at: Mapped[datetime | None]
+
+    __table_args__ = (Index("ix_run_shards_status", "status", "run_id"),)
+
+
 class Result(Base):
     __tablename__ = "results"
 

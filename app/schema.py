@@ -91,6 +91,8 @@ def customer_schema() -> dict[str, Any]:
         "$ref": f"#/$defs/{checks.__name__}",
         "description": defs[checks.__name__]["description"],
     }
+    # accounts listed, discovered from AWS Organizations, or both (docs/organizations.md)
+    root["anyOf"] = [{"required": ["accounts"]}, {"required": ["organization"]}]
     return {
         "$schema": DIALECT,
         "title": "Monitoring Hub customer",

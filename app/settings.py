@@ -218,6 +218,16 @@ class Settings(BaseSettings):
     )
     """Delete runs, reads and notices older than this many days, keeping what digests,
     findings and reports need (app.engine.retention); None: keep everything."""
+    org_sync_hours: float = Field(
+        default=6.0,
+        alias="HUB_ORG_SYNC_HOURS",
+        ge=0,
+        le=168,
+        description="use hours from 0 (no automatic sync; `mhub accounts sync` still works) "
+        "to 168 (a week), such as 6",
+    )
+    """How often each customer's AWS organization is synced (docs/organizations.md); 0: never
+    automatically."""
 
     @field_validator(
         "slack_bot_token",

@@ -137,6 +137,7 @@ class AlarmsCheck(Check):
     kind = "alarms"
     Settings = Settings
     services = ("cloudwatch",)
+    actions = ("cloudwatch:DescribeAlarms",)
 
     async def run(self, ctx: CheckContext) -> CheckResult:
         settings = ctx.settings

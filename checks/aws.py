@@ -1,10 +1,18 @@
 """AWS access shared by every check.
 
-One botocore session per process (so the service-model loader is shared) and one per account
-sharing that loader; clients cached per (account, region, service) for the life of the process,
-their AssumeRole credentials refreshing themselves 15 minutes before expiry; standard retry mode
-with explicit timeouts; every call in one bounded thread pool with a per-account limit.
-``AWS_ENDPOINT_URL`` is honoured by botocore itself.
+One botocore client per (region, service), shared by every account, kept in a small LRU: a
+client costs ~0.27 MiB and ~3–5 ms of CPU to build, so one per (account, region, service)
+grew to 1.4 GiB at 1,000 accounts. The shared clients hold **no credentials of their own**:
+every call carries its account's credentials as an argument (``CREDENTIALS``), which the first
+``provide-client-params`` hook of each operation moves into botocore's per-request signing
+context (``request_credentials``, the mechanism botocore itself uses for S3 Express). A call
+that arrives without them fails with ``NoCredentialsError``; it can never be signed as another
+account. Credentials are kept per account identity (account id, role, external id, profile):
+AssumeRole ones refresh themselves 15 minutes before expiry, through the account's region's
+own STS endpoint. Standard retry mode with explicit timeouts is the one retry layer for AWS
+calls (``app.engine.retry`` does not retry what botocore already did); connection pools hold as
+many connections as there are threads; every call runs in one bounded thread pool with a
+per-account limit. ``AWS_ENDPOINT_URL`` is honoured by botocore itself.
 """
 
 from __future__ import annotations
@@ -13,17 +21,19 @@ import asyncio
 import logging
 import re
 import threading
-from collections.abc import Callable, Iterable
+from collections import OrderedDict, deque
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
 import botocore.session
 from botocore.config import Config
 from botocore.credentials import (
-    CredentialProvider,
     CredentialResolver,
+    Credentials,
     DeferredRefreshableCredentials,
 )
 from botocore.exceptions import (
@@ -43,6 +53,8 @@ log = logging.getLogger(__name__)
 
 SESSION_NAME = "monitoring-hub"
 ASSUME_ROLE = "sts:AssumeRole"
+CREDENTIALS = "mhub:credentials"
+"""The keyword a call's credentials travel under to the shared client (never sent to AWS)."""
 
 _ACCESS_CODES = {
     "AccessDenied",
@@ -91,6 +103,11 @@ class AwsOptions:
     connect_timeout_s: float = 5.0
     read_timeout_s: float = 20.0
     max_attempts: int = 4
+    """Requests per call, retries included (botocore's standard mode: the one retry layer)."""
+    max_clients: int = 128
+    """Shared (region, service) clients kept; the least recently used is closed past this."""
+    warm_up_threads: int = 16
+    """Roles assumed at once when credentials are renewed ahead of a sweep (``refresh``)."""
 
 
 def describe_error(
@@ -187,8 +204,10 @@ def _client_error(
         reason = Reason.THROTTLED if code in _THROTTLED_CODES else Reason.OTHER
         if code == "RequestTimeout":
             reason = Reason.TIMEOUT
+        retries = int(exc.response.get("ResponseMetadata", {}).get("RetryAttempts", 0) or 0)
+        tried = f" ({retries + 1} requests)" if retries else ""
         return TransientError(
-            f"{where}: AWS said {code} for {action}.", reason=reason, call=call, code=code
+            f"{where}: AWS said {code} for {action}{tried}.", reason=reason, call=call, code=code
         )
     return PermanentError(
         f"{where}: {action} failed: {code} {message}".strip(), call=call, code=code
@@ -209,16 +228,45 @@ def _one_line(message: str, limit: int = 200) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+@dataclass(eq=False)
+class _Shared:
+    """A shared client and how many calls are using it; closed once evicted and unused."""
+
+    client: Any
+    users: int = 0
+    evicted: bool = False
+
+
+Identity = tuple[str, str | None, str | None, str | None]
+"""What decides an account's credentials: account id, role ARN, external id, profile."""
+
+
+@dataclass(eq=False)
+class _Warming:
+    """Accounts whose credentials ``refresh`` renews, and what went wrong, across threads."""
+
+    accounts: deque[Account]
+    problems: dict[str, CheckError] = field(default_factory=dict)
+
+
 class AwsClients:
-    """Cached clients and credentials for every account, behind one bounded thread pool."""
+    """Shared clients and per-account credentials, behind one bounded thread pool."""
 
     def __init__(self, options: AwsOptions | None = None) -> None:
         self.options = options or AwsOptions()
-        self._session = botocore.session.get_session()
+        self._session = botocore.session.get_session()  # the hub's own identity: AssumeRole
+        self._session.set_config_variable("sts_regional_endpoints", "regional")
+        self._anonymous = botocore.session.Session()  # builds the shared clients
+        self._anonymous.register_component(
+            "data_loader", self._session.get_component("data_loader")
+        )
+        self._anonymous.register_component("credential_provider", CredentialResolver([]))
         self._pool = ThreadPoolExecutor(self.options.threads, thread_name_prefix="aws")
-        self._lock = threading.Lock()
-        self._clients: dict[tuple[str, str, str], Any] = {}
-        self._sessions: dict[str, botocore.session.Session] = {}
+        self._lock = threading.Lock()  # the caches below; held for dictionary work only
+        self._build_lock = threading.Lock()  # botocore sessions are not thread-safe
+        self._clients: OrderedDict[tuple[str, str], _Shared] = OrderedDict()
+        self._sts: dict[str, Any] = {}
+        self._credentials: dict[Identity, Credentials | None] = {}
         self._account_limits: dict[str, asyncio.Semaphore] = {}
         self._config = Config(
             # botocore's "max_attempts" counts retries (one more request than it says);
@@ -226,7 +274,8 @@ class AwsClients:
             retries={"mode": "standard", "total_max_attempts": self.options.max_attempts},
             connect_timeout=self.options.connect_timeout_s,
             read_timeout=self.options.read_timeout_s,
-            max_pool_connections=max(10, self.options.calls_per_account),
+            # Every thread may be on the same (region, service) client at once.
+            max_pool_connections=max(10, self.options.threads, self.options.warm_up_threads),
             user_agent_extra=SESSION_NAME,
         )
         credentials_log = logging.getLogger("botocore.credentials")
@@ -234,10 +283,14 @@ class AwsClients:
             credentials_log.addFilter(_Reported())
         self.calls = 0
         self.built = 0
-        """How many clients this process has built (each once per account, region, service)."""
+        """How many shared clients this process has built (once per region and service,
+        again after an eviction)."""
 
     def close(self) -> None:
+        """Stop taking calls and close the shared clients (each once its last call ends)."""
         self._pool.shutdown(wait=False, cancel_futures=True)
+        with self._lock:
+            self._evict(keep=0)
 
     async def call(
         self, account: Account, region: str, service: str, method: str, **kw: Any
@@ -276,33 +329,40 @@ class AwsClients:
             try:
                 return await loop.run_in_executor(self._pool, partial(fn, *args))
             except Exception as exc:
-                call = self._iam_action(account, region, service, method)
-                raise describe_error(
+                call = self._iam_action(region, service, method)
+                problem = describe_error(
                     exc, account, f"{service}:{method}", call=call, region=region
-                ) from exc
+                )
+                if isinstance(exc, BotoCoreError | ClientError):
+                    problem.retried = True  # botocore's standard retries ran already
+                raise problem from exc
 
-    def _iam_action(self, account: Account, region: str, service: str, method: str) -> str | None:
+    def _iam_action(self, region: str, service: str, method: str) -> str | None:
         """``service:Operation`` as IAM names the call (``rds:DescribeDBInstances``), from the
-        client's own model; None when the client was never built."""
-        client = self._clients.get((account.id, region, service))
-        if client is None:
+        client's own model; None when the client is not built."""
+        shared = self._clients.get((region, service))
+        if shared is None:
             return None
-        operation = client.meta.method_to_api_mapping.get(method)
+        operation = shared.client.meta.method_to_api_mapping.get(method)
         return f"{service}:{operation}" if operation else None
 
     def _call_sync(
         self, account: Account, region: str, service: str, method: str, kw: dict[str, Any]
     ) -> Any:
-        self.calls += 1
-        return getattr(self.client(account, region, service), method)(**kw)
+        signed_as = {CREDENTIALS: self.credentials(account)}
+        with self._lease(region, service) as client:
+            self.calls += 1
+            return getattr(client, method)(**kw, **signed_as)
 
     def _paginate_sync(
         self, account: Account, region: str, service: str, method: str, key: str, kw: dict[str, Any]
     ) -> list[Any]:
+        signed_as = {CREDENTIALS: self.credentials(account)}
         items: list[Any] = []
-        for page in self.client(account, region, service).get_paginator(method).paginate(**kw):
-            self.calls += 1
-            items.extend(page.get(key, []))
+        with self._lease(region, service) as client:
+            for page in client.get_paginator(method).paginate(**kw, **signed_as):
+                self.calls += 1
+                items.extend(page.get(key, []))
         return items
 
     def prepare(
@@ -310,16 +370,14 @@ class AwsClients:
         wanted: Iterable[tuple[Account, str, str]],
         stopped: Callable[[], bool] = lambda: False,
     ) -> int:
-        """Build the (account, region, service) clients in ``wanted`` now, one after another,
-        until ``stopped()``; returns how many were built. A client costs ~5 ms of CPU to
-        build: a first sweep of 50 accounts would otherwise spend a few CPU-seconds on it, on
-        one GIL, while its calls wait. Credentials stay lazy (AssumeRole on the first call).
-        A client that cannot be built is logged and left to the check to report."""
+        """Build the shared clients the (account, region, service) triples in ``wanted`` use,
+        until ``stopped()``; returns how many were built. Credentials stay lazy (see
+        ``refresh``). A client that cannot be built is logged and left to the check."""
         built = 0
         for account, region, service in wanted:
             if stopped():
                 break
-            if (account.id, region, service) in self._clients:
+            if (region, service) in self._clients:
                 continue
             try:
                 self.client(account, region, service)
@@ -334,82 +392,145 @@ class AwsClients:
         self, accounts: Iterable[Account], stopped: Callable[[], bool] = lambda: False
     ) -> dict[str, CheckError]:
         """Assume each role account's role now if its credentials are missing or due for
-        renewal (15 minutes before they expire), one account after another, until
-        ``stopped()``; returns the accounts whose role could not be assumed. Called every few
-        minutes, this keeps every sweep off the AssumeRole round trip and shows a broken trust
-        policy in the log before a check meets it."""
-        problems: dict[str, CheckError] = {}
-        for account in accounts:
-            if stopped():
-                break
-            if account.role_arn is None:
-                continue
+        renewal (15 minutes before they expire), ``options.warm_up_threads`` accounts at once,
+        until ``stopped()``; returns the accounts whose role could not be assumed. Called
+        every few minutes, this keeps every sweep off the AssumeRole round trip and shows a
+        broken trust policy in the log before a check meets it. The threads are daemons, like
+        the warm-up's own: an endpoint that never answers cannot hold up the hub's exit."""
+        work = _Warming(deque(a for a in accounts if a.role_arn is not None))
+        threads = [
+            threading.Thread(
+                target=self._renew_each, args=(work, stopped), name="aws-warm-up", daemon=True
+            )
+            for _ in range(min(self.options.warm_up_threads, len(work.accounts)))
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        return work.problems
+
+    def _renew_each(self, work: _Warming, stopped: Callable[[], bool]) -> None:
+        while not stopped():
             try:
-                with self._lock:
-                    session = self._session_for(account)
-                credentials = session.get_credentials()
+                account = work.accounts.popleft()
+            except IndexError:
+                return
+            try:
+                credentials = self.credentials(account)
                 if credentials is not None:
                     credentials.get_frozen_credentials()
             except Exception as exc:
-                problems[account.id] = describe_error(exc, account, "AssumeRole", call=ASSUME_ROLE)
-        return problems
+                work.problems[account.id] = describe_error(
+                    exc, account, "AssumeRole", call=ASSUME_ROLE
+                )
+
+    def credentials(self, account: Account) -> Credentials | None:
+        """The credentials ``account``'s calls are signed with, kept per account identity
+        (two aliases of one account share them): its role's, assumed on first use and renewed
+        15 minutes before expiry; its profile's; or the default chain's (None: there are
+        none, and the call fails with ``NoCredentialsError``)."""
+        identity = (account.account_id, account.role_arn, account.external_id, account.profile)
+        with self._lock:
+            if identity in self._credentials:
+                return self._credentials[identity]
+        if account.role_arn is not None:
+            found: Credentials | None = DeferredRefreshableCredentials(
+                refresh_using=partial(self._assume, account), method="assume-role"
+            )
+        else:
+            with self._build_lock:
+                session = (
+                    botocore.session.Session(profile=account.profile)
+                    if account.profile is not None
+                    else self._session
+                )
+                found = session.get_credentials()
+        with self._lock:
+            return self._credentials.setdefault(identity, found)
 
     def client(self, account: Account, region: str, service: str) -> Any:
-        """The account's client for (region, service), built once and kept: its credentials
-        refresh themselves, so the client outlives them."""
-        key = (account.id, region, service)
-        cached = self._clients.get(key)
-        if cached is not None:
-            return cached
-        with self._lock:  # botocore sessions are not thread-safe; building is CPU-bound anyway
-            cached = self._clients.get(key)
-            if cached is None:
-                cached = self._session_for(account).create_client(
-                    service, region_name=region, config=self._config
-                )
-                # Load the paginator model now, under the lock: left to the first
-                # get_paginator, a burst of threads would each scan botocore's data folders.
-                cached.can_paginate(next(iter(cached.meta.method_to_api_mapping)))
-                self._clients[key] = cached
-                self.built += 1
-            return cached
+        """The client ``account``'s calls to (region, service) go through: shared by every
+        account, holding no credentials of its own (each call brings its account's)."""
+        with self._lease(region, service) as client:
+            return client
 
-    def _session_for(self, account: Account) -> botocore.session.Session:
-        """One botocore session per account (called under the lock), sharing the process's
-        service-model loader. A role account's session assumes its role on first use and
-        refreshes the credentials 15 minutes before they expire."""
-        session = self._sessions.get(account.id)
-        if session is None:
-            if account.role_arn is None and account.profile is None:
-                session = self._session
-            else:
-                session = botocore.session.Session(profile=account.profile)
-                session.register_component(
-                    "data_loader", self._session.get_component("data_loader")
-                )
-                if account.role_arn is not None:
-                    session.register_component(
-                        "credential_provider",
-                        CredentialResolver([_AssumeRole(partial(self._assume, account))]),
-                    )
-            self._sessions[account.id] = session
-        return session
+    @contextmanager
+    def _lease(self, region: str, service: str) -> Iterator[Any]:
+        """The shared client for (region, service), built if missing, kept from being closed
+        while the caller uses it; the least recently used beyond ``options.max_clients`` is
+        closed once its last call ends (its connections are released, not pooled again)."""
+        key = (region, service)
+        shared = self._use(key)
+        if shared is None:
+            with self._build_lock:
+                shared = self._use(key)
+                if shared is None:
+                    shared = _Shared(self._build(region, service), users=1)
+                    with self._lock:
+                        self._clients[key] = shared
+                        self._evict()
+        try:
+            yield shared.client
+        finally:
+            with self._lock:
+                shared.users -= 1
+                closing = shared.evicted and shared.users == 0
+            if closing:
+                shared.client.close()
+
+    def _use(self, key: tuple[str, str]) -> _Shared | None:
+        with self._lock:
+            shared = self._clients.get(key)
+            if shared is not None:
+                self._clients.move_to_end(key)
+                shared.users += 1
+            return shared
+
+    def _evict(self, keep: int | None = None) -> None:
+        """Drop the least recently used clients beyond ``keep`` (by default the bound),
+        closing those no call is using (called under the lock)."""
+        bound = max(1, self.options.max_clients) if keep is None else keep
+        while len(self._clients) > bound:
+            _, oldest = self._clients.popitem(last=False)
+            oldest.evicted = True
+            if oldest.users == 0:
+                oldest.client.close()
+
+    def _build(self, region: str, service: str) -> Any:
+        """A client with no credentials for (region, service) (called under the build lock).
+        Its first hook moves the call's credentials into the request's signing context."""
+        client = self._anonymous.create_client(service, region_name=region, config=self._config)
+        model = client.meta.service_model
+        service_id = model.service_id.hyphenize()
+        for operation in model.operation_names:  # first of all, even of a handler on one call
+            client.meta.events.register_first(
+                f"provide-client-params.{service_id}.{operation}", _sign_with_given_credentials
+            )
+        # Load the paginator model now, under the lock: left to the first get_paginator, a
+        # burst of threads would each scan botocore's data folders.
+        client.can_paginate(next(iter(client.meta.method_to_api_mapping)))
+        self.built += 1
+        return client
 
     def _assume(self, account: Account) -> dict[str, Any]:
-        """AssumeRole for ``account``; botocore calls this under the credentials' own lock."""
+        """AssumeRole for ``account`` through its first region's STS endpoint; botocore calls
+        this under the credentials' own lock."""
         self.calls += 1
         kwargs: dict[str, Any] = {"RoleArn": account.role_arn, "RoleSessionName": SESSION_NAME}
         if account.external_id:
             kwargs["ExternalId"] = account.external_id
         region = account.regions[0]
         try:
-            answer = self._sts_client(region).assume_role(**kwargs)["Credentials"]
+            answer = self.sts_client(region).assume_role(**kwargs)["Credentials"]
         except ClientError as exc:
             code = str(exc.response.get("Error", {}).get("Code", "Unknown"))
             if code in _TRANSIENT_CODES or code == "RegionDisabledException":
-                raise describe_error(
+                problem = describe_error(
                     exc, account, "sts:assume_role", call=ASSUME_ROLE, region=region
-                ) from exc
+                )
+                problem.retried = True
+                raise problem from exc
             raise PermanentError(
                 f"{account.id} ({account.account_id}): cannot assume {account.role_arn} "
                 f"({code}). Check the role's trust policy allows this principal"
@@ -425,14 +546,28 @@ class AwsClients:
             "expiry_time": answer["Expiration"].isoformat(),
         }
 
-    def _sts_client(self, region: str) -> Any:
-        key = ("", region, "sts")
-        with self._lock:
-            client = self._clients.get(key)
-            if client is None:
-                client = self._session.create_client("sts", region_name=region, config=self._config)
-                self._clients[key] = client
-            return client
+    def sts_client(self, region: str) -> Any:
+        """The hub's own STS client for ``region``: its regional endpoint
+        (``sts.<region>.amazonaws.com``), whatever ``sts_regional_endpoints`` says."""
+        client = self._sts.get(region)
+        if client is None:
+            with self._build_lock:
+                client = self._sts.get(region)
+                if client is None:
+                    client = self._session.create_client(
+                        "sts", region_name=region, config=self._config
+                    )
+                    self._sts[region] = client
+        return client
+
+
+def _sign_with_given_credentials(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+    """Take the call's credentials out of its parameters and hand them to the signer for this
+    request only; a call without them is refused (the client has none to fall back on)."""
+    credentials = params.pop(CREDENTIALS, None)
+    if credentials is None:
+        raise NoCredentialsError()
+    context.setdefault("signing", {})["request_credentials"] = credentials
 
 
 class _Reported(logging.Filter):
@@ -443,17 +578,3 @@ class _Reported(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         error = record.exc_info[1] if record.exc_info else None
         return not isinstance(error, CheckError)
-
-
-class _AssumeRole(CredentialProvider):
-    """A credential provider that assumes the account's role, lazily and refreshably."""
-
-    METHOD = "assume-role"
-    CANONICAL_NAME = "monitoring-hub-assume-role"
-
-    def __init__(self, assume: Any) -> None:
-        super().__init__()
-        self._assume = assume
-
-    def load(self) -> DeferredRefreshableCredentials:
-        return DeferredRefreshableCredentials(refresh_using=self._assume, method=self.METHOD)

@@ -253,6 +253,15 @@ class BackupCheck(Check):
     Settings = BackupSettings
     services = ("backup", "rds", "ec2", "dynamodb")
     """``rds``, ``ec2`` and ``dynamodb`` only when ``must_protect`` names their resources."""
+    actions = (
+        "backup:ListBackupJobs",
+        "backup:ListProtectedResources",
+        # only when must_protect names their resources
+        "rds:DescribeDBInstances",
+        "rds:DescribeDBClusters",
+        "ec2:DescribeVolumes",
+        "dynamodb:ListTables",
+    )
 
     async def run(self, ctx: CheckContext) -> CheckResult:
         settings = cast(BackupSettings, ctx.settings)

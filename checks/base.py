@@ -108,12 +108,18 @@ class CheckContext:
 
 
 class Check:
-    """A check kind: subclass, set ``kind``, ``Settings`` and ``services``, implement ``run``."""
+    """A check kind: subclass, set ``kind``, ``Settings``, ``services`` and ``actions``,
+    implement ``run``."""
 
     kind: ClassVar[str]
     Settings: ClassVar[type[CheckSettings]] = CheckSettings
     services: ClassVar[tuple[str, ...]] = ()
     """The AWS services ``run`` calls in each of the account's regions."""
+    actions: ClassVar[tuple[str, ...]] = ()
+    """Every IAM action ``run`` may need in the monitored account, as IAM spells it
+    (``rds:DescribeDBInstances``), whatever the settings: the monitoring role's policy is made
+    from these (``app.iam``, ``mhub iam policy``, ``deploy/aws/member-role.yaml``), and a test
+    holds them to what the check really calls."""
 
     def clients(self, account: Account) -> list[tuple[str, str]]:
         """The (region, service) clients ``run`` uses for ``account``; ``mhub serve`` builds

@@ -126,6 +126,7 @@ class BudgetCheck(Check):
     kind = "budget"
     Settings = Settings
     services = ("budgets",)
+    actions = ("budgets:ViewBudget",)  # the permission behind DescribeBudgets
 
     def clients(self, account: Account) -> list[tuple[str, str]]:
         return [(REGION, "budgets")]  # AWS Budgets is global: one endpoint, in us-east-1

@@ -84,6 +84,7 @@ class CertsCheck(Check):
     kind = "certs"
     Settings = CertsSettings
     services = ("acm",)
+    actions = ("acm:ListCertificates", "acm:DescribeCertificate")
 
     def clients(self, account: Account) -> list[tuple[str, str]]:
         """ACM in each region of the account, and in us-east-1 (``cloudfront_region``)."""

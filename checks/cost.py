@@ -138,6 +138,7 @@ class CostCheck(Check):
     kind = "cost"
     Settings = CostSettings
     services = ()
+    actions = ("ce:GetCostAndUsage", "ce:GetAnomalies")  # on the payer account only
 
     def clients(self, account: Account) -> list[tuple[str, str]]:
         return [(REGION, "ce")]  # Cost Explorer is global: one endpoint, in us-east-1

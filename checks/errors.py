@@ -38,6 +38,9 @@ class CheckError(Exception):
     """A check could not look. The message says what to do; it becomes an ``error`` result."""
 
     permanent: bool = False
+    retried: bool = False
+    """The failing call was already retried where it was made (botocore's standard retries,
+    ``checks.aws``): the retry policy does not try the whole check again."""
 
     def __init__(
         self,

@@ -131,6 +131,13 @@ class HealthCheck(Check):
     kind = "health"
     Settings = HealthSettings
     services = ("ec2", "rds")  # the fallback, in each of the account's regions
+    actions = (
+        "health:DescribeEvents",
+        "health:DescribeAffectedEntities",
+        # the fallback without a support plan (source: auto or ec2+rds)
+        "ec2:DescribeInstanceStatus",
+        "rds:DescribePendingMaintenanceActions",
+    )
 
     def clients(self, account: Account) -> list[tuple[str, str]]:
         return [(REGION, "health"), *super().clients(account)]  # Health is global: us-east-1

@@ -164,6 +164,7 @@ def default_owner(customer: Customer) -> Account:
 class HttpCheck(Check):
     kind = "http"
     Settings = HttpSettings
+    actions = ()  # it asks the customer's endpoints, not AWS
 
     def __init__(
         self, ssl_context: ssl.SSLContext | None = None, environ: Mapping[str, str] = os.environ

@@ -103,6 +103,15 @@ class HygieneCheck(Check):
     Settings = HygieneSettings
     services = ("config",)
     """AWS Config in each region; IAM, CloudTrail and S3 Control once (:meth:`clients`)."""
+    actions = (
+        "iam:GetAccountSummary",
+        "iam:GenerateCredentialReport",
+        "iam:GetCredentialReport",
+        "cloudtrail:DescribeTrails",
+        "cloudtrail:GetTrailStatus",
+        "config:DescribeConfigurationRecorderStatus",
+        S3_CONTROL_CALL[1],  # s3:GetAccountPublicAccessBlock, behind S3 Control's call
+    )
 
     def clients(self, account: Account) -> list[tuple[str, str]]:
         home = account.regions[0]

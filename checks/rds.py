@@ -220,6 +220,7 @@ class RdsCheck(Check):
     kind = "rds"
     Settings = Settings
     services = ("rds", "cloudwatch")
+    actions = ("rds:DescribeDBInstances", "cloudwatch:GetMetricData")
 
     async def run(self, ctx: CheckContext) -> CheckResult:
         settings = ctx.settings

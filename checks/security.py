@@ -118,6 +118,13 @@ class SecurityCheck(Check):
     kind = "security"
     Settings = SecuritySettings
     services = ("securityhub", "guardduty")
+    actions = (
+        "securityhub:DescribeHub",
+        "securityhub:GetFindings",
+        # unless require_guardduty: false
+        "guardduty:ListDetectors",
+        "guardduty:GetDetector",
+    )
 
     async def run(self, ctx: CheckContext) -> CheckResult:
         settings = ctx.settings

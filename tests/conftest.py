@@ -3,6 +3,7 @@ a moto server over HTTP."""
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -15,6 +16,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from app import logs
 from app.db import Database
 from app.sandbox import moto
 from app.sandbox.edge import Edge
@@ -27,6 +29,22 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def pytest_report_header() -> str:
     return f"PostgreSQL: {PG_URL or 'not configured (' + PG_SKIP + ')'}"
+
+
+@pytest.fixture(autouse=True)
+def _root_logger_as_found() -> Iterator[None]:
+    """A test that runs the CLI in this process gets ``logs.setup()``, which puts its own
+    handler on the root logger (a :class:`app.logs.Redact` filter that formats tracebacks and
+    clears ``exc_info``). Take it off again, or every later test in the same worker sees its
+    records through it first: what a test's ``caplog`` gets would depend on which test files
+    share a worker."""
+    root = logging.getLogger()
+    level = root.level
+    yield
+    root.handlers[:] = [
+        h for h in root.handlers if not any(isinstance(f, logs.Redact) for f in h.filters)
+    ]
+    root.setLevel(level)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -12,6 +12,11 @@ How it keeps its promises (docs/architecture.md, "Run engine and its guarantees"
   them in batches (group commit). Each is guarded by the run's lease, so a worker that lost its
   lease writes nothing. Because the writer, not the run's task, performs them, final writes are
   shielded: cancelling a run's task (shutdown) does not lose its last write.
+- **Shards.** A run of more than :data:`~app.engine.shards.SHARDED_OVER` targets is split by
+  its owner into shards that every replica claims (:mod:`app.engine.shards`), each on a lease
+  of its own kept by the same lease keeper; a replica holds at most ``max_targets`` (plus one
+  shard) of one run's checks at once. The owner ends the run once no shard is open, from the
+  results every replica wrote: one card, one digest, one record.
 - **Checks** run through :class:`~app.engine.checking.CheckRunner` (settings, window, timeout,
   retries); every change of a run is published to :class:`~app.engine.changes.RunChanges`.
 - **Recovery.** :meth:`Executor.sweep` (on every replica) requeues runs whose lease expired,
@@ -34,8 +39,7 @@ import logging
 import os
 import socket
 import uuid
-from collections import Counter
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -47,7 +51,7 @@ from app import logs
 from app.catalog import Catalog
 from app.config import Customer
 from app.db import DB_TROUBLE, Database
-from app.engine import blind, findings
+from app.engine import blind, findings, shards
 from app.engine import transitions as tx
 from app.engine.alerts import Router
 from app.engine.answers import Rule, yaml_rules
@@ -56,9 +60,10 @@ from app.engine.checking import CheckRunner, Retrying, Target, running_for
 from app.engine.events import Event
 from app.engine.results import ResultRow
 from app.engine.retry import RetryPolicy
-from app.engine.writer import ENDED, Beat, Item, Note, Write, WriteKind, Writer
+from app.engine.shards import ClaimedShard, ShardLease, interleaved
+from app.engine.writer import ENDED, Beat, Item, Note, ShardEnd, Write, WriteKind, Writer
 from app.errors import ConfigError
-from app.models import TERMINAL_STATUSES, Result, Run
+from app.models import TERMINAL_STATUSES, Result, Run, ShardStatus
 from app.settings import Settings
 from app.waiting import wait_any
 from checks.aws import AwsClients
@@ -134,18 +139,19 @@ class _Prior:
 
 
 @dataclass(eq=False)
-class _Active:
-    run: tx.Claimed
-    lease: tx.Lease
-    prior: _Prior
-    targets: set[asyncio.Task[ResultRow]] = field(default_factory=set)
-    cancelled_by: str | None = None
-    lost: bool = False
-    finishing: bool = False
-    task: asyncio.Task[None] | None = None
+class _Work:
+    """Checks this executor runs under one lease: a whole run, or one shard of a run."""
+
+    targets: set[asyncio.Task[ResultRow]] = field(default_factory=set, init=False)
+    cancelled_by: str | None = field(default=None, init=False)
+    lost: bool = field(default=False, init=False)
+    finishing: bool = field(default=False, init=False)
+    task: asyncio.Task[None] | None = field(default=None, init=False)
+    changed: asyncio.Event = field(default_factory=asyncio.Event, init=False)
+    """Set when it is cancelled or lost, and (a run) when one of its shards here ended."""
 
     def cancel(self, by: str) -> bool:
-        """Stop the checks because ``by`` asked; False when the run is already ending."""
+        """Stop the checks because ``by`` asked; False when it is already ending."""
         if self.finishing or self.cancelled_by is not None or self.lost:
             return False
         self.cancelled_by = by
@@ -153,7 +159,7 @@ class _Active:
         return True
 
     def lose(self) -> bool:
-        """Stop the checks, write nothing more; False when the run is already ending (its own
+        """Stop the checks, write nothing more; False when it is already ending (its own
         last write is what took the lease away)."""
         if self.finishing or self.lost:
             return False
@@ -164,6 +170,35 @@ class _Active:
     def _stop_targets(self) -> None:
         for task in self.targets:
             task.cancel()
+        self.changed.set()
+
+
+@dataclass(eq=False)
+class _Active(_Work):
+    run: tx.Claimed
+    lease: tx.Lease
+    prior: _Prior
+
+
+@dataclass(eq=False)
+class _Piece(_Work):
+    """A shard of a run (this executor's or another's) that this executor claimed."""
+
+    shard: ClaimedShard
+
+    @property
+    def run_id(self) -> int:
+        return self.shard.run_id
+
+
+@dataclass(frozen=True)
+class _Ref:
+    """Which run a check belongs to, as its result row names it."""
+
+    id: int
+    attempt: int
+    customer_id: str
+    params: dict[str, Any]
 
 
 @dataclass
@@ -208,6 +243,16 @@ class Executor:
         flagged for cancelling in this process (so it claims or stops them at once)."""
         self.changes.subscribe(self.poke, only=(Change.SUBMITTED, Change.CANCEL_REQUESTED))
         self.active: dict[int, _Active] = {}
+        self.pieces: dict[ShardLease, _Piece] = {}
+        """Shards this executor claimed (of its own runs and of other replicas')."""
+        self._limits: dict[int, asyncio.Semaphore] = {}
+        """Per run: at most ``max_targets`` of its checks at once in this executor."""
+        self._claiming = asyncio.Lock()
+        self._draining = False
+        self._look_for_shards_at = 0.0
+        """When the claim loop next asks for other replicas' shards (at once after one of this
+        executor's shards ends; else every ``poll_s``, so a busy claim loop does not ask on
+        every turn)."""
         self.last_loop_at: datetime | None = None
         self._wake = asyncio.Event()
         self._check_leases = asyncio.Event()
@@ -225,7 +270,7 @@ class Executor:
     def poke(self, run_id: int) -> None:
         """A run was submitted or flagged in this process: claim it or look at it now."""
         self._wake.set()
-        if run_id in self.active:
+        if run_id in self.active or any(p.run_id == run_id for p in self.pieces.values()):
             self._check_leases.set()
 
     def stop_now(self) -> None:
@@ -241,6 +286,7 @@ class Executor:
         try:
             async with self._engine():
                 await self._claim_until(stop)
+                self._draining = True  # and claim no more shards, not even of its own runs
                 await self.drain()
         finally:
             waker.cancel()
@@ -250,6 +296,7 @@ class Executor:
         self._wake.set()
 
     async def _claim_until(self, stop: asyncio.Event) -> None:
+        loop = asyncio.get_running_loop()
         backoff = self.options.poll_s
         lingered = False
         while not stop.is_set():
@@ -264,17 +311,19 @@ class Executor:
                 await asyncio.sleep(CLAIM_LINGER_S)
                 continue
             lingered = False
-            if want > 0:
-                try:
-                    got = len(await self._claim_and_start(want))
-                except DB_TROUBLE as exc:
-                    log.warning("claiming failed (%s); trying again in %.1f s", exc, backoff)
-                    await self._pause(backoff)
-                    backoff = min(backoff * 2, 30.0)
-                    continue
-                backoff = self.options.poll_s
-                if got == want and not stop.is_set():
-                    continue  # there may be more waiting
+            try:
+                got = len(await self._claim_and_start(want)) if want > 0 else 0
+                if loop.time() >= self._look_for_shards_at:
+                    self._look_for_shards_at = loop.time() + self.options.poll_s
+                    await self._claim_shards()
+            except DB_TROUBLE as exc:
+                log.warning("claiming failed (%s); trying again in %.1f s", exc, backoff)
+                await self._pause(backoff)
+                backoff = min(backoff * 2, 30.0)
+                continue
+            backoff = self.options.poll_s
+            if want > 0 and got == want and not stop.is_set():
+                continue  # there may be more waiting
             await self._pause(self.options.poll_s)
 
     async def _pause(self, seconds: float) -> None:
@@ -323,6 +372,7 @@ class Executor:
     def _ended(self, active: _Active, task: asyncio.Task[None]) -> None:
         if self.active.get(active.run.id) is active:
             del self.active[active.run.id]
+        self._forget_limit(active.run.id)
         self._wake.set()
         if not task.cancelled() and task.exception() is not None:
             log.error(
@@ -353,10 +403,14 @@ class Executor:
     async def drain(self) -> None:
         """Graceful shutdown: let running runs finish within the grace period (or until
         :meth:`stop_now`), then stop their checks and requeue them without using an attempt."""
-        tasks = [a.task for a in self.active.values() if a.task is not None]
+        tasks = [w.task for w in self._works() if w.task is not None]
         if not tasks:
             return
-        log.info("waiting up to %.0f s for %d running run(s)", self.options.grace_s, len(tasks))
+        log.info(
+            "waiting up to %.0f s for %d running run(s) and shard(s)",
+            self.options.grace_s,
+            len(tasks),
+        )
         everything = asyncio.ensure_future(asyncio.wait(tasks))
         hurry = asyncio.ensure_future(self._hurry.wait())
         await asyncio.wait(
@@ -367,12 +421,15 @@ class Executor:
         await self._stop_runs()
 
     async def _stop_runs(self) -> None:
-        left = [a.task for a in self.active.values() if a.task is not None and not a.task.done()]
+        left = [w.task for w in self._works() if w.task is not None and not w.task.done()]
         for task in left:
             task.cancel()
         if left:
             await asyncio.wait(left)
             log.info("put %d unfinished run(s) back in the queue", len(left))
+
+    def _works(self) -> list[_Work]:
+        return [*self.active.values(), *self.pieces.values()]
 
     # -- helpers: the writer and the lease keeper -----------------------------------------------
 
@@ -440,42 +497,233 @@ class Executor:
             await wait_any(self._check_leases, within_s=tick)
             self._check_leases.clear()
             watched = [a for a in self.active.values() if not a.finishing]
-            if not watched:
+            pieces = [p for p in self.pieces.values() if not p.finishing]
+            if not watched and not pieces:
                 continue
             beat = loop.time() - last_beat >= self.options.heartbeat_s
             try:
-                answer = await self._look(watched, beat)
+                runs, held = await self._look(watched, pieces, beat)
             except DB_TROUBLE as exc:
                 log.warning("could not %s (%s)", "heartbeat" if beat else "poll leases", exc)
                 continue
             if beat:
                 last_beat = loop.time()
             for active in watched:
-                fields = {"fields": {"run_id": active.run.id, "customer": active.run.customer_id}}
-                if active.run.id not in answer:
-                    if active.lose():
-                        log.warning(
-                            "run #%s: lease lost; another worker owns it now",
-                            active.run.id,
-                            extra=fields,
-                        )
-                elif answer[active.run.id] is not None and active.cancel(
-                    answer[active.run.id] or ""
-                ):
-                    log.info(
-                        "run #%s: cancel requested by %s",
-                        active.run.id,
-                        active.cancelled_by,
-                        extra=fields,
-                    )
+                self._heard(active, active.run.id, active.run.id in runs, runs.get(active.run.id))
+            for piece in pieces:
+                key = (piece.run_id, piece.shard.lease.shard)
+                self._heard(piece, piece.run_id, key in held, held.get(key), key[1])
 
-    async def _look(self, watched: list[_Active], beat: bool) -> dict[int, str | None]:
+    def _heard(
+        self, work: _Work, run_id: int, kept: bool, cancel: str | None, shard: int | None = None
+    ) -> None:
+        """Act on what the database said of ``work``'s lease."""
+        fields = {"fields": {"run_id": run_id, "shard": shard}}
+        what = f"run #{run_id}" if shard is None else f"run #{run_id} shard {shard}"
+        if not kept:
+            if work.lose():
+                whose = (
+                    "another worker owns it now"
+                    if shard is None
+                    else ("its run ended, or the sweeper gave it to another replica")
+                )
+                log.warning("%s: lease lost; %s", what, whose, extra=fields)
+        elif cancel is not None and work.cancel(cancel or ""):
+            log.info("%s: cancel requested by %s", what, work.cancelled_by, extra=fields)
+
+    async def _look(
+        self, watched: list[_Active], pieces: list[_Piece], beat: bool
+    ) -> tuple[dict[int, str | None], dict[tuple[int, int], str | None]]:
         leases = [a.lease for a in watched]
+        held = [p.shard.lease for p in pieces]
         if beat:
-            answer: dict[int, str | None] = await asyncio.shield(self._write(Beat(leases)))
+            answer: tuple[dict[int, str | None], dict[tuple[int, int], str | None]]
+            answer = await asyncio.shield(self._write(Beat(leases, held)))
             return answer
         async with self.db.read() as session:
-            return await tx.held(session, self.db, leases)
+            return await tx.held(session, self.db, leases), await shards.held(session, held)
+
+    # -- shards: claimed by any replica ---------------------------------------------------------
+
+    def _limit(self, run_id: int) -> asyncio.Semaphore:
+        return self._limits.setdefault(run_id, asyncio.Semaphore(self.options.max_targets))
+
+    def _forget_limit(self, run_id: int) -> None:
+        if run_id not in self.active and all(p.run_id != run_id for p in self.pieces.values()):
+            self._limits.pop(run_id, None)
+
+    def _pending_here(self, run_id: int) -> bool:
+        """Whether this executor holds a shard of ``run_id`` not yet ended."""
+        return any(p.run_id == run_id and not p.finishing for p in self.pieces.values())
+
+    def _pending(self, run_id: int) -> int:
+        """Checks of ``run_id`` claimed here and not finished."""
+        return sum(len(p.targets) for p in self.pieces.values() if p.run_id == run_id)
+
+    async def _claim_shards(self, only: int | None = None) -> int:
+        """Claim queued shards of running runs (or only of ``only``) while this executor has
+        room: per run, ``max_targets`` checks plus one shard, so a slot freed is filled at once
+        and the rest is left to other replicas; at most ``max_runs`` runs at once."""
+        if self._draining:
+            return 0
+        async with self._claiming:
+            here = set(self.active) | {p.run_id for p in self.pieces.values()}
+            async with self.db.read() as session:
+                open_runs = await shards.claimable(
+                    session, self.db, None if only is None else [only]
+                )
+            got = 0
+            for found in open_runs:
+                if found.run_id not in here and len(here) >= self.options.max_runs:
+                    continue
+                room = self.options.max_targets + found.size - self._pending(found.run_id)
+                want = min(found.queued, room // found.size)
+                if want <= 0:
+                    continue
+                async with self.db.write() as session:
+                    claimed = await shards.claim(
+                        session, self.db, self.owner, self.options.lease_s, found.run_id, want
+                    )
+                for shard in claimed:
+                    self._start_piece(shard)
+                if claimed:
+                    here.add(found.run_id)
+                    got += len(claimed)
+            return got
+
+    def _start_piece(self, shard: ClaimedShard) -> None:
+        piece = _Piece(shard)
+        self.pieces[shard.lease] = piece
+        piece.task = asyncio.create_task(
+            self._piece(piece), name=f"run-{shard.run_id}:shard-{shard.lease.shard}"
+        )
+        piece.task.add_done_callback(functools.partial(self._piece_ended, piece))
+
+    def _piece_ended(self, piece: _Piece, task: asyncio.Task[None]) -> None:
+        if self.pieces.get(piece.shard.lease) is piece:
+            del self.pieces[piece.shard.lease]
+        self._forget_limit(piece.run_id)
+        owner = self.active.get(piece.run_id)
+        if owner is not None:  # its run's own loop claims the next shard and sees its end
+            owner.changed.set()
+        else:  # another replica's run: the claim loop looks for more at once
+            self._look_for_shards_at = 0.0
+            self._wake.set()
+        if not task.cancelled() and task.exception() is not None:
+            log.error(
+                "run #%s shard %s: the executor failed while running it; its lease will "
+                "expire and the sweeper will give it to another replica",
+                piece.run_id,
+                piece.shard.lease.shard,
+                exc_info=task.exception(),
+            )
+
+    async def _piece(self, piece: _Piece) -> None:
+        shard = piece.shard
+        ref = _Ref(shard.run_id, shard.run_attempt, shard.customer_id, shard.params)
+        with logs.context(run_id=shard.run_id, customer=shard.customer_id, shard=shard.lease.shard):
+            if shard.cancel_requested_by:
+                piece.cancel(shard.cancel_requested_by)
+            customer = self.catalog.customers.get(shard.customer_id)
+            progress = _Progress([], [])
+            if customer is None:
+                for target in shard.targets:
+                    progress.add(self._unknown(ref, target), shard.customer_id)
+            elif piece.cancelled_by is None:
+                todo = shard.targets
+                if shard.lease.attempt > 1:  # released at a shutdown with some recorded
+                    async with self.db.read() as session:
+                        done = await shards.recorded(session, shard.run_id, todo)
+                    todo = [t for t in todo if (t["account"], t["check"]) not in done]
+                self._start_targets(piece, ref, customer, todo)
+            try:
+                await self._gather(piece, progress)
+            except asyncio.CancelledError:  # shutdown ran out of grace
+                await self._stop_targets(piece, ref.customer_id, progress)
+                await self._end_piece(piece, ShardStatus.QUEUED, progress)
+                raise
+            status = ShardStatus.DONE if piece.cancelled_by is None else ShardStatus.CANCELLED
+            await self._end_piece(piece, status, progress)
+
+    def _start_targets(
+        self, work: _Work, ref: _Ref, customer: Customer, targets: list[dict[str, str]]
+    ) -> None:
+        for target in targets:
+            account, kind = target["account"], target["check"]
+            work.targets.add(
+                asyncio.create_task(
+                    self._target(ref, customer, account, kind),
+                    name=f"run-{ref.id}:{account}:{kind}",
+                )
+            )
+
+    async def _gather(self, piece: _Piece, progress: _Progress) -> None:
+        while piece.targets:
+            done, _ = await asyncio.wait(piece.targets, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                piece.targets.discard(task)
+                if not task.cancelled():
+                    progress.add(task.result(), "")
+            if not (piece.cancelled_by or piece.lost):
+                self._room_freed(piece.run_id)
+
+    def _room_freed(self, run_id: int) -> None:
+        """Checks of ``run_id``'s shards finished here: once a whole shard fits again, claim
+        the next now rather than when this one's slowest check ends, so no slot idles."""
+        if self._pending(run_id) > self.options.max_targets:
+            return
+        owner = self.active.get(run_id)
+        if owner is not None:
+            owner.changed.set()
+        else:
+            self._look_for_shards_at = 0.0
+            self._wake.set()
+
+    async def _end_piece(self, piece: _Piece, status: ShardStatus, progress: _Progress) -> None:
+        """The shard's results with its end, written even if this task is cancelled meanwhile."""
+        piece.finishing = True
+        lease = piece.shard.lease
+        what = f"run #{lease.run_id} shard {lease.shard}"
+        if piece.lost:
+            log.warning("%s: lost its lease; another worker owns it now", what)
+            return
+        rows = tuple(progress.unwritten)
+        try:
+            moved = await asyncio.shield(self._write(ShardEnd(status, lease, rows)))
+        except DB_TROUBLE as exc:
+            log.error(
+                "%s: could not record its end (%s); its lease will expire and the sweeper "
+                "will give it to another replica",
+                what,
+                exc,
+            )
+            return
+        if not moved:
+            log.warning("%s: lost its lease (or its run ended) before it could end", what)
+        else:
+            log.debug("%s %s: %d check(s) recorded", what, status.value, len(rows))
+
+    def _unknown(self, ref: _Ref, target: dict[str, str]) -> ResultRow:
+        """The result of a check this replica cannot run: its configuration lacks the customer
+        (a reload on the run owner's replica but not on this one)."""
+        now = datetime.now(UTC)
+        return ResultRow(
+            run_id=ref.id,
+            attempt=ref.attempt,
+            account=target["account"],
+            check=target["check"],
+            severity=Severity.ERROR.value,
+            summary=(
+                f'replica {self.owner} has no customer "{ref.customer_id}" in its '
+                "configuration; reload it (SIGHUP) so every replica has the same files"
+            ),
+            details={"error": "config", "reason": "other"},
+            series={},
+            started_at=now,
+            finished_at=now,
+            actor=self.owner,
+            customer_id=ref.customer_id,
+        )
 
     # -- one run --------------------------------------------------------------------------------
 
@@ -497,25 +745,25 @@ class Executor:
             )
             await self._final(active, WriteKind.FAIL, _Progress([], []), reason)
             return
+        if shards.sharded(run.targets):
+            await self._run_sharded(active)
+            return
         prior = active.prior
         progress = _Progress(
             list(prior.severities.values()), list(prior.looks), list(prior.sightings)
         )
-        limit = asyncio.Semaphore(self.options.max_targets)
+        ref = _Ref(run.id, run.attempt, run.customer_id, run.params)
         if active.cancelled_by is None:
-            for target in interleaved(run.targets):
-                account, kind = target["account"], target["check"]
-                if (account, kind) not in active.prior.severities:
-                    active.targets.add(
-                        asyncio.create_task(
-                            self._target(active, customer, account, kind, limit),
-                            name=f"run-{run.id}:{account}:{kind}",
-                        )
-                    )
+            todo = [
+                t
+                for t in interleaved(run.targets)
+                if (t["account"], t["check"]) not in active.prior.severities
+            ]
+            self._start_targets(active, ref, customer, todo)
         try:
             await self._collect(active, progress)
         except asyncio.CancelledError:  # shutdown ran out of grace
-            await self._stop_targets(active, progress)
+            await self._stop_targets(active, run.customer_id, progress)
             await self._final(active, WriteKind.RELEASE, progress, "shutdown: back in the queue")
             raise
         if active.cancelled_by is not None:
@@ -538,17 +786,95 @@ class Executor:
                 future.add_done_callback(functools.partial(_refused_means_lost, active))
                 progress.records.append((rows, future))
 
-    async def _stop_targets(self, active: _Active, progress: _Progress) -> None:
+    async def _stop_targets(self, work: _Work, customer_id: str, progress: _Progress) -> None:
         """Cancel the checks still running; keep the results of those that finished."""
-        left, active.targets = active.targets, set()
+        left, work.targets = work.targets, set()
         for task in left:
             task.cancel()
         for task in left:
             with contextlib.suppress(asyncio.CancelledError):
-                progress.add(await task, active.run.customer_id)
+                progress.add(await task, customer_id)
+
+    async def _run_sharded(self, active: _Active) -> None:
+        """A run split into shards: make them (once per run), claim them alongside the other
+        replicas, and end the run once none is open — or stop this replica's shards and end
+        it when it is cancelled. Everything it learns comes from the database, so a new owner
+        after a crash picks up where the last one was."""
+        run = active.run
+        todo = [t for t in run.targets if (t["account"], t["check"]) not in active.prior.severities]
+        made, open_shards = False, -1
+        try:
+            while True:
+                if active.lost:
+                    log.warning("run #%s: lost its lease; another worker owns it now", run.id)
+                    return
+                try:
+                    if not made:
+                        async with self.db.write() as session:
+                            count = await shards.create(session, self.db, run.id, todo)
+                        made = True
+                        log.info("run #%s: %d checks in %d shards", run.id, len(todo), count)
+                    if active.cancelled_by is not None:
+                        await self._stop_pieces(run.id, active.cancelled_by)
+                        await self._others_stop(run.id)
+                        await self._final(active, WriteKind.CANCELLED, await self._all(run))
+                        return
+                    if not self._pending_here(run.id):  # else some are open for sure
+                        async with self.db.read() as session:
+                            open_shards = await shards.left(session, run.id)
+                    if open_shards == 0:
+                        everything = await self._all(run)
+                        await self._final(active, WriteKind.COMPLETE, everything, whole=True)
+                        return
+                    await self._claim_shards(only=run.id)
+                except DB_TROUBLE as exc:
+                    log.warning("run #%s: the database is unavailable (%s)", run.id, exc)
+                # Another replica's shard ending is heard by looking: sooner when only theirs
+                # are left, as the run ends with the last of them.
+                idle = self.options.cancel_poll_s
+                if not self._pending_here(run.id):
+                    idle = min(idle, self.options.poll_s)
+                await wait_any(active.changed, within_s=idle)
+                active.changed.clear()
+        except asyncio.CancelledError:  # shutdown ran out of grace: this replica's shards
+            # release themselves (they are stopped too); the run goes back to the queue.
+            reason = "shutdown: back in the queue"
+            await self._final(active, WriteKind.RELEASE, _Progress([], []), reason)
+            raise
+
+    async def _stop_pieces(self, run_id: int, by: str) -> None:
+        """Stop this replica's shards of a cancelled run and wait for their last writes."""
+        mine = [p for p in self.pieces.values() if p.run_id == run_id]
+        for piece in mine:
+            piece.cancel(by)
+        tasks = [p.task for p in mine if p.task is not None]
+        if tasks:
+            await asyncio.wait(tasks)
+
+    async def _others_stop(self, run_id: int) -> None:
+        """Give the replicas running the cancelled run's other shards up to ``cancel_poll_s``
+        to notice, stop and write what their checks finished before the cancel; the cancel
+        then closes whatever is still open (:func:`app.engine.shards.close`)."""
+        deadline = asyncio.get_running_loop().time() + self.options.cancel_poll_s
+        while asyncio.get_running_loop().time() < deadline:
+            async with self.db.read() as session:
+                if not await shards.left(session, run_id, (ShardStatus.RUNNING,)):
+                    return
+            await asyncio.sleep(min(0.1, self.options.cancel_poll_s))
+
+    async def _all(self, run: tx.Claimed) -> _Progress:
+        """Everything every replica recorded for ``run``: its end is worked out from it."""
+        prior = (await self._prior_results([run])).get(run.id, _Prior())
+        return _Progress(list(prior.severities.values()), prior.looks, prior.sightings)
 
     async def _final(
-        self, active: _Active, kind: WriteKind, progress: _Progress, reason: str = ""
+        self,
+        active: _Active,
+        kind: WriteKind,
+        progress: _Progress,
+        reason: str = "",
+        *,
+        whole: bool = False,
     ) -> None:
         """The run's last write: the results not yet written and its last transition, in one
         transaction, performed by the writer even if this task is cancelled meanwhile."""
@@ -569,7 +895,7 @@ class Executor:
         ends = kind in (WriteKind.COMPLETE, WriteKind.CANCELLED)
         write = Write(
             kind, active.lease, tuple(progress.unwritten), outcome, reason, run.customer_id,
-            progress.looks if ends else (), progress.sightings if ends else (),
+            progress.looks if ends else (), progress.sightings if ends else (), whole,
         )  # fmt: skip
         try:
             moved = await asyncio.shield(self._write(write))
@@ -596,16 +922,8 @@ class Executor:
                 run.attempt,
             )
 
-    async def _target(
-        self,
-        active: _Active,
-        customer: Customer,
-        account: str,
-        kind: str,
-        limit: asyncio.Semaphore,
-    ) -> ResultRow:
-        run = active.run
-        async with limit:
+    async def _target(self, run: _Ref, customer: Customer, account: str, kind: str) -> ResultRow:
+        async with self._limit(run.id):
             running_for(Target(run.id, run.attempt, account, kind))
             started = datetime.now(UTC)
             window_s = run.params.get("window_s")
@@ -650,6 +968,26 @@ class Executor:
         async with self.db.write() as session:
             requeued = await tx.requeue_stale(session, self.db, actor)
             failed = await tx.fail_stale(session, self.db, actor)
+            shards_back = await shards.requeue_stale(session, self.db)
+            shards_lost = await shards.fail_stale(session, self.db, actor)
+        for run_id, shard in shards_back:
+            log.warning(
+                "run #%s shard %s: the replica running it stopped responding; queued again for "
+                "any replica",
+                run_id,
+                shard,
+            )
+        for run_id, shard in shards_lost:
+            log.error(
+                "run #%s shard %s: the replicas running it stopped responding %d times; its "
+                "checks are recorded as errors",
+                run_id,
+                shard,
+                shards.MAX_ATTEMPTS,
+            )
+        if shards_back:
+            self._wake.set()
+        self.changes.publish(sorted({run_id for run_id, _ in [*shards_back, *shards_lost]}))
         for run_id, attempt in requeued:
             log.warning(
                 "run #%s: its worker stopped responding during attempt %d; queued again",
@@ -681,15 +1019,3 @@ class Executor:
 def _refused_means_lost(active: _Active, future: asyncio.Future[Any]) -> None:
     if not future.cancelled() and future.exception() is None and future.result() is False:
         active.lose()
-
-
-def interleaved(targets: Sequence[dict[str, str]]) -> list[dict[str, str]]:
-    """Targets in round-robin order across accounts (every account's first check, then every
-    account's second, …), so the first wave of checks reaches as many accounts — and their
-    AssumeRole calls — as the concurrency allows, instead of queueing behind one account."""
-    position: Counter[str] = Counter()
-    keyed = []
-    for index, target in enumerate(targets):
-        keyed.append((position[target["account"]], index, target))
-        position[target["account"]] += 1
-    return [target for _, _, target in sorted(keyed, key=lambda item: item[:2])]

@@ -8,7 +8,8 @@ one before, so a report of last month made late still has both months.
 **Table by table** (rows older than the cutoff):
 
 - ``runs`` — a finished run (completed, failed, cancelled) created before the cutoff is deleted
-  with its ``results``, its ``run_events`` and its ``outbox`` rows, unless it is
+  with its ``results``, its ``run_shards`` (who did which slice of a large run), its
+  ``run_events`` and its ``outbox`` rows, unless it is
   the latest run of its customer (the runboard's *last run*);
   the run a ``sights`` row last looked with (the latest look of each account × check: the
   runboard, blind spots, the metrics of looks);
@@ -64,6 +65,7 @@ from app.models import (
     Result,
     Run,
     RunEvent,
+    RunShard,
     RunStatus,
     Sight,
     Source,
@@ -277,6 +279,7 @@ async def _runs_batch(db: Database, before: datetime, batch: int) -> tuple[Prune
 async def _delete_runs(session: AsyncSession, ids: Sequence[int]) -> Pruned:
     await session.execute(update(Run).where(Run.retry_of.in_(ids)).values(retry_of=None))
     results = await _deleted(session, delete(Result).where(Result.run_id.in_(ids)))
+    await session.execute(delete(RunShard).where(RunShard.run_id.in_(ids)))
     events = await _deleted(session, delete(RunEvent).where(RunEvent.run_id.in_(ids)))
     outbox = await _deleted(
         session, delete(Outbox).where(Outbox.run_id.in_(ids), Outbox.status.in_(DELIVERED))

@@ -4,6 +4,13 @@ The executor asks :meth:`RetryPolicy.decide` after every failed try and does wha
 Transient errors (throttling, timeouts, 5xx: :class:`~checks.base.TransientError`, or a
 ``TimeoutError`` raised inside the check) are retried with exponential backoff and full jitter;
 permanent ones (access denied, a role that cannot be assumed) and bugs in a check are not.
+
+AWS calls have **one** retry layer, botocore's standard mode (``AwsOptions.max_attempts``
+requests per call), and this policy does not add a second: an error marked ``retried`` gives up
+at once. Retrying the call where it failed repeats one request, not every call the check made
+before it; botocore reads AWS's own signals (throttling codes, 5xx, dropped connections) and
+its retry quota stops retrying when a whole endpoint is failing. Stacked, the two layers turned
+one throttled call into up to 4 × 3 = 12 requests, at the moment AWS asked for fewer.
 """
 
 from __future__ import annotations
@@ -45,6 +52,8 @@ class RetryPolicy:
         """What to do after ``tries`` failed tries, the last of which raised ``error``."""
         if isinstance(error, CheckError) and error.permanent:
             return Decision.give_up("permanent error; trying again would fail the same way")
+        if isinstance(error, CheckError) and error.retried:
+            return Decision.give_up("AWS's own retries were spent on this call already")
         if not isinstance(error, CheckError | TimeoutError):
             return Decision.give_up("unexpected error in the check; trying again will not cure it")
         if tries >= self.max_tries:

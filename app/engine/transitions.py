@@ -61,6 +61,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.selectable import Select
 
 from app.db import Database
+from app.engine import shards
 from app.engine.bulk import unnest
 from app.engine.events import Event, add_event, add_events
 from app.engine.results import ResultRow, finished_events, insert_results
@@ -158,18 +159,20 @@ async def _move(
     values: Mapping[str, Any],
     event: Event,
     results: Sequence[ResultRow] = (),
+    also: ColumnElement[bool] | None = None,
     **data: Any,
 ) -> set[int]:
-    """running → ``values`` for every lease still held, with the runs' last ``results``;
-    returns the run ids that moved. The UPDATE is the guard: results of runs that did not
-    move are dropped."""
+    """running → ``values`` for every lease still held (and ``also`` true), with the runs' last
+    ``results``; returns the run ids that moved. The UPDATE is the guard: results of runs that
+    did not move are dropped."""
     if not leases:
         return set()
+    guard = _held(db, leases) if also is None else _held(db, leases) & also
     moved = set(
         (
             await session.execute(
                 update(Run)
-                .where(_held(db, leases))
+                .where(guard)
                 .values(**values)
                 .returning(Run.id)
                 .execution_options(synchronize_session=False)
@@ -367,11 +370,15 @@ async def complete(
     leases: Sequence[Lease],
     outcome: str,
     results: Sequence[ResultRow] = (),
+    *,
+    whole: bool = False,
 ) -> set[int]:
     """running → completed with ``outcome`` (the worst result severity), writing the runs'
-    last ``results`` with it."""
+    last ``results`` with it. ``whole``: a sharded run, which moves only once none of its
+    shards is open (:func:`app.engine.shards.none_open`)."""
     values = {"status": RunStatus.COMPLETED, "outcome": outcome, **_finished(db)}
-    return await _move(session, db, leases, values, Event.COMPLETED, results, outcome=outcome)
+    also = shards.none_open() if whole else None
+    return await _move(session, db, leases, values, Event.COMPLETED, results, also, outcome=outcome)
 
 
 async def fail(
@@ -379,7 +386,9 @@ async def fail(
 ) -> set[int]:
     """running → failed: the run could not be run at all (``reason`` says why and what to do)."""
     values = {"status": RunStatus.FAILED, "outcome": "error", "error": reason, **_finished(db)}
-    return await _move(session, db, leases, values, Event.FAILED, reason=reason)
+    moved = await _move(session, db, leases, values, Event.FAILED, reason=reason)
+    await shards.close(session, db, moved)
+    return moved
 
 
 async def cancelled(
@@ -392,7 +401,9 @@ async def cancelled(
     """running → cancelled, written by the owner once its checks have stopped; results written
     before stay visible and ``outcome`` is the worst of them (None when there are none)."""
     values = {"status": RunStatus.CANCELLED, "outcome": outcome, **_finished(db)}
-    return await _move(session, db, leases, values, Event.CANCELLED, results, outcome=outcome)
+    moved = await _move(session, db, leases, values, Event.CANCELLED, results, outcome=outcome)
+    await shards.close(session, db, moved)
+    return moved
 
 
 async def release(
@@ -490,6 +501,7 @@ async def fail_stale(
         )
     ).all()
     moved = sorted((run_id, attempt, error) for run_id, attempt, error in rows)
+    await shards.close(session, db, {run_id for run_id, _, _ in moved})
     await add_events(
         session,
         db,

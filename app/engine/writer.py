@@ -1,11 +1,13 @@
 """The executor's writer: every write of the runs one executor owns goes through one task that
 commits them many to a transaction (group commit).
 
-Three kinds of items: a lease-guarded :class:`Write` of one run (results, and maybe its last
-transition), a :class:`Beat` (extend leases, learn of cancel requests) and a :class:`Note` (an
-event that needs no guard). Each carries a future that is settled with the answer once its
-transaction commits. Because this task, not the run's, performs the write, a run's last write
-happens even if the run's task is cancelled meanwhile (shutdown): the caller shields the future.
+Four kinds of items: a lease-guarded :class:`Write` of one run (results, and maybe its last
+transition), a lease-guarded :class:`ShardEnd` (a shard's results with its end), a
+:class:`Beat` (extend the leases of runs and shards, learn of cancel requests) and a
+:class:`Note` (an event that needs no guard). Each carries a future that is settled with the
+answer once its transaction commits. Because this task, not the run's, performs the write, a
+run's last write happens even if the run's task is cancelled meanwhile (shutdown): the caller
+shields the future.
 """
 
 from __future__ import annotations
@@ -22,13 +24,13 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import DB_TROUBLE, Database
-from app.engine import answers, blind, findings
+from app.engine import answers, blind, findings, shards
 from app.engine import transitions as tx
 from app.engine.alerts import Router
 from app.engine.answers import Rule
 from app.engine.events import Event, add_events
 from app.engine.results import ResultRow
-from app.models import Run
+from app.models import Run, ShardStatus
 from checks.base import Severity
 
 log = logging.getLogger(__name__)
@@ -65,6 +67,21 @@ class Write:
     in the transaction that ends it."""
     sightings: Sequence[blind.Sighting] = ()
     """Whether each of the run's results could look, with its end: kept in the ``sights``."""
+    whole: bool = False
+    """A sharded run's completion: refused while any of its shards is still open."""
+    done: asyncio.Future[Any] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+
+
+@dataclass(eq=False)
+class ShardEnd:
+    """A shard's results with its end (done, cancelled, or queued again at shutdown); the
+    answer is whether its lease was still held."""
+
+    status: ShardStatus
+    lease: shards.ShardLease
+    rows: Sequence[ResultRow] = ()
     done: asyncio.Future[Any] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
@@ -72,7 +89,11 @@ class Write:
 
 @dataclass(eq=False)
 class Beat:
+    """Extend leases; the answer is ``(runs, shards)`` as :func:`tx.heartbeat` and
+    :func:`shards.heartbeat` return them."""
+
     leases: Sequence[tx.Lease]
+    shards: Sequence[shards.ShardLease] = ()
     done: asyncio.Future[Any] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
@@ -91,7 +112,7 @@ class Note:
     )
 
 
-Item = Write | Beat | Note
+Item = Write | ShardEnd | Beat | Note
 
 
 def settle(
@@ -186,9 +207,17 @@ class Writer:
         self._queued = 0
         async with self.db.write() as session:
             for beat in (i for i in batch if isinstance(i, Beat)):
-                answers.append(
-                    (beat.done, await tx.heartbeat(session, self.db, beat.leases, self.lease_s))
-                )
+                runs = await tx.heartbeat(session, self.db, beat.leases, self.lease_s)
+                held = await shards.heartbeat(session, self.db, beat.shards, self.lease_s)
+                answers.append((beat.done, (runs, held)))
+            for status in ShardStatus:
+                ends = [i for i in batch if isinstance(i, ShardEnd) and i.status == status]
+                if ends:
+                    kept = await shards.finish(
+                        session, self.db, status, [(end.lease, end.rows) for end in ends]
+                    )
+                    answers.extend((end.done, end.lease in kept) for end in ends)
+                    changed.update(end.lease.run_id for end in ends if end.lease in kept)
             writes = [i for i in batch if isinstance(i, Write)]
             for write, moved in (await self._guarded(session, writes)).items():
                 answers.append((write.done, moved))
@@ -214,14 +243,15 @@ class Writer:
             session, self.db, [w.lease for w in records], [r for w in records for r in w.rows]
         )
         moved = {w: w.lease.run_id in held for w in records}
-        groups: dict[tuple[WriteKind, str | None, str], list[Write]] = {}
+        groups: dict[tuple[WriteKind, str | None, str, bool], list[Write]] = {}
         for write in writes:
             if write.kind is not WriteKind.RECORD:
-                groups.setdefault((write.kind, write.outcome, write.reason), []).append(write)
-        for (kind, outcome, reason), group in groups.items():
+                key = (write.kind, write.outcome, write.reason, write.whole)
+                groups.setdefault(key, []).append(write)
+        for (kind, outcome, reason, whole), group in groups.items():
             leases = [w.lease for w in group]
             rows = [r for w in group for r in w.rows]
-            ids = await self._transition(session, kind, leases, rows, outcome, reason)
+            ids = await self._transition(session, kind, leases, rows, outcome, reason, whole)
             moved.update({w: w.lease.run_id in ids for w in group})
         ended = [w for w in writes if moved.get(w) and w.kind is not WriteKind.RECORD]
         await findings.apply(session, self.db, [one for w in ended for one in w.looks])
@@ -258,9 +288,11 @@ class Writer:
         rows: list[ResultRow],
         outcome: str | None,
         reason: str,
+        whole: bool,
     ) -> set[int]:
         if kind is WriteKind.COMPLETE:
-            return await tx.complete(session, self.db, leases, outcome or Severity.OK.value, rows)
+            outcome = outcome or Severity.OK.value
+            return await tx.complete(session, self.db, leases, outcome, rows, whole=whole)
         if kind is WriteKind.CANCELLED:
             return await tx.cancelled(session, self.db, leases, outcome, rows)
         if kind is WriteKind.FAIL:

@@ -118,6 +118,7 @@ _CREDENTIAL = re.compile(r"(?:^|Credential=)([^/,\s=]+)/\d{8}/([^/]+)/([^/]+)/aw
 _CALLER_ACCOUNT = re.compile(r"<Account>(\d{12})</Account>")
 # Credential scopes that are not botocore service names.
 _SIGNING_NAMES = {"monitoring": "cloudwatch", "email": "ses", "states": "stepfunctions"}
+_S3_CONTROL_PATH = "/v20180820/"
 _RESOURCE_TYPES = {
     "rds": "RDS",
     "dynamodb": "DynamoDB",
@@ -180,6 +181,8 @@ def identify(request: web.Request, body: bytes | None) -> Call:
         request.headers.get("Authorization", "") or request.query.get("X-Amz-Credential", "")
     )
     access_key, region, signing = scope.groups() if scope else (None, None, "")
+    if signing == "s3" and request.path.startswith(_S3_CONTROL_PATH):
+        signing = "s3control"  # S3 Control signs as s3; its paths start with its API version
     model = _service_model(signing) if signing else None
     service = model.service_name if model is not None else signing or "unknown"
     compatible = model is not None and "awsQueryCompatible" in model.metadata

@@ -258,8 +258,8 @@ def test_it_lists_the_keys_when_nothing_is_close(tmp_path: Path) -> None:
 
     assert problems(tmp_path) == [
         "acme.yaml:10: colour: unknown key; the keys here are "
-        "id, name, timezone, slack, accounts, checks, schedules, suppress, maintenance, "
-        "console, routing"
+        "id, name, timezone, slack, accounts, organization, checks, schedules, suppress, "
+        "maintenance, console, routing"
     ]
 
 
@@ -286,7 +286,10 @@ def test_it_names_each_missing_required_key_where_it_belongs(tmp_path: Path) -> 
 def test_it_needs_at_least_one_account(tmp_path: Path) -> None:
     write(tmp_path, "acme.yaml", "id: acme\nname: Acme\naccounts: []\n")
 
-    assert problems(tmp_path) == ["acme.yaml:3: accounts: list at least one account"]
+    assert problems(tmp_path) == [
+        "acme.yaml:3: accounts: list at least one account, or add organization: to discover "
+        "them from AWS Organizations (docs/organizations.md)"
+    ]
 
 
 def test_it_wants_the_id_to_match_the_file_name(tmp_path: Path) -> None:
@@ -932,8 +935,8 @@ q5: &e [*e]
 
     assert problems(tmp_path) == [
         f"acme.yaml:{line}: {key}: unknown key; the keys here are "
-        "id, name, timezone, slack, accounts, checks, schedules, suppress, maintenance, "
-        "console, routing"
+        "id, name, timezone, slack, accounts, organization, checks, schedules, suppress, "
+        "maintenance, console, routing"
         for line, key in zip(range(10, 15), ["q1", "q2", "q3", "q4", "q5"], strict=True)
     ]
 
@@ -1105,10 +1108,11 @@ def test_it_prints_every_problem_as_file_and_line_from_mhub_config_check(tmp_pat
     assert result.returncode == 1
     assert result.stderr.splitlines() == [
         f"{acme}:10: colour: unknown key; the keys here are "
-        "id, name, timezone, slack, accounts, checks, schedules, suppress, maintenance, "
-        "console, routing",
+        "id, name, timezone, slack, accounts, organization, checks, schedules, suppress, "
+        "maintenance, console, routing",
         f"{acme}:12: schedules[0].cron: required key is missing; add it",
-        f"{beta}:1: accounts: required key is missing; add it",
+        f"{beta}:1: accounts: list at least one account, or add organization: to discover "
+        "them from AWS Organizations (docs/organizations.md)",
         f'{beta}:3: duplicate key "name"; keep only one of them',
         "4 problem(s) found.",
     ]

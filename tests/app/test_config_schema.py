@@ -70,7 +70,8 @@ def test_the_committed_schema_is_what_mhub_config_schema_prints() -> None:
 def test_it_describes_the_keys_an_editor_completes() -> None:
     schema = json.loads(printed())
     assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
-    assert schema["required"] == ["id", "name", "accounts"]
+    assert schema["required"] == ["id", "name"]
+    assert schema["anyOf"] == [{"required": ["accounts"]}, {"required": ["organization"]}]
     assert schema["additionalProperties"] is False
     account = schema["$defs"]["Account"]["properties"]
     assert "12-digit AWS account id" in account["account_id"]["description"]

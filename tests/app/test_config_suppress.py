@@ -335,7 +335,7 @@ def test_it_reports_every_suppression_problem_at_once_even_beside_other_problems
 
     assert problems(tmp_path) == [
         "acme.yaml:4: colour: unknown key; the keys here are id, name, timezone, slack, "
-        "accounts, checks, schedules, suppress, maintenance, console, routing",
+        "accounts, organization, checks, schedules, suppress, maintenance, console, routing",
         'acme.yaml:17: suppress[0].account: unknown account "acme-prd". Did you mean '
         '"acme-prod"? This customer\'s accounts are acme-prod, acme-staging; leave account '
         "out to cover them all.",

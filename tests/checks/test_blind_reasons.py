@@ -115,7 +115,7 @@ async def test_throttled_assume_role_is_retried_not_called_a_broken_role(edge: E
           "created": datetime.now(UTC) - timedelta(hours=1)}],
     )  # fmt: skip
 
-    clients = AwsClients(AwsOptions(max_attempts=1))
+    clients = AwsClients(AwsOptions(max_attempts=2))  # botocore retries it: the one layer
     try:
         runner = CheckRunner(REGISTRY, clients, retry=QUICK)
         result = await runner.run(arbel(), "arbel", "backup", run_id=1)

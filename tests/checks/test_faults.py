@@ -68,7 +68,9 @@ async def test_it_rides_out_throttling_twice_then_reports_ok(
     assert edge.calls("ListBackupJobs", account=ARBEL) == 3
 
 
-async def test_it_retries_the_check_when_botocore_gives_up_on_throttling(edge: Edge) -> None:
+async def test_it_does_not_retry_the_check_when_botocore_gave_up_on_throttling(
+    edge: Edge,
+) -> None:
     clients = AwsClients(AwsOptions(max_attempts=2))
     edge.add_backup_jobs(ARBEL, REGION, [completed(ARBEL)])
     edge.inject(error="throttling", operations=["ListBackupJobs"], times=3)
@@ -77,15 +79,15 @@ async def test_it_retries_the_check_when_botocore_gives_up_on_throttling(edge: E
     finally:
         clients.close()
 
-    assert result.severity == Severity.OK
-    # botocore tried twice, gave up with TransientError; the executor's second try needed two
-    assert edge.calls("ListBackupJobs", account=ARBEL) == 4
+    assert result.severity == Severity.ERROR
+    # one retry layer (botocore's): two requests, and the check is not tried again
+    assert edge.calls("ListBackupJobs", account=ARBEL) == 2
 
 
 async def test_it_reports_throttling_that_never_ends_as_an_error_saying_it_retried(
     edge: Edge,
 ) -> None:
-    clients = AwsClients(AwsOptions(max_attempts=1))
+    clients = AwsClients(AwsOptions(max_attempts=3))
     edge.inject(error="throttling", operations=["ListBackupJobs"])
     try:
         result = await check(clients, backups(ARBEL), "arbel")
@@ -94,7 +96,7 @@ async def test_it_reports_throttling_that_never_ends_as_an_error_saying_it_retri
 
     assert result.severity == Severity.ERROR
     assert result.summary.startswith("arbel (111111111111): AWS said ThrottlingException")
-    assert "after 3 tries" in result.summary
+    assert "(3 requests)" in result.summary
     assert edge.calls("ListBackupJobs") == 3
 
 

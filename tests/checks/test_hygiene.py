@@ -561,9 +561,11 @@ async def test_access_denied_on_s3_block_public_access_names_the_s3_action(
     aws: str, edge: Edge, clients: AwsClients
 ) -> None:
     tidy(aws, edge, ARBEL)
-    # The edge knows S3 Control by its signing name, s3, and S3's routes: GET /{Bucket}/{Key+}.
     edge.inject(
-        error="AccessDenied", status=403, message="Access Denied", operations=["s3:GetObject"]
+        error="AccessDenied",
+        status=403,
+        message="Access Denied",
+        operations=["s3control:GetPublicAccessBlock"],
     )
 
     result = await run_check(clients, customer(account("arbel", ARBEL)), "arbel", "hygiene")

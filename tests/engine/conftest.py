@@ -20,6 +20,7 @@ from app.models import (
     Result,
     Run,
     RunEvent,
+    RunShard,
     Sight,
 )
 from tests.conftest import PG_SKIP, PG_URL, pg_database
@@ -59,6 +60,7 @@ async def db(engine_url: str) -> AsyncIterator[Database]:
             Mute,
             Result,
             RunEvent,
+            RunShard,
             Run,
             Finding,
             ChannelPace,

@@ -100,11 +100,12 @@ async def queue(
     count: int = 1,
     accounts: Sequence[str] = ("quick",),
     max_attempts: int = 3,
+    customer_id: str = CUSTOMER.id,
 ) -> list[int]:
     """Insert ``count`` queued runs of the test check on ``accounts``; returns their ids."""
     rows = [
         {
-            "customer_id": CUSTOMER.id,
+            "customer_id": customer_id,
             "requested_by": "test",
             "source": "cli",
             "targets": [{"account": a, "check": KIND} for a in accounts],
@@ -175,11 +176,12 @@ async def serving(
     sweep: bool = False,
     owner: str | None = None,
     retry: RetryPolicy | None = None,
+    catalog: Catalog = CATALOG,
 ) -> AsyncIterator[Executor]:
     """An executor serving in the background; stopped (gracefully) on exit."""
     aws = AwsClients()
     executor = Executor(
-        db, CATALOG, {KIND: check}, aws, options or fast(), retry=retry, owner=owner
+        db, catalog, {KIND: check}, aws, options or fast(), retry=retry, owner=owner
     )
     stop = asyncio.Event()
     tasks = [asyncio.create_task(executor.serve(stop), name="test-executor")]

@@ -397,7 +397,7 @@ async def test_it_claims_nothing_once_told_to_stop(db: Database) -> None:
 
 
 def test_it_starts_every_accounts_first_check_before_any_accounts_second() -> None:
-    from app.engine.executor import interleaved
+    from app.engine.shards import interleaved
 
     targets = [{"account": a, "check": c} for a in ("a", "b", "c") for c in ("rds", "backup")]
     order = [(t["account"], t["check"]) for t in interleaved(targets)]
