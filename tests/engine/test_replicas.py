@@ -67,8 +67,11 @@ class Replica:
         self.url, self.owner, self.log_path, self.options = url, owner, log, options
         self.proc: asyncio.subprocess.Process | None = None
 
+    program: tuple[str, ...] = ("-m", "tests.engine.worker")
+    """What the Python interpreter runs: the worker module, or a script that wraps it."""
+
     async def start(self) -> Replica:
-        args = [sys.executable, "-m", "tests.engine.worker", self.url, "--owner", self.owner]
+        args = [sys.executable, *self.program, self.url, "--owner", self.owner]
         settings = {"lease": LEASE_S, "heartbeat": HEARTBEAT_S, "sweep": SWEEP_S, "poll": POLL_S}
         settings.update(self.options)
         for name, value in settings.items():
@@ -144,9 +147,12 @@ async def test_it_runs_each_of_1000_runs_exactly_once_across_4_replicas(
                 member.signal(signal.SIGTERM)
             assert [await member.exited() for member in group] == [0, 0, 0, 0]
         finished = await runs(db, ids)
+        errors = await scalar(
+            db, "SELECT string_agg(DISTINCT summary, ' | ') FROM results WHERE severity = 'error'"
+        )
         assert {(run.status, run.outcome, run.attempt) for run in finished} == {
             (RunStatus.COMPLETED, "ok", 1)
-        }, "a duplicate execution shows up as an error result"
+        }, f"a duplicate execution shows up as an error result: {errors}"
         assert await scalar(db, "SELECT count(*) FROM executions") == 1000
         assert await scalar(db, "SELECT count(*) FROM run_events WHERE type = 'claimed'") == 1000
         owners = await scalar(db, "SELECT count(DISTINCT owner) FROM executions")

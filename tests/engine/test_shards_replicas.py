@@ -10,9 +10,7 @@ so that one run has enough targets to be sharded.
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -27,15 +25,11 @@ from app.config import Account
 from app.db import Database
 from app.engine.runs import RunService
 from app.models import Run, RunStatus
-from tests.conftest import PG_SKIP, PG_URL, ROOT, pg_database
+from tests.conftest import PG_SKIP, PG_URL, pg_database
 from tests.engine.support import CUSTOMER, KIND, queue, runs, wait_until
 from tests.engine.test_replicas import (
-    HEARTBEAT_S,
-    LEASE_S,
-    POLL_S,
     SCHEDULING_SLACK_S,
     STEADY_LEASE_S,
-    SWEEP_S,
     Replica,
     database,
     db_now,
@@ -83,19 +77,7 @@ asyncio.run(worker.main(worker.parse(sys.argv[1:])))
 class Sharer(Replica):
     """A worker replica that serves :data:`CATALOG`."""
 
-    async def start(self) -> Replica:
-        args = [sys.executable, "-c", LAUNCH, self.url, "--owner", self.owner]
-        settings = {"lease": LEASE_S, "heartbeat": HEARTBEAT_S, "sweep": SWEEP_S, "poll": POLL_S}
-        settings.update(self.options)
-        for name, value in settings.items():
-            for item in value if isinstance(value, list) else [value]:
-                args += [f"--{name.replace('_', '-')}", str(item)]
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("HUB_", "SLACK_"))}
-        with self.log_path.open("w") as log:
-            self.proc = await asyncio.create_subprocess_exec(
-                *args, cwd=ROOT, env=env, stdout=asyncio.subprocess.DEVNULL, stderr=log
-            )
-        return self
+    program = ("-c", LAUNCH)
 
 
 @pytest.fixture
