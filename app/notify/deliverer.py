@@ -45,7 +45,7 @@ import logging
 import random
 import time
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -206,14 +206,18 @@ class Notifier:
     async def deliver_due(self, limit: int = 50) -> int:
         """Send what is due now (up to ``limit`` claims, ``concurrency`` at a time, including
         notices that become due because the one before them was sent) and wait for it.
+        Each notice is tried at most once per call: one put back to retry with a short backoff
+        waits for the next call, however long this one takes.
         Returns how many were sent or failed for good (not those put back to retry)."""
         done = 0
-        claimed = 0
-        while claimed < limit:
-            notices = await self._claim(min(self.options.concurrency, limit - claimed))
+        tried: set[int] = set()
+        while len(tried) < limit:
+            notices = await self._claim(
+                min(self.options.concurrency, limit - len(tried)), skip=tried
+            )
             if not notices:
                 break
-            claimed += len(notices)
+            tried.update(n.id for n in notices)
             finished = await asyncio.gather(*(self._deliver(n) for n in notices))
             done += sum(finished)
         return done
@@ -261,8 +265,9 @@ class Notifier:
 
     # -- claiming -----------------------------------------------------------------------
 
-    async def _claim(self, limit: int) -> list[Notice]:
-        """Lease up to ``limit`` due notices, oldest first, in one statement."""
+    async def _claim(self, limit: int, skip: Collection[int] = ()) -> list[Notice]:
+        """Lease up to ``limit`` due notices (none in ``skip``), oldest first, in one
+        statement."""
         if limit <= 0:
             return []
         due = aliased(Notice, name="due")
@@ -275,6 +280,7 @@ class Notifier:
                 or_(due.lease_until.is_(None), due.lease_until <= now),
                 ~_behind(due),
                 *_not_held(due, self._holding()),
+                *([due.id.not_in(skip)] if skip else []),
             )
             .order_by(due.id)
             .limit(limit)

@@ -109,6 +109,26 @@ async def test_5xx_backs_off_exponentially_and_stays_pending(
     assert gaps[0] >= 0.09 and gaps[1] >= 0.19  # 0.1 s, then 0.2 s: doubling
 
 
+async def test_one_call_tries_each_notice_once_however_long_it_takes(
+    db: Database, pagerduty: FakePagerDuty
+) -> None:
+    # One notice fails at once and is due again 0.1 s later; the other's answer takes 0.4 s,
+    # so the call outlives the backoff. The retry waits for the next call (CI once saw a
+    # slow database make one call try a notice twice).
+    await add_notice(db, 1)
+    await add_notice(db, 2)
+    pagerduty.fail_next(500, times=1)  # whichever asks first
+    pagerduty.stall_next(0.4)
+    async with notifier(db, ENV, pagerduty.events_url) as sender:
+        assert await sender.deliver_due() == 1
+    assert sorted(r.status for r in pagerduty.requests) == [202, 500]
+    rows = await all_notices(db)
+    assert sorted((r.status, r.attempts, r.last_error) for r in rows) == [
+        ("pending", 1, "HTTP 500"),
+        ("sent", 1, None),
+    ]
+
+
 async def test_no_answer_or_no_connection_is_tried_again(
     db: Database, pagerduty: FakePagerDuty
 ) -> None:
