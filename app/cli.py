@@ -21,6 +21,7 @@ from sqlalchemy.engine import make_url
 
 from app import logs, version
 from app.accounts import merge, store
+from app.accounts.found import Known, SyncState
 from app.accounts.merge import Discovered
 from app.accounts.sync import Syncer
 from app.catalog import Catalog, Plan
@@ -234,8 +235,8 @@ def _listed_json(run: Run) -> dict[str, Any]:
         "requested_by": run.requested_by,
         "source": run.source,
         "retry_of": run.retry_of,
-        "created_at": run.created_at.isoformat() if run.created_at else None,
-        "finished_at": run.finished_at.isoformat() if run.finished_at else None,
+        "created_at": _iso(run.created_at),
+        "finished_at": _iso(run.finished_at),
     }
 
 
@@ -246,8 +247,13 @@ def customers_command(as_json: bool) -> None:
     discovered from an organization too)."""
     settings = _settings_or_exit()
     catalog = _listed_catalog(settings)
-    if any(c.organization for c in catalog.customers.values()):
-        asyncio.run(_discovered_into(settings, catalog))
+    if merge.discovers(catalog):
+        synced = asyncio.run(_synced(settings))
+        if isinstance(synced, str):
+            click.echo(f"The accounts discovered from organizations are left out: {synced}",
+                       err=True)  # fmt: skip
+        else:
+            catalog.replace(merge.merged(catalog, synced[0]))
     customers = sorted(catalog.customers.values(), key=lambda c: c.id)
     if as_json:
         click.echo(json.dumps({"customers": [_customer_json(c) for c in customers]}))
@@ -310,21 +316,25 @@ def schedules_command(customer: str | None, as_json: bool) -> None:
         click.echo(render_schedules(items))
 
 
-async def _discovered_into(settings: Settings, catalog: Catalog) -> None:
-    """The accounts the organization syncs stored, merged into ``catalog``; said on stderr
-    when the database cannot say."""
+Synced = tuple[dict[str, tuple[Known, ...]], dict[str, SyncState]]
+"""The accounts the organization syncs stored, by customer, and the syncs themselves."""
+
+
+async def _synced(settings: Settings) -> Synced | str:
+    """The accounts the organization syncs stored and the syncs (none when nothing is stored
+    yet: no database is made to say so), or why the database cannot say."""
     if not _database_exists(settings):
-        return
+        return {}, {}
     db = Database(settings.database_url)
     try:
         current, head = await db.schema_state()
-        if current == head:
-            await Discovered(db, catalog).refresh()
-        elif current is not None:  # None: nothing stored yet
-            click.echo("The database is not migrated (`mhub db upgrade`): the accounts "
-                       "discovered from organizations are left out.", err=True)  # fmt: skip
+        if current is None:
+            return {}, {}
+        if current != head:
+            return "the database is not migrated (`mhub db upgrade`)"
+        return await store.known(db), await store.syncs(db)
     except HubError as exc:
-        click.echo(f"The accounts discovered from organizations are left out: {exc}", err=True)
+        return str(exc)
     finally:
         await db.close()
 
@@ -900,8 +910,8 @@ def config_check() -> None:
         sys.exit(EXIT_FINDINGS)
     catalog, found = check_config(settings.config_dir, datetime.now(UTC))
     synced, notes = (
-        asyncio.run(_discovered_problems(settings, catalog))
-        if any(c.organization for c in catalog.customers.values())
+        _sync_problems(catalog, asyncio.run(_synced(settings)))
+        if merge.discovers(catalog)
         else ([], [])
     )
     problems = [*_serving_problems(settings), *(str(problem) for problem in found), *synced]
@@ -929,25 +939,13 @@ def config_schema() -> None:
     click.echo(schema_text(), nl=False)
 
 
-async def _discovered_problems(settings: Settings, catalog: Catalog) -> tuple[list[str], list[str]]:
-    """(problems, notes) of the accounts the last organization syncs stored: aliases that
-    collide, listed accounts the organization also holds, syncs that failed; a note when the
-    database cannot say."""
-    if not _database_exists(settings):
-        return [], []  # nothing synced yet, and nothing to create here
-    db = Database(settings.database_url)
-    try:
-        current, head = await db.schema_state()
-        if current is None:
-            return [], []
-        if current != head:
-            return [], ["the database is not migrated (`mhub db upgrade`): the discovered "
-                        "accounts were not checked"]  # fmt: skip
-        known, syncs = await store.known(db), await store.syncs(db)
-    except HubError as exc:
-        return [], [f"the discovered accounts were not checked: {exc}"]
-    finally:
-        await db.close()
+def _sync_problems(catalog: Catalog, synced: Synced | str) -> tuple[list[str], list[str]]:
+    """(problems, notes) of what the last organization syncs stored: aliases that collide,
+    listed accounts the organization also holds, syncs that failed; a note when the database
+    cannot say."""
+    if isinstance(synced, str):
+        return [], [f"{synced}: the discovered accounts were not checked"]
+    known, syncs = synced
     problems, notes = merge.clashes(catalog, known)
     for customer_id, sync in sorted(syncs.items()):
         if sync.problem and customer_id in catalog.customers:
@@ -1081,7 +1079,7 @@ def _iso(moment: datetime | None) -> str | None:
     return moment.isoformat() if moment else None
 
 
-def _known_json(known: Any) -> dict[str, Any]:
+def _known_json(known: Known) -> dict[str, Any]:
     return {
         "alias": known.alias,
         "account_id": known.account_id,

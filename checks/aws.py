@@ -380,7 +380,7 @@ class AwsClients:
             if (region, service) in self._clients:
                 continue
             try:
-                self.client(account, region, service)
+                self.client(region, service)
             except Exception as exc:
                 problem = describe_error(exc, account, f"building the {service} client")
                 log.warning("AWS: %s", problem)
@@ -449,9 +449,9 @@ class AwsClients:
         with self._lock:
             return self._credentials.setdefault(identity, found)
 
-    def client(self, account: Account, region: str, service: str) -> Any:
-        """The client ``account``'s calls to (region, service) go through: shared by every
-        account, holding no credentials of its own (each call brings its account's)."""
+    def client(self, region: str, service: str) -> Any:
+        """The client every account's calls to (region, service) go through, built if missing:
+        it holds no credentials of its own (each call brings its account's)."""
         with self._lease(region, service) as client:
             return client
 

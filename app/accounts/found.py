@@ -7,7 +7,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
 
 
 class State(StrEnum):
@@ -69,8 +68,6 @@ class Known:
     state: str
     regions: tuple[str, ...] | None = None
     note: str | None = None
-    first_seen: datetime | None = None
-    last_seen: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -111,7 +108,5 @@ class SyncState:
 
     customer_id: str
     version: int
-    tried_at: datetime | None
     synced_at: datetime | None
     problem: str | None
-    summary: dict[str, Any]

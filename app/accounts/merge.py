@@ -28,6 +28,11 @@ from app.db import Database
 from checks.aws import OPT_IN_REGIONS
 
 
+def discovers(catalog: Catalog) -> bool:
+    """Whether any customer discovers accounts from an organization."""
+    return any(c.organization is not None for c in catalog.customers.values())
+
+
 def taken(base: Catalog) -> dict[str, str]:
     """Aliases held by the YAML (customer ids and listed accounts) → what holds each."""
     out = {c.id: f"customer {c.id}" for c in base.customers.values()}
@@ -83,7 +88,7 @@ def merged(base: Catalog, found: Mapping[str, Sequence[Known]]) -> Catalog:
     customers = []
     for customer in base.customers.values():
         known = found.get(customer.id, ())
-        added = accounts_of(customer, known, held) if customer.organization else []
+        added = accounts_of(customer, known, held)
         for account in added:
             held[account.id] = f"account {account.id}, discovered for customer {customer.id}"
         if added:
@@ -143,11 +148,16 @@ class Discovered:
     @property
     def wanted(self) -> bool:
         """Whether any customer discovers accounts."""
-        return any(c.organization is not None for c in self.base.customers.values())
+        return discovers(self.base)
 
     async def refresh(self) -> Changes:
-        """Read the stored accounts again and swap in a new merge if that changes anything."""
-        self.found = await store.known(self.db) if self.wanted else {}
+        """Read the stored accounts again and swap in a new merge if that changes anything
+        (``live`` is always the merge of ``base`` and ``found``: the same rows, the same
+        catalog)."""
+        found = await store.known(self.db) if self.wanted else {}
+        if found == self.found:
+            return Changes()
+        self.found = found
         return self._swap()
 
     def rebase(self, base: Catalog) -> Changes:

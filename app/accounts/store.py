@@ -21,7 +21,7 @@ committed, so a change is announced exactly once. A sync that fails stores nothi
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -92,8 +92,11 @@ class Stored:
 
     news: News
     rows: tuple[Known, ...]
-    notes: tuple[str, ...] = field(default=())
-    """Problems found while storing (an alias refused), each saying what to do."""
+
+    @property
+    def notes(self) -> tuple[str, ...]:
+        """Problems found while storing (an alias refused), each saying what to do."""
+        return self.news.problems
 
 
 def _known(row: OrgAccount) -> Known:
@@ -104,19 +107,17 @@ def _known(row: OrgAccount) -> Known:
         row.state,
         tuple(row.regions) if row.regions is not None else None,
         row.note,
-        row.first_seen,
-        row.last_seen,
     )
 
 
-async def known(db: Database) -> dict[str, tuple[Known, ...]]:
-    """Every stored account, by customer (all states), in account id order."""
+async def known(db: Database, customer_id: str | None = None) -> dict[str, tuple[Known, ...]]:
+    """Every stored account (or ``customer_id``'s), by customer (all states), in account id
+    order."""
+    query = select(OrgAccount).order_by(OrgAccount.customer_id, OrgAccount.account_id)
+    if customer_id is not None:
+        query = query.where(OrgAccount.customer_id == customer_id)
     async with db.read() as session:
-        rows = (
-            await session.execute(
-                select(OrgAccount).order_by(OrgAccount.customer_id, OrgAccount.account_id)
-            )
-        ).scalars()
+        rows = (await session.execute(query)).scalars()
         out: dict[str, list[Known]] = {}
         for row in rows:
             out.setdefault(row.customer_id, []).append(_known(row))
@@ -127,10 +128,7 @@ async def syncs(db: Database) -> dict[str, SyncState]:
     async with db.read() as session:
         rows = (await session.execute(select(OrgSync))).scalars()
         return {
-            r.customer_id: SyncState(
-                r.customer_id, r.version, r.tried_at, r.synced_at, r.problem, dict(r.summary or {})
-            )
-            for r in rows
+            r.customer_id: SyncState(r.customer_id, r.version, r.synced_at, r.problem) for r in rows
         }
 
 
@@ -257,7 +255,7 @@ async def _store_in(
             key=lambda k: k.account_id,
         )
     )
-    return Stored(news, stored, tuple(plan.notes))
+    return Stored(news, stored)
 
 
 Target = tuple[str, str, str, tuple[str, ...] | None, str | None, str | None]

@@ -77,7 +77,7 @@ class Syncer:
         return Outcome(customer.id, found, stored)
 
     async def _failed(self, customer: Customer, why: str) -> Outcome:
-        known = (await store.known(self.db)).get(customer.id, ())
+        known = (await store.known(self.db, customer.id)).get(customer.id, ())
         kept = sum(1 for k in known if k.state == State.ACTIVE)
         problem = (
             f"{why}. Nothing changed: the listed accounts keep working, and the {kept} "

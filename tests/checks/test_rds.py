@@ -152,12 +152,11 @@ async def test_it_batches_metric_queries_for_a_large_fleet(aws: str, clients: Aw
     who = customer(account("arbel", ARBEL))
     batches: list[int] = []
     pages: list[str] = []
-    arbel = who.accounts[0]
-    clients.client(arbel, REGION, "cloudwatch").meta.events.register(
+    clients.client(REGION, "cloudwatch").meta.events.register(
         "provide-client-params.cloudwatch.GetMetricData",
         lambda params, **_: batches.append(len(params["MetricDataQueries"])),
     )
-    clients.client(arbel, REGION, "rds").meta.events.register(
+    clients.client(REGION, "rds").meta.events.register(
         "provide-client-params.rds.DescribeDBInstances",
         lambda params, **_: pages.append(params.get("Marker", "first")),
     )

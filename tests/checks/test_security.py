@@ -370,7 +370,7 @@ async def test_it_asks_aws_for_this_accounts_active_unhandled_findings_of_the_se
     arbel = account("arbel", ARBEL)
     who = customer(arbel, checks={"security": {"severities": ["high", "Critical", "MEDIUM"]}})
     sent: list[dict[str, Any]] = []
-    hub = clients.client(arbel, REGION, "securityhub")
+    hub = clients.client(REGION, "securityhub")
     hub.meta.events.register(
         "provide-client-params.securityhub.GetFindings",
         lambda params, **_: sent.append(copy.deepcopy(params)),
